@@ -1,0 +1,31 @@
+//! Per-target configuration written into the eBPF object's globals before load.
+//!
+//! Offsets differ between Go versions, so the kernel programs take them from here instead of
+//! hard-coding them; user space fills them from the binary's inspection plan.
+
+/// Offsets (in bytes) the kernel programs use to read the target's memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// `runtime.g.goid`.
+    pub g_goid: u16,
+    /// `runtime.hmap.count`, `.flags`, `.B`, `.noverflow`.
+    pub hmap_count: u16,
+    pub hmap_flags: u16,
+    pub hmap_b: u16,
+    pub hmap_noverflow: u16,
+    /// Classic map type: `.Bucket`, `.KeySize`, `.ValueSize`.
+    pub maptype_bucket: u16,
+    pub maptype_key_size: u16,
+    pub maptype_value_size: u16,
+    /// `abi.Type.Size_` and `.PtrBytes`.
+    pub type_size: u16,
+    pub type_ptr_bytes: u16,
+    pub _pad: [u16; 6],
+}
+
+const _: () = assert!(core::mem::size_of::<Config>() == 32);
+
+#[cfg(feature = "user")]
+// SAFETY: `Config` is `repr(C)`, made of integers only, with explicit padding.
+unsafe impl aya::Pod for Config {}

@@ -1,0 +1,67 @@
+//! Events the kernel programs write into the ring buffer.
+
+/// Stable numeric kind carried in every [`EventHeader`]. Never renumber a kind.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// `runtime.hashGrow` of a classic (pre-Swiss) map.
+    ClassicGrow = 1,
+}
+
+impl TryFrom<u32> for EventKind {
+    type Error = u32;
+
+    fn try_from(raw: u32) -> Result<Self, u32> {
+        match raw {
+            1 => Ok(Self::ClassicGrow),
+            other => Err(other),
+        }
+    }
+}
+
+/// Common prefix of every event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// An [`EventKind`] value.
+    pub kind: u32,
+    /// Thread id (kernel pid) that hit the probe.
+    pub tid: u32,
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC, the clock Go's `nanotime()` reads.
+    pub ts_ns: u64,
+    /// Goroutine id of the goroutine that hit the probe (0 on the system stack).
+    pub goid: u64,
+}
+
+/// A classic map is about to grow: read at the first instruction after `runtime.hashGrow`'s
+/// stack-check prologue, where `h.B` and `h.count` still hold the values that triggered the grow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassicGrowEvent {
+    pub header: EventHeader,
+    /// Address of the `runtime.hmap`.
+    pub map: u64,
+    /// Address of the map's type descriptor (`*maptype`).
+    pub map_type: u64,
+    /// `h.count`: live entries when the grow was triggered.
+    pub count: u64,
+    /// `t.Bucket.Size_`: bytes of one bucket.
+    pub bucket_size: u64,
+    /// `t.Bucket.PtrBytes`: non-zero when buckets hold pointers (decides malloc headers).
+    pub bucket_ptr_bytes: u64,
+    /// `h.B` before the grow.
+    pub b: u8,
+    /// `h.flags` before the grow.
+    pub flags: u8,
+    /// `h.noverflow` before the grow.
+    pub noverflow: u16,
+    /// `t.KeySize` and `t.ValueSize`: slot sizes.
+    pub key_size: u8,
+    pub value_size: u8,
+    pub _pad: [u8; 2],
+}
+
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
+const _: () = assert!(core::mem::align_of::<EventHeader>() == 8);
+const _: () = assert!(core::mem::size_of::<ClassicGrowEvent>() == 24 + 40 + 8);
+const _: () = assert!(core::mem::align_of::<ClassicGrowEvent>() == 8);

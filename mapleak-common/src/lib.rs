@@ -1,0 +1,14 @@
+//! Types shared by the kernel programs and user space.
+//!
+//! Every type is `#[repr(C)]`, made of fixed-width integers with explicit padding, and its size is
+//! asserted at compile time, so that both sides agree on the bytes without any unsafe cast of
+//! untrusted data on the user side (user space decodes with length checks and `read_unaligned`).
+#![no_std]
+
+pub mod config;
+pub mod event;
+pub mod probe;
+
+pub use config::Config;
+pub use event::{ClassicGrowEvent, EventHeader, EventKind};
+pub use probe::ProbeId;

@@ -1,0 +1,28 @@
+//! Probe identities: the index of each probe in the kernel's per-CPU hit counters.
+
+/// Which probe fired. The value indexes the `HITS` per-CPU array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProbeId {
+    HashGrow = 0,
+}
+
+impl ProbeId {
+    pub const ALL: [ProbeId; 1] = [ProbeId::HashGrow];
+    /// Number of slots in the `HITS` array; larger than today's probe count so that new probes
+    /// need no map resize.
+    pub const SLOTS: u32 = 32;
+
+    /// Name of the eBPF program that implements the probe.
+    pub const fn program(self) -> &'static str {
+        match self {
+            ProbeId::HashGrow => "classic_hash_grow",
+        }
+    }
+}
+
+/// Index of the ring-buffer reserve-failure counter in the `COUNTERS` per-CPU array.
+pub const COUNTER_LOST: u32 = 0;
+/// Index of the counter of probe reads that failed (target memory unreadable).
+pub const COUNTER_READ_ERRORS: u32 = 1;
+pub const COUNTER_SLOTS: u32 = 4;

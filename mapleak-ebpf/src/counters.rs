@@ -1,0 +1,22 @@
+//! Per-CPU counters: no locks, no atomics; user space sums the CPUs each interval.
+
+use crate::maps::{COUNTERS, HITS};
+use mapleak_common::ProbeId;
+
+#[inline(always)]
+fn bump(array: &aya_ebpf::maps::PerCpuArray<u64>, index: u32) {
+    if let Some(slot) = array.get_ptr_mut(index) {
+        // SAFETY: the pointer comes from a successful per-CPU lookup and only this CPU writes it.
+        unsafe { *slot += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn hit(probe: ProbeId) {
+    bump(&HITS, probe as u32);
+}
+
+#[inline(always)]
+pub fn count(counter: u32) {
+    bump(&COUNTERS, counter);
+}

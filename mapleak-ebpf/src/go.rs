@@ -1,0 +1,62 @@
+//! Reading Go runtime state from a uprobe: ABIInternal registers and user memory.
+
+use aya_ebpf::{
+    bindings::pt_regs,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
+    programs::ProbeContext,
+};
+use mapleak_common::EventHeader;
+
+/// Go's register ABI on amd64 passes integer arguments in RAX, RBX, RCX, RDI, RSI, R8..R11 and
+/// keeps the current goroutine in R14 — not the C ABI that `ProbeContext::arg` assumes.
+pub struct GoRegs<'a>(&'a pt_regs);
+
+impl<'a> GoRegs<'a> {
+    #[inline(always)]
+    pub fn new(ctx: &'a ProbeContext) -> Self {
+        // SAFETY: a uprobe context always points at the trapped task's saved registers.
+        Self(unsafe { &*ctx.regs })
+    }
+
+    #[inline(always)]
+    pub fn arg(&self, n: usize) -> u64 {
+        let r = self.0;
+        match n {
+            0 => r.rax,
+            1 => r.rbx,
+            2 => r.rcx,
+            3 => r.rdi,
+            4 => r.rsi,
+            5 => r.r8,
+            6 => r.r9,
+            7 => r.r10,
+            _ => r.r11,
+        }
+    }
+
+    #[inline(always)]
+    pub fn g(&self) -> u64 {
+        self.0.r14
+    }
+}
+
+/// Reads a `T` at `base + off` in the traced process; faults become `Err`.
+#[inline(always)]
+pub fn read<T>(base: u64, off: u16) -> Result<T, i64> {
+    if base == 0 {
+        return Err(-1);
+    }
+    // SAFETY: bpf_probe_read_user validates the address and fails instead of faulting.
+    unsafe { bpf_probe_read_user((base + off as u64) as *const T) }.map_err(|e| e as i64)
+}
+
+#[inline(always)]
+pub fn header(kind: u32, regs: &GoRegs, goid_off: u16) -> EventHeader {
+    EventHeader {
+        kind,
+        tid: bpf_get_current_pid_tgid() as u32,
+        // SAFETY: plain helper call with no arguments.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        goid: read::<u64>(regs.g(), goid_off).unwrap_or(0),
+    }
+}

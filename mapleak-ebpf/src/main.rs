@@ -1,0 +1,21 @@
+//! mapleak's kernel programs.
+//!
+//! Needs a kernel with BPF ring buffers (5.8+) and uprobes; every probe is attached by user space
+//! at a post-prologue offset of a Go runtime function, scoped to the traced process.
+#![no_std]
+#![no_main]
+
+mod classic;
+mod counters;
+mod go;
+mod maps;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,45 @@
+//! Maps shared by every probe family, and the configuration user space writes before load.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{PerCpuArray, RingBuf},
+};
+use mapleak_common::{
+    Config, ProbeId,
+    probe::COUNTER_SLOTS,
+};
+
+/// Events to user space. User space resizes it at load time (`--ring-size`).
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+/// Hits per probe, counted whether or not an event could be emitted.
+#[map]
+pub static HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(ProbeId::SLOTS, 0);
+
+/// Loss and error counters (`mapleak_common::probe::COUNTER_*`).
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+/// Offsets into the target's runtime structures, written by user space before load.
+#[unsafe(no_mangle)]
+static CONFIG: Config = Config {
+    g_goid: 0,
+    hmap_count: 0,
+    hmap_flags: 0,
+    hmap_b: 0,
+    hmap_noverflow: 0,
+    maptype_bucket: 0,
+    maptype_key_size: 0,
+    maptype_value_size: 0,
+    type_size: 0,
+    type_ptr_bytes: 0,
+    _pad: [0; 6],
+};
+
+#[inline(always)]
+pub fn config() -> Config {
+    // SAFETY: CONFIG is a plain static; the volatile read keeps the compiler from folding the
+    // zero initialiser that user space replaces before load.
+    unsafe { core::ptr::read_volatile(&CONFIG) }
+}

@@ -1,0 +1,160 @@
+//! The aggregator: events in, state out. No I/O, no clock, no aya — unit-tested and benchmarked
+//! without root.
+
+pub mod classic;
+pub mod malloc;
+pub mod maps;
+
+use std::collections::HashMap;
+
+pub use classic::{GoRules, GrowKind, Growth};
+pub use maps::MapState;
+
+use crate::decode::{self, Event};
+
+/// Maps tracked individually; beyond this, the least recently grown are folded into the totals.
+pub const DEFAULT_MAX_TRACKED_MAPS: usize = 100_000;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub grow_events: u64,
+    pub same_size_grows: u64,
+    pub grow_bytes: u64,
+    /// Distinct map instances that grew.
+    pub maps_seen: u64,
+    /// Instances dropped from per-map detail to bound the tracer's memory.
+    pub maps_evicted: u64,
+    /// Records received from the kernel.
+    pub received: u64,
+    /// Records that failed to decode or carried impossible values.
+    pub invalid: u64,
+}
+
+/// Growth since the previous interval.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IntervalStats {
+    pub grow_events: u64,
+    pub grow_bytes: u64,
+    pub maps_grown: u64,
+    pub received: u64,
+}
+
+pub struct Aggregator {
+    rules: GoRules,
+    maps: HashMap<u64, MapState>,
+    totals: Totals,
+    interval: IntervalStats,
+    interval_maps: HashMap<u64, ()>,
+    max_tracked: usize,
+}
+
+impl Aggregator {
+    pub fn new(rules: GoRules) -> Self {
+        Self::with_capacity_limit(rules, DEFAULT_MAX_TRACKED_MAPS)
+    }
+
+    pub fn with_capacity_limit(rules: GoRules, max_tracked: usize) -> Self {
+        Self {
+            rules,
+            maps: HashMap::new(),
+            totals: Totals::default(),
+            interval: IntervalStats::default(),
+            interval_maps: HashMap::new(),
+            max_tracked: max_tracked.max(1),
+        }
+    }
+
+    /// Decodes and records one ring-buffer record.
+    pub fn record_bytes(&mut self, record: &[u8]) {
+        match decode::decode(record) {
+            Ok(event) => self.record(&event),
+            Err(_) => {
+                self.totals.received += 1;
+                self.interval.received += 1;
+                self.totals.invalid += 1;
+            }
+        }
+    }
+
+    pub fn record(&mut self, event: &Event) {
+        self.totals.received += 1;
+        self.interval.received += 1;
+        match event {
+            Event::ClassicGrow(e) => {
+                let Some(growth) = classic::classic_growth(&self.rules, e) else {
+                    self.totals.invalid += 1;
+                    return;
+                };
+                self.totals.grow_events += 1;
+                self.totals.grow_bytes += growth.bytes;
+                if growth.kind == GrowKind::SameSize {
+                    self.totals.same_size_grows += 1;
+                }
+                self.interval.grow_events += 1;
+                self.interval.grow_bytes += growth.bytes;
+                if self.interval_maps.insert(e.map, ()).is_none() {
+                    self.interval.maps_grown += 1;
+                }
+                let ts = e.header.ts_ns;
+                let state = self.maps.entry(e.map).or_insert_with(|| {
+                    self.totals.maps_seen += 1;
+                    MapState::new(e, ts, 0)
+                });
+                if state.is_reused_by(e, &growth) {
+                    // Same address, smaller B: the old map was freed and a new one lives here.
+                    self.totals.maps_seen += 1;
+                    *state = MapState::new(e, ts, state.instance + 1);
+                }
+                state.apply(&growth, ts);
+                if self.maps.len() > self.max_tracked {
+                    self.evict_oldest();
+                }
+            }
+        }
+    }
+
+    /// Growth since the last call.
+    pub fn take_interval(&mut self) -> IntervalStats {
+        self.interval_maps.clear();
+        std::mem::take(&mut self.interval)
+    }
+
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    pub fn rules(&self) -> GoRules {
+        self.rules
+    }
+
+    /// Tracked maps, most bytes first (ties: most grows, then address for a stable order).
+    pub fn top_maps(&self, n: usize) -> Vec<&MapState> {
+        let mut all: Vec<&MapState> = self.maps.values().collect();
+        all.sort_unstable_by(|a, b| {
+            b.bytes
+                .cmp(&a.bytes)
+                .then(b.grow_events.cmp(&a.grow_events))
+                .then(a.addr.cmp(&b.addr))
+        });
+        all.truncate(n);
+        all
+    }
+
+    pub fn map(&self, addr: u64) -> Option<&MapState> {
+        self.maps.get(&addr)
+    }
+
+    /// Drops the older half of the tracked maps (by last growth): amortised O(1) per event.
+    fn evict_oldest(&mut self) {
+        let mut last: Vec<u64> = self.maps.values().map(|m| m.last_ns).collect();
+        let mid = last.len() / 2;
+        let (_, cutoff, _) = last.select_nth_unstable(mid);
+        let cutoff = *cutoff;
+        let before = self.maps.len();
+        self.maps.retain(|_, m| m.last_ns > cutoff);
+        self.totals.maps_evicted += (before - self.maps.len()) as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,76 @@
+use std::fmt::Write as _;
+
+use crate::{
+    inspect::{self, Inspection},
+    report::Format,
+    trace::target,
+};
+
+/// Show what mapleak sees in a Go binary: version, map implementation, probe plan. No root needed
+/// for a file.
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The Go executable to inspect.
+    #[arg(required_unless_present = "pid", conflicts_with = "pid")]
+    binary: Option<String>,
+    /// Inspect the executable of this running process instead.
+    #[arg(long)]
+    pid: Option<u32>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+pub fn run(args: InspectArgs) -> Result<(), String> {
+    let path = match (args.binary, args.pid) {
+        (Some(path), _) => path,
+        (None, Some(pid)) => {
+            target::check_exists(pid).map_err(|e| e.to_string())?;
+            target::exe_path(pid)
+        }
+        (None, None) => unreachable!("clap requires a binary or --pid"),
+    };
+    let inspection = inspect::inspect_file(&path).map_err(|e| e.to_string())?;
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string(&inspection).map_err(|e| e.to_string())?
+        ),
+        Format::Text => print!("{}", render(&inspection)),
+    }
+    Ok(())
+}
+
+fn render(i: &Inspection) -> String {
+    let mut out = String::new();
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let _ = writeln!(out, "binary:      {}", i.path);
+    let _ = writeln!(out, "go version:  {}", i.go_version);
+    let _ = writeln!(out, "maps:        {}", i.map_impl.as_str());
+    let _ = writeln!(
+        out,
+        "pie: {}  dynamic: {}  symtab: {}",
+        yes_no(i.pie),
+        yes_no(i.dynamic),
+        yes_no(i.symtab)
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<28} {:<7} {:>10} {:>10} {:>9} {:>8}  RET OFFSETS",
+        "PROBE", "SOURCE", "ADDRESS", "FILE OFF", "PROLOGUE", "ATTACH"
+    );
+    for p in &i.probes {
+        let rets: Vec<String> = p.ret_offsets.iter().map(|r| format!("+{r:#x}")).collect();
+        let _ = writeln!(
+            out,
+            "{:<28} {:<7} {:>#10x} {:>#10x} {:>9} {:>#8x}  {}",
+            p.symbol,
+            format!("{:?}", p.source).to_lowercase(),
+            p.address,
+            p.file_offset,
+            format!("+{:#x}", p.post_prologue),
+            p.attach_offset,
+            rets.join(" ")
+        );
+    }
+    out
+}

@@ -1,0 +1,70 @@
+use std::{path::PathBuf, time::Duration};
+
+use crate::{
+    report::Format,
+    trace::{self, TraceOptions},
+};
+
+/// Attach to a running Go process and report its map growth live.
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// Process to trace.
+    #[arg(long)]
+    pid: u32,
+    /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C or the target exits.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// How often to print the live view.
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    interval: Duration,
+    /// `text` for people, `json` for JSON Lines (interval objects, then one summary).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Write the report here instead of standard output.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Maps listed in the final report.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// Ring buffer size in bytes: a power of two, at least 4096.
+    #[arg(long, default_value_t = 4 << 20, value_parser = parse_ring_size)]
+    ring_size: u32,
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(10) {
+        return Err("the interval must be at least 10ms".into());
+    }
+    Ok(d)
+}
+
+fn parse_ring_size(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a byte count"))?;
+    if n < 4096 || !n.is_power_of_two() {
+        return Err("the ring size must be a power of two of at least 4096 bytes".into());
+    }
+    Ok(n)
+}
+
+pub fn run(args: TraceArgs) -> Result<(), String> {
+    let opts = TraceOptions {
+        pid: args.pid,
+        duration: args.duration,
+        interval: args.interval,
+        format: args.format,
+        output: args.output,
+        top: args.top,
+        ring_size: args.ring_size,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime
+        .block_on(trace::run(opts))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

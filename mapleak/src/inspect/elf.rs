@@ -1,0 +1,103 @@
+//! The parts of an ELF file mapleak needs: sections, segments, symbols, code bytes.
+
+use object::{Object, ObjectKind, ObjectSection, ObjectSegment, ObjectSymbol, SymbolKind};
+
+use super::InspectError;
+
+/// A parsed Go executable borrowing its bytes.
+pub struct GoElf<'data> {
+    pub path: String,
+    data: &'data [u8],
+    file: object::File<'data>,
+}
+
+/// A function symbol: where it is and how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FuncSym {
+    pub address: u64,
+    pub size: u64,
+}
+
+impl<'data> GoElf<'data> {
+    pub fn parse(path: &str, data: &'data [u8]) -> Result<Self, InspectError> {
+        if data.len() < 4 || &data[..4] != b"\x7fELF" {
+            return Err(InspectError::NotElf(path.to_owned()));
+        }
+        let file = object::File::parse(data).map_err(|e| InspectError::CorruptElf {
+            path: path.to_owned(),
+            why: e.to_string(),
+        })?;
+        if file.architecture() != object::Architecture::X86_64 {
+            return Err(InspectError::UnsupportedArch(format!(
+                "{:?}",
+                file.architecture()
+            )));
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            data,
+            file,
+        })
+    }
+
+    /// Position-independent executable: code addresses move by a load bias at run time.
+    pub fn is_pie(&self) -> bool {
+        self.file.kind() == ObjectKind::Dynamic
+    }
+
+    /// Dynamically linked (cgo, or `-linkmode=external`): has a program interpreter.
+    pub fn is_dynamic(&self) -> bool {
+        self.file.section_by_name(".interp").is_some()
+    }
+
+    pub fn has_symtab(&self) -> bool {
+        self.file.symbols().next().is_some()
+    }
+
+    /// A section's bytes, if present and stored in the file.
+    pub fn section(&self, name: &str) -> Option<&'data [u8]> {
+        self.file.section_by_name(name)?.data().ok()
+    }
+
+    /// The whole file, for scans that must work without section headers.
+    pub fn bytes(&self) -> &'data [u8] {
+        self.data
+    }
+
+    /// Looks up function symbols by exact name in `.symtab`, one pass over the table.
+    pub fn functions<'n>(&self, names: &[&'n str]) -> Vec<(&'n str, FuncSym)> {
+        let mut found = Vec::new();
+        for sym in self.file.symbols() {
+            if sym.kind() != SymbolKind::Text {
+                continue;
+            }
+            let Ok(name) = sym.name() else { continue };
+            if let Some(wanted) = names.iter().find(|n| **n == name) {
+                found.push((
+                    *wanted,
+                    FuncSym {
+                        address: sym.address(),
+                        size: sym.size(),
+                    },
+                ));
+            }
+        }
+        found
+    }
+
+    /// File offset of a virtual address inside a loaded segment with file backing.
+    pub fn file_offset(&self, address: u64) -> Option<u64> {
+        self.file.segments().find_map(|seg| {
+            let (off, len) = seg.file_range();
+            let start = seg.address();
+            (address >= start && address - start < len).then(|| address - start + off)
+        })
+    }
+
+    /// `len` bytes of code at a virtual address, bounds-checked against the file.
+    pub fn code(&self, address: u64, len: u64) -> Option<&'data [u8]> {
+        let off = usize::try_from(self.file_offset(address)?).ok()?;
+        let end = off.checked_add(usize::try_from(len).ok()?)?;
+        self.data.get(off..end)
+    }
+}

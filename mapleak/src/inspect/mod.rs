@@ -1,0 +1,45 @@
+//! Binary inspection: the bytes of a Go ELF executable in, a probe plan out. Pure and root-free.
+
+pub mod buildinfo;
+pub mod elf;
+pub mod offsets;
+pub mod plan;
+pub mod prologue;
+pub mod version;
+
+pub use buildinfo::BuildInfo;
+pub use elf::GoElf;
+pub use plan::{Inspection, MapImpl, ProbeSite, SymbolSource, inspect_bytes, inspect_file};
+pub use version::GoVersion;
+
+/// Why a binary cannot be traced. Each message is one sentence a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} is not an ELF executable")]
+    NotElf(String),
+    #[error("{path} is a corrupt or truncated ELF file ({why})")]
+    CorruptElf { path: String, why: String },
+    #[error("{0} is not a Go program: it has no Go build information (.go.buildinfo)")]
+    NotGo(String),
+    #[error("the Go build information is corrupt ({0})")]
+    CorruptBuildInfo(String),
+    #[error(
+        "{0} is not supported: mapleak traces Go programs built with {range}",
+        range = GoVersion::supported_range()
+    )]
+    UnsupportedGo(String),
+    #[error("{0} binaries are not supported: mapleak traces linux/amd64 Go programs")]
+    UnsupportedArch(String),
+    #[error(
+        "{symbol} was not found in the binary's symbol table; it may be stripped (mapleak needs .symtab for this Go version)"
+    )]
+    MissingSymbol { symbol: String },
+    #[error("cannot place a probe on {symbol}: {why}")]
+    BadFunction { symbol: String, why: String },
+}

@@ -1,0 +1,174 @@
+//! The probe plan: which runtime functions to probe in this binary, and at which file offsets.
+
+use mapleak_common::{Config, ProbeId};
+use serde::Serialize;
+
+use super::{BuildInfo, GoElf, GoVersion, InspectError, buildinfo, offsets, prologue};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MapImpl {
+    Classic,
+    Swiss,
+}
+
+impl MapImpl {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MapImpl::Classic => "classic",
+            MapImpl::Swiss => "swiss",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SymbolSource {
+    Symtab,
+}
+
+/// One probe, placed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProbeSite {
+    #[serde(skip)]
+    pub probe: ProbeId,
+    pub symbol: &'static str,
+    pub source: SymbolSource,
+    pub address: u64,
+    pub size: u64,
+    /// File offset of the function's entry.
+    pub file_offset: u64,
+    /// Bytes from the entry to the first instruction after the stack-check prologue.
+    pub post_prologue: u64,
+    /// File offset where the uprobe goes: `file_offset + post_prologue`.
+    pub attach_offset: u64,
+    /// Offsets of every RET from the entry (for exit probes; never uretprobes on Go).
+    pub ret_offsets: Vec<u64>,
+}
+
+/// Everything `trace` needs to know about a target binary.
+#[derive(Clone, Debug, Serialize)]
+pub struct Inspection {
+    pub path: String,
+    pub go_version: String,
+    pub map_impl: MapImpl,
+    pub pie: bool,
+    pub dynamic: bool,
+    pub symtab: bool,
+    pub build: BuildInfo,
+    pub probes: Vec<ProbeSite>,
+    #[serde(skip)]
+    pub version: GoVersion,
+    #[serde(skip)]
+    pub config: Config,
+}
+
+impl Serialize for BuildInfo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.settings.len()))?;
+        for (k, v) in &self.settings {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// The runtime functions each probe goes on.
+const CLASSIC_PROBES: [(ProbeId, &str); 1] = [(ProbeId::HashGrow, "runtime.hashGrow")];
+
+pub fn inspect_file(path: &str) -> Result<Inspection, InspectError> {
+    let data = std::fs::read(path).map_err(|source| InspectError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    inspect_bytes(path, &data)
+}
+
+pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError> {
+    let elf = GoElf::parse(path, data)?;
+    let build = read_buildinfo(&elf)?;
+    let version = GoVersion::parse(&build.go_version)
+        .ok_or_else(|| InspectError::UnsupportedGo(format!("Go version {:?}", build.go_version)))?;
+    if !version.is_supported() {
+        return Err(InspectError::UnsupportedGo(version.raw.clone()));
+    }
+    let map_impl = if version.at_least(24) && !build.has_experiment("noswissmap") {
+        MapImpl::Swiss
+    } else {
+        MapImpl::Classic
+    };
+    if map_impl == MapImpl::Swiss {
+        return Err(InspectError::UnsupportedGo(format!(
+            "{version} (Swiss maps)"
+        )));
+    }
+    let probes = place_probes(&elf, &CLASSIC_PROBES)?;
+    Ok(Inspection {
+        path: path.to_owned(),
+        go_version: version.raw.clone(),
+        map_impl,
+        pie: elf.is_pie(),
+        dynamic: elf.is_dynamic(),
+        symtab: elf.has_symtab(),
+        build,
+        probes,
+        config: offsets::classic(&version),
+        version,
+    })
+}
+
+/// `.go.buildinfo` by section name, else by scanning for its magic (binaries without section
+/// headers still carry it, 16-byte aligned, in a data segment).
+fn read_buildinfo(elf: &GoElf) -> Result<BuildInfo, InspectError> {
+    if let Some(section) = elf.section(".go.buildinfo") {
+        return buildinfo::parse(section);
+    }
+    let bytes = elf.bytes();
+    let magic = b"\xff Go buildinf:";
+    (0..bytes.len().saturating_sub(magic.len()))
+        .step_by(16)
+        .find(|&i| &bytes[i..i + magic.len()] == magic)
+        .map(|i| buildinfo::parse(&bytes[i..]))
+        .unwrap_or_else(|| Err(InspectError::NotGo(elf.path.clone())))
+}
+
+fn place_probes(
+    elf: &GoElf,
+    wanted: &[(ProbeId, &'static str)],
+) -> Result<Vec<ProbeSite>, InspectError> {
+    let names: Vec<&str> = wanted.iter().map(|(_, n)| *n).collect();
+    let found = elf.functions(&names);
+    wanted
+        .iter()
+        .map(|&(probe, symbol)| {
+            let (_, sym) = found.iter().find(|(n, _)| *n == symbol).ok_or_else(|| {
+                InspectError::MissingSymbol {
+                    symbol: symbol.to_owned(),
+                }
+            })?;
+            let bad = |why: String| InspectError::BadFunction {
+                symbol: symbol.to_owned(),
+                why,
+            };
+            let file_offset = elf
+                .file_offset(sym.address)
+                .ok_or_else(|| bad(format!("address {:#x} is in no segment", sym.address)))?;
+            let code = elf
+                .code(sym.address, sym.size)
+                .ok_or_else(|| bad("its code lies outside the file".into()))?;
+            let layout = prologue::analyze(code, sym.address).map_err(bad)?;
+            Ok(ProbeSite {
+                probe,
+                symbol,
+                source: SymbolSource::Symtab,
+                address: sym.address,
+                size: sym.size,
+                file_offset,
+                post_prologue: layout.post_prologue,
+                attach_offset: file_offset + layout.post_prologue,
+                ret_offsets: layout.rets,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,15 @@
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = mapleak::cli::Cli::parse();
+    match mapleak::cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mapleak: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

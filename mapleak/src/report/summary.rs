@@ -1,0 +1,204 @@
+//! The report data model. Field names are the JSON contract: extend it, never break it.
+
+use serde::Serialize;
+
+use crate::aggregate::{Aggregator, GrowKind, IntervalStats, MapState};
+
+/// Facts about the trace itself.
+#[derive(Clone, Debug)]
+pub struct TraceMeta {
+    pub pid: u32,
+    pub go_version: String,
+    pub map_impl: &'static str,
+    pub duration_ns: u64,
+    pub stop: StopReason,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    Interrupted,
+    Duration,
+    TargetExited,
+}
+
+/// Counters read from the kernel's maps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// Events the kernel could not reserve ring-buffer space for.
+    pub lost: u64,
+    /// Probe hits whose reads of target memory failed.
+    pub read_errors: u64,
+    pub hits: Vec<ProbeHits>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProbeHits {
+    pub symbol: String,
+    pub hits: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub pid: u32,
+    pub go_version: String,
+    pub map_impl: &'static str,
+    pub duration_ns: u64,
+    pub stop_reason: StopReason,
+    pub maps: MapsSummary,
+    pub events: EventCounts,
+    pub probes: Vec<ProbeHits>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MapsSummary {
+    pub grow_events: u64,
+    pub grow_bytes: u64,
+    pub same_size_grows: u64,
+    pub maps_seen: u64,
+    /// Maps dropped from `top` to bound memory; their growth is still in the totals.
+    pub maps_evicted: u64,
+    pub top: Vec<MapRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MapRow {
+    /// Address of the map header, hex.
+    pub map: String,
+    /// How many maps lived at this address before this one during the trace.
+    pub instance: u32,
+    pub grow_events: u64,
+    /// Entries when the map last grew.
+    pub entries: u64,
+    /// Slots after the last growth.
+    pub capacity: u64,
+    /// Bytes allocated by this map's growths.
+    pub bytes: u64,
+    pub key_size: u8,
+    pub value_size: u8,
+    pub bucket_size: u64,
+    pub growths: Vec<GrowthRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GrowthRow {
+    pub ts_ns: u64,
+    pub kind: GrowKind,
+    pub old_b: u8,
+    pub new_b: u8,
+    pub entries: u64,
+    pub buckets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EventCounts {
+    pub received: u64,
+    pub lost: u64,
+    pub invalid: u64,
+    pub read_errors: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Interval {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub elapsed_ns: u64,
+    pub grow_events: u64,
+    pub grow_bytes: u64,
+    pub maps_grown: u64,
+    pub total_grow_events: u64,
+    pub total_grow_bytes: u64,
+    pub events: EventCounts,
+}
+
+impl Interval {
+    pub fn new(
+        elapsed_ns: u64,
+        stats: &IntervalStats,
+        agg: &Aggregator,
+        k: &KernelCounters,
+    ) -> Self {
+        let t = agg.totals();
+        Self {
+            kind: "interval",
+            elapsed_ns,
+            grow_events: stats.grow_events,
+            grow_bytes: stats.grow_bytes,
+            maps_grown: stats.maps_grown,
+            total_grow_events: t.grow_events,
+            total_grow_bytes: t.grow_bytes,
+            events: EventCounts::new(agg, k),
+        }
+    }
+}
+
+impl EventCounts {
+    fn new(agg: &Aggregator, k: &KernelCounters) -> Self {
+        let t = agg.totals();
+        Self {
+            received: t.received,
+            lost: k.lost,
+            invalid: t.invalid,
+            read_errors: k.read_errors,
+        }
+    }
+}
+
+impl Summary {
+    pub fn new(meta: &TraceMeta, agg: &Aggregator, k: &KernelCounters, top: usize) -> Self {
+        let t = agg.totals();
+        Self {
+            kind: "summary",
+            pid: meta.pid,
+            go_version: meta.go_version.clone(),
+            map_impl: meta.map_impl,
+            duration_ns: meta.duration_ns,
+            stop_reason: meta.stop,
+            maps: MapsSummary {
+                grow_events: t.grow_events,
+                grow_bytes: t.grow_bytes,
+                same_size_grows: t.same_size_grows,
+                maps_seen: t.maps_seen,
+                maps_evicted: t.maps_evicted,
+                top: agg.top_maps(top).into_iter().map(MapRow::from).collect(),
+            },
+            events: EventCounts::new(agg, k),
+            probes: k.hits.clone(),
+        }
+    }
+}
+
+impl From<&MapState> for MapRow {
+    fn from(m: &MapState) -> Self {
+        Self {
+            map: format!("{:#x}", m.addr),
+            instance: m.instance,
+            grow_events: m.grow_events,
+            entries: m.entries,
+            capacity: m.capacity,
+            bytes: m.bytes,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            bucket_size: m.bucket_size,
+            growths: m
+                .history
+                .iter()
+                .map(|(ts, g)| GrowthRow {
+                    ts_ns: *ts,
+                    kind: g.kind,
+                    old_b: g.old_b,
+                    new_b: g.new_b,
+                    entries: g.entries,
+                    buckets: g.buckets,
+                    bytes: g.bytes,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,34 @@
+//! Errors of the trace path. Each renders as one sentence that says what to do.
+
+use crate::inspect::InspectError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("no process with pid {0} exists")]
+    NoSuchProcess(u32),
+    #[error(
+        "mapleak needs root, or the capabilities CAP_BPF and CAP_PERFMON (and CAP_SYS_PTRACE for another user's process), to trace a process"
+    )]
+    Privileges,
+    #[error("cannot inspect pid {pid}: {source}")]
+    Inspect {
+        pid: u32,
+        #[source]
+        source: InspectError,
+    },
+    #[error("this kernel lacks {feature}, which mapleak needs ({hint})")]
+    KernelFeature {
+        feature: &'static str,
+        hint: &'static str,
+    },
+    #[error("cannot load mapleak's eBPF programs: {0}")]
+    Load(String),
+    #[error("cannot attach a probe to {symbol} in pid {pid}: {why}")]
+    Attach {
+        symbol: String,
+        pid: u32,
+        why: String,
+    },
+    #[error("cannot write the report: {0}")]
+    Output(#[from] std::io::Error),
+}

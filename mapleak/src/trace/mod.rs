@@ -1,0 +1,10 @@
+//! `mapleak trace`: load the kernel programs, attach them to one Go process, stream events into
+//! the aggregator, report, and detach everything on the way out.
+
+pub mod error;
+pub mod loader;
+pub mod session;
+pub mod target;
+
+pub use error::TraceError;
+pub use session::{TraceOptions, run};

@@ -1,0 +1,153 @@
+//! The trace loop: ring buffer → aggregator, interval reports, and a clean stop on Ctrl-C,
+//! SIGTERM, `--duration` or the target's exit.
+
+use std::{fs::File, io, os::fd::OwnedFd, path::PathBuf, time::Duration};
+
+use aya::maps::{MapData, RingBuf};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::{SignalKind, signal},
+    time::{Instant, MissedTickBehavior},
+};
+
+use super::{TraceError, loader, target};
+use crate::{
+    aggregate::{Aggregator, GoRules},
+    inspect::{self, Inspection},
+    report::{Format, Interval, Reporter, StopReason, Summary, TraceMeta},
+};
+
+pub struct TraceOptions {
+    pub pid: u32,
+    pub duration: Option<Duration>,
+    pub interval: Duration,
+    pub format: Format,
+    pub output: Option<PathBuf>,
+    pub top: usize,
+    pub ring_size: u32,
+}
+
+pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
+    let pid = opts.pid;
+    target::check_exists(pid)?;
+    target::check_privileges()?;
+    let inspection =
+        inspect::inspect_file(&target::exe_path(pid)).map_err(|source| match source {
+            inspect::InspectError::Io { .. } if target::check_exists(pid).is_err() => {
+                TraceError::NoSuchProcess(pid)
+            }
+            source => TraceError::Inspect { pid, source },
+        })?;
+    let mut reporter = Reporter::new(opts.format, sink(opts.output.as_ref())?);
+    let mut loaded = loader::load(&inspection, opts.ring_size)?;
+    // Opened before attaching so that an exit during start-up is still seen.
+    let exited = target::pidfd(pid).map_err(|_| TraceError::NoSuchProcess(pid))?;
+    loaded.attach(&inspection, pid)?;
+    let ring = loaded.take_events()?;
+    announce(&inspection, pid);
+
+    let mut agg = Aggregator::new(GoRules::new(&inspection.version, &inspection.build));
+    let started = Instant::now();
+    let stop = pump(
+        &opts,
+        &loaded,
+        ring,
+        exited,
+        &mut agg,
+        &mut reporter,
+        started,
+    )
+    .await?;
+    let counters = loaded.counters();
+    // Dropping the object detaches every probe before the report is written.
+    drop(loaded);
+    let meta = TraceMeta {
+        pid,
+        go_version: inspection.go_version.clone(),
+        map_impl: inspection.map_impl.as_str(),
+        duration_ns: started.elapsed().as_nanos() as u64,
+        stop,
+    };
+    let summary = Summary::new(&meta, &agg, &counters, opts.top);
+    reporter.summary(&summary)?;
+    Ok(summary)
+}
+
+async fn pump(
+    opts: &TraceOptions,
+    loaded: &loader::Loaded,
+    ring: RingBuf<MapData>,
+    exited: OwnedFd,
+    agg: &mut Aggregator,
+    reporter: &mut Reporter,
+    started: Instant,
+) -> Result<StopReason, TraceError> {
+    let mut ring = register(ring)?;
+    let exited = register(exited)?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut ticker = tokio::time::interval_at(started + opts.interval, opts.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let deadline = opts.duration.map(|d| started + d);
+    let stop = loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                drain(guard.get_inner_mut(), agg);
+                guard.clear_ready();
+            }
+            _ = ticker.tick() => {
+                let stats = agg.take_interval();
+                let elapsed = started.elapsed().as_nanos() as u64;
+                reporter.interval(&Interval::new(elapsed, &stats, agg, &loaded.counters()))?;
+            }
+            _ = interrupt.recv() => break StopReason::Interrupted,
+            _ = terminate.recv() => break StopReason::Interrupted,
+            _ = sleep_until(deadline) => break StopReason::Duration,
+            _ = exited.readable() => break StopReason::TargetExited,
+        }
+    };
+    // Events submitted before the stop are still queued: take them all.
+    drain(ring.get_mut(), agg);
+    Ok(stop)
+}
+
+fn drain(ring: &mut RingBuf<MapData>, agg: &mut Aggregator) {
+    while let Some(record) = ring.next() {
+        agg.record_bytes(&record);
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn register<T: std::os::fd::AsRawFd>(inner: T) -> io::Result<AsyncFd<T>> {
+    // SAFETY: `inner` owns its fd and keeps it open for as long as the AsyncFd holds it.
+    unsafe { AsyncFd::register_with_interest(inner, Interest::READABLE) }.map_err(|e| e.into())
+}
+
+fn sink(output: Option<&PathBuf>) -> Result<Box<dyn io::Write + Send>, TraceError> {
+    Ok(match output {
+        Some(path) => Box::new(io::BufWriter::new(File::create(path)?)),
+        None => Box::new(io::stdout()),
+    })
+}
+
+fn announce(inspection: &Inspection, pid: u32) {
+    let probes: Vec<String> = inspection
+        .probes
+        .iter()
+        .map(|p| format!("{}+{:#x}", p.symbol, p.post_prologue))
+        .collect();
+    eprintln!(
+        "mapleak: tracing pid {pid} ({}, {} maps): {} probe(s) attached ({}); Ctrl-C to stop",
+        inspection.go_version,
+        inspection.map_impl.as_str(),
+        probes.len(),
+        probes.join(", ")
+    );
+}

@@ -4,10 +4,7 @@ use aya_ebpf::{
     macros::map,
     maps::{PerCpuArray, RingBuf},
 };
-use mapleak_common::{
-    Config, ProbeId,
-    probe::COUNTER_SLOTS,
-};
+use mapleak_common::{Config, ProbeId, probe::COUNTER_SLOTS};
 
 /// Events to user space. User space resizes it at load time (`--ring-size`).
 #[map]

@@ -1,0 +1,158 @@
+//! Go fixture programs: built once per (source, Go version, flags) and cached under `target/`.
+
+use std::{
+    hash::{Hash, Hasher},
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
+};
+
+/// How to build a fixture.
+#[derive(Clone, Debug, Hash)]
+pub struct GoBuild<'a> {
+    /// Directory under `tests/fixtures`.
+    pub name: &'a str,
+    /// A Go version installed by `cargo xtask setup`, e.g. `1.21.13`.
+    pub go: &'a str,
+    /// Extra `go build` flags, e.g. `["-ldflags=-s -w"]`.
+    pub flags: &'a [&'a str],
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// `$MAPLEAK_GO_CACHE/<version>/bin/go`, as `cargo xtask setup` installs it.
+pub fn go_bin(version: &str) -> PathBuf {
+    let cache = std::env::var_os("MAPLEAK_GO_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            Path::new(&home).join(".cache/mapleak/go")
+        });
+    let go = cache.join(version).join("bin/go");
+    assert!(
+        go.exists(),
+        "Go {version} is not installed at {} (run `cargo xtask setup`)",
+        go.display()
+    );
+    go
+}
+
+/// Builds the fixture (or reuses the cached build of the same inputs) and returns its path.
+pub fn build(spec: &GoBuild) -> PathBuf {
+    let src = workspace_root().join("tests/fixtures").join(spec.name);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    spec.hash(&mut hasher);
+    for entry in std::fs::read_dir(&src).expect("fixture directory exists") {
+        let path = entry.expect("readable fixture directory").path();
+        path.file_name().hash(&mut hasher);
+        std::fs::read(&path)
+            .expect("readable fixture file")
+            .hash(&mut hasher);
+    }
+    let out_dir = workspace_root().join("target/fixtures").join(format!(
+        "{}-{}-{:016x}",
+        spec.name,
+        spec.go,
+        hasher.finish()
+    ));
+    let exe = out_dir.join(spec.name);
+    if exe.exists() {
+        return exe;
+    }
+    std::fs::create_dir_all(&out_dir).expect("create fixture output directory");
+    let tmp = out_dir.join(format!("{}.tmp", spec.name));
+    let status = Command::new(go_bin(spec.go))
+        .arg("build")
+        .args(spec.flags)
+        .arg("-o")
+        .arg(&tmp)
+        .arg(".")
+        .current_dir(&src)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-buildvcs=false")
+        .status()
+        .expect("run go build");
+    assert!(status.success(), "go build of {spec:?} failed");
+    std::fs::rename(&tmp, &exe).expect("move fixture into place");
+    exe
+}
+
+/// A running fixture: started, waiting for the go-ahead line on stdin.
+pub struct Fixture {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Fixture {
+    /// Starts `exe args…` and waits for its `ready PID` line.
+    pub fn start(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(exe)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", exe.display()));
+        let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("read fixture's first line");
+        assert!(line.starts_with("ready "), "fixture said {line:?}");
+        Self {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lets the workload run and collects every line it prints until it exits.
+    pub fn go_and_wait(mut self) -> Vec<String> {
+        let mut stdin = self.stdin.take().expect("stdin still open");
+        stdin.write_all(b"go\n").expect("write to fixture");
+        drop(stdin);
+        let lines: Vec<String> = (&mut self.stdout)
+            .lines()
+            .map(|l| l.expect("fixture output is UTF-8"))
+            .collect();
+        let status = self.child.wait().expect("wait for fixture");
+        assert!(status.success(), "fixture failed: {status}");
+        lines
+    }
+
+    /// Map addresses from the fixture's `map 0x… LEN` lines.
+    pub fn maps(lines: &[String]) -> Vec<(String, u64)> {
+        lines
+            .iter()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next()? == "map").then_some(())?;
+                Some((f.next()?.to_owned(), f.next()?.parse().ok()?))
+            })
+            .collect()
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

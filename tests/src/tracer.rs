@@ -1,0 +1,112 @@
+//! Running the real `mapleak` binary against a fixture.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::PathBuf,
+    process::{Child, ChildStderr, Command, Output, Stdio},
+};
+
+use crate::Report;
+
+/// `$MAPLEAK_BIN`, set by `cargo xtask test` to the release build.
+pub fn mapleak_bin() -> PathBuf {
+    let bin = std::env::var_os("MAPLEAK_BIN")
+        .map(PathBuf::from)
+        .expect("MAPLEAK_BIN names the mapleak binary (run the tests with `cargo xtask test`)");
+    assert!(bin.exists(), "MAPLEAK_BIN={} does not exist", bin.display());
+    bin
+}
+
+/// `mapleak …` run to completion.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(mapleak_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mapleak")
+}
+
+/// A `mapleak trace` in progress, already attached.
+pub struct Tracer {
+    child: Child,
+    stderr: BufReader<ChildStderr>,
+    banner: String,
+}
+
+impl Tracer {
+    /// Starts `mapleak trace --pid PID --format json EXTRA…` and waits until it has attached.
+    pub fn attach(pid: u32, extra: &[&str]) -> Self {
+        let pid = pid.to_string();
+        let mut child = Command::new(mapleak_bin())
+            .args(["trace", "--pid", &pid, "--format", "json"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mapleak");
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+        let mut banner = String::new();
+        // Blocks until mapleak says it is attached, or exits (EOF): no sleeping.
+        while stderr.read_line(&mut banner).expect("read mapleak stderr") > 0 {
+            if banner.contains("mapleak: tracing pid") {
+                return Self {
+                    child,
+                    stderr,
+                    banner,
+                };
+            }
+        }
+        let status = child.wait().expect("wait for mapleak");
+        panic!("mapleak exited ({status}) before attaching: {banner}");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    /// Waits for mapleak to exit by itself, checks it succeeded, and parses its JSON lines.
+    pub fn finish(mut self) -> Report {
+        let mut stdout = String::new();
+        self.child
+            .stdout
+            .take()
+            .expect("piped stdout")
+            .read_to_string(&mut stdout)
+            .expect("read mapleak stdout");
+        let mut rest = String::new();
+        self.stderr.read_to_string(&mut rest).expect("read stderr");
+        let status = self.child.wait().expect("wait for mapleak");
+        assert!(
+            status.success(),
+            "mapleak failed ({status}): {}{rest}",
+            self.banner
+        );
+        let mut values: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+            .collect();
+        let summary = values.pop().expect("mapleak printed a summary");
+        assert_eq!(summary["type"], "summary", "the last line is the summary");
+        assert!(
+            values.iter().all(|v| v["type"] == "interval"),
+            "every earlier line is an interval"
+        );
+        Report {
+            intervals: values,
+            summary,
+        }
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,149 @@
+//! Bad input gets one clear sentence and a non-zero exit; a target that goes away still gets its
+//! report.
+
+use std::process::{Command, Output, Stdio};
+
+use mapleak_tests::{Fixture, GoBuild, Tracer, build, mapleak_bin, require_root, tracer};
+
+const GO121: GoBuild = GoBuild {
+    name: "mapgrow",
+    go: "1.21.13",
+    flags: &[],
+};
+
+/// The error is one line starting `mapleak: `, with no panic or backtrace, and exit code 1.
+fn assert_one_sentence(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
+    assert!(stderr.starts_with("mapleak: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} missing from: {stderr}");
+    }
+    assert!(out.stdout.is_empty(), "no report on error");
+}
+
+#[test]
+fn a_pid_that_does_not_exist() {
+    require_root();
+    // pid_max itself is never a valid pid.
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+    let pid = pid_max.trim();
+    let out = tracer::run(&["trace", "--pid", pid]);
+    assert_one_sentence(&out, &[&format!("no process with pid {pid}")]);
+}
+
+#[test]
+fn a_process_that_is_not_go() {
+    require_root();
+    let mut sleep = Command::new("sleep").arg("60").spawn().unwrap();
+    let out = tracer::run(&[
+        "trace",
+        "--duration",
+        "10s",
+        "--pid",
+        &sleep.id().to_string(),
+    ]);
+    let _ = sleep.kill();
+    let _ = sleep.wait();
+    assert_one_sentence(&out, &["is not a Go program"]);
+}
+
+#[test]
+fn an_unsupported_go_version_names_the_supported_range() {
+    require_root();
+    // A real Go program whose version strings (build info and runtime.buildVersion) claim
+    // go1.17.13: same length, so every layout holds.
+    let exe = build(&GO121);
+    let mut bytes = std::fs::read(&exe).unwrap();
+    let mut patched_count = 0;
+    while let Some(at) = bytes.windows(9).position(|w| w == b"go1.21.13") {
+        bytes[at..at + 9].copy_from_slice(b"go1.17.13");
+        patched_count += 1;
+    }
+    assert!(patched_count >= 1, "the version string is in the binary");
+    let patched = exe.with_file_name("mapgrow-go117");
+    std::fs::write(&patched, &bytes).unwrap();
+    std::fs::set_permissions(
+        &patched,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let fixture = Fixture::start(&patched, &["fill", "10", "1"], &[]);
+    let out = tracer::run(&[
+        "trace",
+        "--duration",
+        "10s",
+        "--pid",
+        &fixture.pid().to_string(),
+    ]);
+    fixture.kill();
+    assert_one_sentence(
+        &out,
+        &[
+            "go1.17.13 is not supported",
+            "mapleak traces Go programs built with go1.",
+        ],
+    );
+}
+
+#[test]
+fn missing_privileges_name_the_capabilities() {
+    require_root();
+    let fixture = Fixture::start(&build(&GO121), &["fill", "10", "1"], &[]);
+    // The same binary as an unprivileged user with no capabilities.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(mapleak_bin())
+        .args([
+            "trace",
+            "--duration",
+            "10s",
+            "--pid",
+            &fixture.pid().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run setpriv");
+    fixture.kill();
+    assert_one_sentence(&out, &["needs root", "CAP_BPF", "CAP_PERFMON"]);
+}
+
+#[test]
+fn a_target_killed_mid_trace_still_gets_a_final_report() {
+    require_root();
+    let fixture = Fixture::start(&build(&GO121), &["fill", "10", "1"], &[]);
+    let tracer = Tracer::attach(fixture.pid(), &[]);
+    fixture.kill();
+    let report = tracer.finish();
+    assert_eq!(report.summary["stop_reason"], "target_exited");
+}
+
+#[test]
+fn ctrl_c_and_duration_stop_with_a_final_report() {
+    require_root();
+    let fixture = Fixture::start(&build(&GO121), &["fill", "10", "1"], &[]);
+    let tracer = Tracer::attach(fixture.pid(), &[]);
+    tracer.signal(libc::SIGINT);
+    let report = tracer.finish();
+    assert_eq!(report.summary["stop_reason"], "interrupted");
+
+    let tracer = Tracer::attach(
+        fixture.pid(),
+        &["--duration", "300ms", "--interval", "100ms"],
+    );
+    let report = tracer.finish();
+    assert_eq!(report.summary["stop_reason"], "duration");
+    assert!(report.u64(&["duration_ns"]) >= 300_000_000);
+    assert!(
+        !report.intervals.is_empty(),
+        "interval objects precede the summary"
+    );
+    fixture.kill();
+}

@@ -1,0 +1,80 @@
+//! Map growth traced from real Go programs, checked against the runtime's own rules.
+
+use mapleak_tests::{Fixture, GoBuild, Tracer, build, require_root};
+
+const GO121: GoBuild = GoBuild {
+    name: "mapgrow",
+    go: "1.21.13",
+    flags: &[],
+};
+
+/// Buckets in each new array while a Go 1.21 `map[int]int` fills to 100 000 entries: load factor
+/// 6.0 grows it at 8, 12, 24 … 98 304 entries, B 0 → 15. Each array is 2^B buckets, plus 2^(B-4)
+/// preallocated overflow buckets from B = 4, rounded up to fill its malloc size class
+/// (makeBucketArray + roundupsize; 144-byte buckets).
+const GO121_FILL_BUCKETS: [u64; 15] = [
+    2, 4, 8, 18, 37, 71, 142, 284, 568, 1137, 2218, 4380, 8704, 17408, 34816,
+];
+const BUCKET_BYTES: u64 = 144;
+
+#[test]
+fn five_unsized_fills_grow_exactly_as_the_runtime_rules_say() {
+    require_root();
+    let fixture = Fixture::start(&build(&GO121), &["fill", "100000", "5"], &[]);
+    let tracer = Tracer::attach(fixture.pid(), &["--top", "1000"]);
+    let maps = Fixture::maps(&fixture.go_and_wait());
+    let report = tracer.finish();
+
+    assert_eq!(maps.len(), 5);
+    let per_fill_bytes: u64 = GO121_FILL_BUCKETS.iter().map(|n| n * BUCKET_BYTES).sum();
+    let (mut events, mut bytes) = (0, 0);
+    for (addr, len) in &maps {
+        assert_eq!(*len, 100_000);
+        let row = report
+            .map(addr)
+            .unwrap_or_else(|| panic!("no growth reported for map {addr}: {}", report.summary));
+        assert_eq!(row["grow_events"], 15, "{row}");
+        assert_eq!(row["bytes"], per_fill_bytes, "{row}");
+        // Last grow at 6 × 2^14 entries, to 2^15 buckets of 8 slots.
+        assert_eq!(row["entries"], 98_304, "{row}");
+        assert_eq!(row["capacity"], 262_144, "{row}");
+        let buckets: Vec<u64> = row["growths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["buckets"].as_u64().unwrap())
+            .collect();
+        assert_eq!(buckets, GO121_FILL_BUCKETS, "{row}");
+        events += row["grow_events"].as_u64().unwrap();
+        bytes += row["bytes"].as_u64().unwrap();
+    }
+    assert_eq!(events, 75);
+    assert_eq!(bytes, 5 * per_fill_bytes);
+    assert_eq!(per_fill_bytes, 10_050_768);
+    assert_eq!(report.u64(&["events", "lost"]), 0);
+    assert_eq!(report.summary["stop_reason"], "target_exited");
+    assert_eq!(report.summary["go_version"], "go1.21.13");
+    assert_eq!(report.summary["map_impl"], "classic");
+}
+
+#[test]
+fn a_presized_map_never_grows() {
+    require_root();
+    let fixture = Fixture::start(&build(&GO121), &["presized", "100000"], &[]);
+    let tracer = Tracer::attach(fixture.pid(), &["--top", "1000"]);
+    let maps = Fixture::maps(&fixture.go_and_wait());
+    let report = tracer.finish();
+
+    // The fixture also fills an unsized 1000-entry control map, so a silent probe fails here:
+    // it grows at 8, 12, 24, 48, 96, 192, 384 and 768 entries on Go 1.21.
+    assert_eq!(maps.len(), 2, "{maps:?}");
+    let (presized, control) = (&maps[0].0, &maps[1].0);
+    assert!(
+        report.map(presized).is_none(),
+        "make(map[int]int, 100000) grew: {}",
+        report.summary
+    );
+    let control = report.map(control).expect("the control map grew");
+    assert_eq!(control["grow_events"], 8, "{control}");
+    assert_eq!(report.u64(&["events", "lost"]), 0);
+}

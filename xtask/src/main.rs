@@ -1,0 +1,197 @@
+//! `cargo xtask`: set-up, tests and demo for mapleak.
+//!
+//! Dependency-light on purpose: every step is a plain `std::process::Command`.
+
+mod demo;
+mod go;
+mod setup;
+mod test;
+
+use std::{
+    env,
+    ffi::OsStr,
+    fs::OpenOptions,
+    io::{self, Write as _},
+    path::{Path, PathBuf},
+    process::{Command, ExitCode, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+/// User-space Rust toolchain; keep in sync with rust-toolchain.toml.
+pub const STABLE: &str = "1.99.1";
+/// eBPF Rust toolchain (its LLVM must match bpf-linker's); keep in sync with mapleak/build.rs.
+pub const NIGHTLY: &str = "nightly-2026-07-01";
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Development tasks for mapleak")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building and testing mapleak needs (Rust toolchains, LLVM, bpf-linker,
+    /// tracefs, Go toolchains), skipping whatever is already there.
+    Setup,
+    /// Lint, unit-test and (as root) integration-test the workspace.
+    Test(test::Args),
+    /// Build a small leaky Go program and trace it with mapleak for a few seconds (needs root).
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Setup => setup::run().map(|()| ExitCode::SUCCESS),
+        Cmd::Test(args) => test::run(&args).map(|()| ExitCode::SUCCESS),
+        Cmd::Demo => demo::run(),
+    };
+    result.unwrap_or_else(|err| {
+        eprintln!("xtask: error: {err:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` or `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// `cargo` (the rustup proxy on `PATH`), run from the workspace root without an inherited
+/// `RUSTUP_TOOLCHAIN`, so that rust-toolchain.toml or an explicit `+toolchain` decides.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(workspace_root())
+        .env_remove("RUSTUP_TOOLCHAIN");
+    cmd
+}
+
+/// `rustup`, without an inherited `RUSTUP_TOOLCHAIN`.
+pub fn rustup() -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.env_remove("RUSTUP_TOOLCHAIN");
+    cmd
+}
+
+/// Runs `cmd` with inherited stdio and fails if it does not succeed.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{}`", show(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", show(cmd));
+    }
+    Ok(())
+}
+
+/// Runs `cmd` with stdout and stderr appended to `log`; on failure the error carries the log's tail.
+pub fn run_logged(cmd: &mut Command, log: &Path) -> Result<()> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .status()
+        .with_context(|| format!("could not start `{}`", show(cmd)))?;
+    if !status.success() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+        bail!(
+            "`{}` failed ({status}); full log in {}:\n{tail}",
+            show(cmd),
+            log.display()
+        );
+    }
+    Ok(())
+}
+
+/// Runs `cmd` quietly and returns its stdout if it succeeded.
+pub fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The command line of `cmd`, for messages.
+pub fn show(cmd: &Command) -> String {
+    let args = cmd.get_args().map(OsStr::to_string_lossy);
+    std::iter::once(cmd.get_program().to_string_lossy())
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_some_and(|uid| uid.trim() == "0")
+}
+
+/// Prints `text` without a newline, so that a result can follow on the same line.
+pub fn progress(text: &str) {
+    print!("{text}");
+    let _ = io::stdout().flush();
+}
+
+/// `1m05s` / `4.2s`.
+pub fn human(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toolchain_pins_agree_with_the_workspace() {
+        let toolchain = std::fs::read_to_string(workspace_root().join("rust-toolchain.toml"))
+            .expect("rust-toolchain.toml");
+        assert!(
+            toolchain.contains(&format!("channel = \"{STABLE}\"")),
+            "STABLE differs from rust-toolchain.toml"
+        );
+        let build_rs = std::fs::read_to_string(workspace_root().join("mapleak/build.rs"))
+            .expect("mapleak/build.rs");
+        assert!(
+            build_rs.contains(&format!("\"{NIGHTLY}\"")),
+            "NIGHTLY differs from mapleak/build.rs"
+        );
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human(Duration::from_millis(4200)), "4.2s");
+        assert_eq!(human(Duration::from_secs(65)), "1m05s");
+    }
+}

@@ -21,10 +21,21 @@ pub struct Config {
     /// `abi.Type.Size_` and `.PtrBytes`.
     pub type_size: u16,
     pub type_ptr_bytes: u16,
+    /// Map type (both implementations): `.Key`, `.Elem`; Swiss: `.GroupSize`.
+    pub maptype_key: u16,
+    pub maptype_elem: u16,
+    pub maptype_group_size: u16,
+    /// `internal/runtime/maps.Map`: `.used`, `.dirLen`, `.globalDepth`.
+    pub swiss_map_used: u16,
+    pub swiss_map_dir_len: u16,
+    pub swiss_map_global_depth: u16,
+    /// `internal/runtime/maps.table`: `.capacity`, `.localDepth`.
+    pub swiss_table_capacity: u16,
+    pub swiss_table_local_depth: u16,
     pub _pad: [u16; 6],
 }
 
-const _: () = assert!(core::mem::size_of::<Config>() == 32);
+const _: () = assert!(core::mem::size_of::<Config>() == 48);
 
 #[cfg(feature = "user")]
 // SAFETY: `Config` is `repr(C)`, made of integers only, with explicit padding.

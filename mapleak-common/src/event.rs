@@ -6,6 +6,8 @@
 pub enum EventKind {
     /// `runtime.hashGrow` of a classic (pre-Swiss) map.
     ClassicGrow = 1,
+    /// `growToSmall`, `growToTable` or `(*table).rehash` of a Swiss map (Go 1.24+).
+    SwissGrow = 2,
 }
 
 impl TryFrom<u32> for EventKind {
@@ -14,6 +16,7 @@ impl TryFrom<u32> for EventKind {
     fn try_from(raw: u32) -> Result<Self, u32> {
         match raw {
             1 => Ok(Self::ClassicGrow),
+            2 => Ok(Self::SwissGrow),
             other => Err(other),
         }
     }
@@ -61,6 +64,63 @@ pub struct ClassicGrowEvent {
     pub _pad: [u8; 2],
 }
 
+/// Which Swiss-map growth function fired ([`SwissGrowEvent::op`]).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwissOp {
+    /// `(*Map).growToSmall`: first insert, one group.
+    GrowToSmall = 1,
+    /// `(*Map).growToTable`: ninth insert, a 16-slot table.
+    GrowToTable = 2,
+    /// `(*table).rehash`: the table doubles, or splits at 1024 slots.
+    Rehash = 3,
+}
+
+impl TryFrom<u8> for SwissOp {
+    type Error = u8;
+
+    fn try_from(raw: u8) -> Result<Self, u8> {
+        match raw {
+            1 => Ok(Self::GrowToSmall),
+            2 => Ok(Self::GrowToTable),
+            3 => Ok(Self::Rehash),
+            other => Err(other),
+        }
+    }
+}
+
+/// A Swiss map is about to grow, read after the prologue of the growth function.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwissGrowEvent {
+    pub header: EventHeader,
+    /// Address of the `internal/runtime/maps.Map`.
+    pub map: u64,
+    /// The table being rehashed (0 for growToSmall/growToTable).
+    pub table: u64,
+    /// Address of the map type descriptor.
+    pub map_type: u64,
+    /// `typ.GroupSize`: bytes of one 8-slot group.
+    pub group_size: u64,
+    /// `m.used`: entries in the map.
+    pub used: u64,
+    /// `m.dirLen`: directory entries (0 for a small map).
+    pub dir_len: u64,
+    /// `typ.Key.Size_` and `typ.Elem.Size_`.
+    pub key_size: u32,
+    pub elem_size: u32,
+    /// `t.capacity` of the rehashed table (0 otherwise).
+    pub table_capacity: u16,
+    /// A [`SwissOp`] value.
+    pub op: u8,
+    /// `t.localDepth` and `m.globalDepth`: decide whether a split doubles the directory.
+    pub local_depth: u8,
+    pub global_depth: u8,
+    pub _pad: [u8; 3],
+}
+
+const _: () = assert!(core::mem::size_of::<SwissGrowEvent>() == 24 + 48 + 16);
+const _: () = assert!(core::mem::align_of::<SwissGrowEvent>() == 8);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
 const _: () = assert!(core::mem::align_of::<EventHeader>() == 8);
 const _: () = assert!(core::mem::size_of::<ClassicGrowEvent>() == 24 + 40 + 8);

@@ -10,5 +10,5 @@ pub mod event;
 pub mod probe;
 
 pub use config::Config;
-pub use event::{ClassicGrowEvent, EventHeader, EventKind};
+pub use event::{ClassicGrowEvent, EventHeader, EventKind, SwissGrowEvent, SwissOp};
 pub use probe::ProbeId;

@@ -5,10 +5,18 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ProbeId {
     HashGrow = 0,
+    SwissGrowToSmall = 1,
+    SwissGrowToTable = 2,
+    SwissRehash = 3,
 }
 
 impl ProbeId {
-    pub const ALL: [ProbeId; 1] = [ProbeId::HashGrow];
+    pub const ALL: [ProbeId; 4] = [
+        ProbeId::HashGrow,
+        ProbeId::SwissGrowToSmall,
+        ProbeId::SwissGrowToTable,
+        ProbeId::SwissRehash,
+    ];
     /// Number of slots in the `HITS` array; larger than today's probe count so that new probes
     /// need no map resize.
     pub const SLOTS: u32 = 32;
@@ -17,6 +25,9 @@ impl ProbeId {
     pub const fn program(self) -> &'static str {
         match self {
             ProbeId::HashGrow => "classic_hash_grow",
+            ProbeId::SwissGrowToSmall => "swiss_grow_to_small",
+            ProbeId::SwissGrowToTable => "swiss_grow_to_table",
+            ProbeId::SwissRehash => "swiss_rehash",
         }
     }
 }

@@ -9,6 +9,7 @@ mod classic;
 mod counters;
 mod go;
 mod maps;
+mod swiss;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -31,6 +31,14 @@ static CONFIG: Config = Config {
     maptype_value_size: 0,
     type_size: 0,
     type_ptr_bytes: 0,
+    maptype_key: 0,
+    maptype_elem: 0,
+    maptype_group_size: 0,
+    swiss_map_used: 0,
+    swiss_map_dir_len: 0,
+    swiss_map_global_depth: 0,
+    swiss_table_capacity: 0,
+    swiss_table_local_depth: 0,
     _pad: [0; 6],
 };
 

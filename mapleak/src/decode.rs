@@ -1,17 +1,19 @@
 //! Ring-buffer records to typed events: length-checked, unknown kinds rejected, no casts of
 //! untrusted bytes.
 
-use mapleak_common::{ClassicGrowEvent, EventHeader, EventKind};
+use mapleak_common::{ClassicGrowEvent, EventHeader, EventKind, SwissGrowEvent};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     ClassicGrow(ClassicGrowEvent),
+    SwissGrow(SwissGrowEvent),
 }
 
 impl Event {
     pub fn header(&self) -> &EventHeader {
         match self {
             Event::ClassicGrow(e) => &e.header,
+            Event::SwissGrow(e) => &e.header,
         }
     }
 }
@@ -32,6 +34,7 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
     let header: EventHeader = read(record, "event header")?;
     match EventKind::try_from(header.kind).map_err(DecodeError::UnknownKind)? {
         EventKind::ClassicGrow => Ok(Event::ClassicGrow(read(record, "classic grow event")?)),
+        EventKind::SwissGrow => Ok(Event::SwissGrow(read(record, "Swiss grow event")?)),
     }
 }
 

@@ -1,10 +1,11 @@
 //! What one classic-map grow does, from the runtime's own rules (`hashGrow`, `makeBucketArray`).
 
-use mapleak_common::ClassicGrowEvent;
-use serde::Serialize;
-
-use super::malloc::roundupsize;
+use super::{
+    growth::{Detail, GrowKind, Growth},
+    malloc::roundupsize,
+};
 use crate::inspect::{BuildInfo, GoVersion};
+use mapleak_common::ClassicGrowEvent;
 
 /// Slots per classic bucket (`bucketCnt`).
 const BUCKET_SLOTS: u64 = 8;
@@ -28,31 +29,6 @@ impl GoRules {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GrowKind {
-    /// Over the load factor: twice the buckets.
-    Double,
-    /// Too many overflow buckets: same size, rehashed to compact.
-    SameSize,
-}
-
-/// One growth, derived from a `hashGrow` event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Growth {
-    pub kind: GrowKind,
-    pub old_b: u8,
-    pub new_b: u8,
-    /// Entries in the map when it grew.
-    pub entries: u64,
-    /// Buckets in the new array, preallocated overflow buckets included.
-    pub buckets: u64,
-    /// Bytes of the new bucket array (`newarray(t.Bucket, buckets)`).
-    pub bytes: u64,
-    /// Slots in the regular buckets after the grow.
-    pub capacity: u64,
-}
-
 /// `None` when the event's B is impossible (the kernel read garbage).
 pub fn classic_growth(rules: &GoRules, event: &ClassicGrowEvent) -> Option<Growth> {
     let doubling = over_load_factor(rules, event.count.saturating_add(1), event.b)?;
@@ -64,13 +40,19 @@ pub fn classic_growth(rules: &GoRules, event: &ClassicGrowEvent) -> Option<Growt
         } else {
             GrowKind::SameSize
         },
-        old_b: event.b,
-        new_b,
         entries: event.count,
-        buckets,
+        units: buckets,
         bytes: buckets.checked_mul(event.bucket_size)?,
-        capacity: BUCKET_SLOTS.checked_shl(u32::from(new_b))?,
+        detail: Detail::Classic {
+            old_b: event.b,
+            new_b,
+        },
     })
+}
+
+/// Slots in the regular buckets of a classic map with `b`.
+pub fn capacity(b: u8) -> u64 {
+    BUCKET_SLOTS << b
 }
 
 /// `overLoadFactor(count, B)`.
@@ -129,7 +111,10 @@ mod tests {
             // mapassign calls hashGrow before inserting when count+1 is over the load factor.
             if over_load_factor(rules, count + 1, b).unwrap() {
                 let g = classic_growth(rules, &event(count, b, bucket_size, ptr_bytes)).unwrap();
-                b = g.new_b;
+                let Detail::Classic { new_b, .. } = g.detail else {
+                    unreachable!()
+                };
+                b = new_b;
                 out.push(g);
             }
         }
@@ -143,16 +128,23 @@ mod tests {
         assert_eq!(g.len(), 14);
         let firsts: Vec<(u64, u64, u64)> = g[..4]
             .iter()
-            .map(|g| (g.entries, g.buckets, g.bytes))
+            .map(|g| (g.entries, g.units, g.bytes))
             .collect();
         assert_eq!(
             firsts,
             vec![(8, 2, 288), (13, 4, 576), (26, 8, 1152), (52, 18, 2592)]
         );
         let last = g.last().unwrap();
-        assert_eq!((last.entries, last.old_b, last.new_b), (53_248, 13, 14));
-        assert_eq!((last.buckets, last.bytes), (17_408, 2_506_752));
-        assert_eq!(last.capacity, 8 << 14);
+        assert_eq!(last.entries, 53_248);
+        assert_eq!(
+            last.detail,
+            Detail::Classic {
+                old_b: 13,
+                new_b: 14
+            }
+        );
+        assert_eq!((last.units, last.bytes), (17_408, 2_506_752));
+        assert_eq!(capacity(14), 8 << 14);
     }
 
     #[test]
@@ -172,24 +164,25 @@ mod tests {
         // map[int32]int32: bucket 8 + 8·4 + 8·4 + 8 = 80 B. B 3→4: 17 buckets = 1360 B → class
         // 1408 → 17 buckets (1408/80 = 17.6).
         let g = classic_growth(&GO122, &event(52, 3, 80, 0)).unwrap();
-        assert_eq!((g.buckets, g.bytes), (17, 1360));
+        assert_eq!((g.units, g.bytes), (17, 1360));
         // map[string]*T: bucket 8 + 8·16 + 8·8 + 8 = 208 B with pointers. B 4→5: 34 buckets =
         // 7072 B; + 8 B header → class 8192 → 8184 usable → 39 buckets = 8112 B.
         let g = classic_growth(&GO122, &event(104, 4, 208, 200)).unwrap();
-        assert_eq!((g.buckets, g.bytes), (39, 8112));
+        assert_eq!((g.units, g.bytes), (39, 8112));
         // The same on Go 1.21 (no malloc headers): class 8192 → 39 buckets too.
         let g = classic_growth(&GO121, &event(96, 4, 208, 200)).unwrap();
-        assert_eq!((g.buckets, g.bytes), (39, 8112));
+        assert_eq!((g.units, g.bytes), (39, 8112));
         // map[[100]byte]int: bucket 8 + 800 + 64 + 8 = 880 B. B 4→5 (34 buckets = 29 920 B)
         // → class 32 768 → 37 buckets = 32 560 B.
         let g = classic_growth(&GO122, &event(104, 4, 880, 0)).unwrap();
-        assert_eq!((g.buckets, g.bytes), (37, 32_560));
+        assert_eq!((g.units, g.bytes), (37, 32_560));
     }
 
     #[test]
     fn under_the_load_factor_is_a_same_size_grow() {
         let g = classic_growth(&GO122, &event(40, 4, 144, 0)).unwrap();
-        assert_eq!((g.kind, g.old_b, g.new_b), (GrowKind::SameSize, 4, 4));
+        assert_eq!(g.kind, GrowKind::SameSize);
+        assert_eq!(g.detail, Detail::Classic { old_b: 4, new_b: 4 });
     }
 
     #[test]

@@ -1,28 +1,39 @@
-//! Per-map-instance state.
+//! Per-map-instance state, for either map implementation.
 
-use mapleak_common::ClassicGrowEvent;
+use super::{
+    classic,
+    growth::{Detail, GrowKind, Growth},
+    swiss::{GROUP_SLOTS, MAX_TABLE_CAPACITY},
+};
 
-use super::classic::{GrowKind, Growth};
+/// Growth records kept per map; a classic map doubles at most ~48 times and a Swiss map's splits
+/// are summarised by the counters, so only very long-lived maps hit this.
+const MAX_HISTORY: usize = 256;
 
-/// Growth records kept per map; a classic map can double at most ~48 times, so only runs of
-/// same-size grows hit this.
-const MAX_HISTORY: usize = 64;
+/// What identifies a map and its element sizes, taken from its first event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapIdentity {
+    pub addr: u64,
+    pub map_type: u64,
+    pub key_size: u32,
+    pub value_size: u32,
+    /// Bytes of a bucket (classic) or group (Swiss).
+    pub unit_size: u64,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapState {
-    /// Address of the runtime map header.
-    pub addr: u64,
+    pub id: MapIdentity,
     /// 0 for the first map seen at this address, then 1, 2 … as the address is reused.
     pub instance: u32,
-    pub map_type: u64,
-    pub key_size: u8,
-    pub value_size: u8,
-    pub bucket_size: u64,
-    /// B after the last growth.
-    pub b: u8,
+    /// Classic: B after the last growth.
+    pub b: Option<u8>,
+    /// Swiss: tables and directory entries (both 0 for a small map).
+    pub tables: u64,
+    pub dir_len: u64,
     /// Entries when the map last grew.
     pub entries: u64,
-    /// Slots after the last growth.
+    /// Slots after the last growth. Swiss maps first seen mid-life count only what was seen.
     pub capacity: u64,
     pub grow_events: u64,
     pub same_size_grows: u64,
@@ -34,15 +45,13 @@ pub struct MapState {
 }
 
 impl MapState {
-    pub fn new(event: &ClassicGrowEvent, ts: u64, instance: u32) -> Self {
+    pub fn new(id: MapIdentity, ts: u64, instance: u32) -> Self {
         Self {
-            addr: event.map,
+            id,
             instance,
-            map_type: event.map_type,
-            key_size: event.key_size,
-            value_size: event.value_size,
-            bucket_size: event.bucket_size,
-            b: event.b,
+            b: None,
+            tables: 0,
+            dir_len: 0,
             entries: 0,
             capacity: 0,
             grow_events: 0,
@@ -54,18 +63,51 @@ impl MapState {
         }
     }
 
-    /// Maps never shrink: a grow from a smaller B than this map already reached, or of another
-    /// type, is a new map at a recycled address.
-    pub fn is_reused_by(&self, event: &ClassicGrowEvent, growth: &Growth) -> bool {
-        self.grow_events > 0 && (growth.old_b < self.b || event.map_type != self.map_type)
+    /// Maps never shrink and never change type: a growth that could only start a map's life, on
+    /// an address that already has one, is a new map at a recycled address.
+    pub fn is_reused_by(&self, id: &MapIdentity, growth: &Growth) -> bool {
+        if self.grow_events == 0 {
+            return false;
+        }
+        if id.map_type != self.id.map_type {
+            return true;
+        }
+        match (growth.detail, growth.kind) {
+            (Detail::Classic { old_b, .. }, _) => self.b.is_some_and(|b| old_b < b),
+            (_, GrowKind::Small) => true,
+            (_, GrowKind::Table) => self.tables > 0,
+            _ => false,
+        }
     }
 
     pub fn apply(&mut self, growth: &Growth, ts: u64) {
-        self.b = growth.new_b;
+        match growth.detail {
+            Detail::Classic { new_b, .. } => {
+                self.b = Some(new_b);
+                self.capacity = classic::capacity(new_b);
+            }
+            Detail::Swiss {
+                table_capacity,
+                dir_len,
+            } => {
+                self.dir_len = dir_len;
+                match growth.kind {
+                    GrowKind::Small => self.capacity = GROUP_SLOTS,
+                    GrowKind::Table => {
+                        self.capacity = 2 * GROUP_SLOTS;
+                        self.tables = 1;
+                    }
+                    GrowKind::Grow => self.capacity += table_capacity,
+                    _ => {
+                        self.capacity += MAX_TABLE_CAPACITY;
+                        self.tables += 1;
+                    }
+                }
+            }
+        }
         self.entries = growth.entries;
-        self.capacity = growth.capacity;
         self.grow_events += 1;
-        if growth.kind == GrowKind::SameSize {
+        if growth.kind.is_same_size() {
             self.same_size_grows += 1;
         }
         self.bytes += growth.bytes;

@@ -2,13 +2,16 @@
 //! without root.
 
 pub mod classic;
+pub mod growth;
 pub mod malloc;
 pub mod maps;
+pub mod swiss;
 
 use std::collections::HashMap;
 
-pub use classic::{GoRules, GrowKind, Growth};
-pub use maps::MapState;
+pub use classic::GoRules;
+pub use growth::{Detail, GrowKind, Growth};
+pub use maps::{MapIdentity, MapState};
 
 use crate::decode::{self, Event};
 
@@ -79,37 +82,56 @@ impl Aggregator {
     pub fn record(&mut self, event: &Event) {
         self.totals.received += 1;
         self.interval.received += 1;
-        match event {
-            Event::ClassicGrow(e) => {
-                let Some(growth) = classic::classic_growth(&self.rules, e) else {
-                    self.totals.invalid += 1;
-                    return;
-                };
-                self.totals.grow_events += 1;
-                self.totals.grow_bytes += growth.bytes;
-                if growth.kind == GrowKind::SameSize {
-                    self.totals.same_size_grows += 1;
-                }
-                self.interval.grow_events += 1;
-                self.interval.grow_bytes += growth.bytes;
-                if self.interval_maps.insert(e.map, ()).is_none() {
-                    self.interval.maps_grown += 1;
-                }
-                let ts = e.header.ts_ns;
-                let state = self.maps.entry(e.map).or_insert_with(|| {
-                    self.totals.maps_seen += 1;
-                    MapState::new(e, ts, 0)
-                });
-                if state.is_reused_by(e, &growth) {
-                    // Same address, smaller B: the old map was freed and a new one lives here.
-                    self.totals.maps_seen += 1;
-                    *state = MapState::new(e, ts, state.instance + 1);
-                }
-                state.apply(&growth, ts);
-                if self.maps.len() > self.max_tracked {
-                    self.evict_oldest();
-                }
-            }
+        let (id, growth) = match event {
+            Event::ClassicGrow(e) => (
+                MapIdentity {
+                    addr: e.map,
+                    map_type: e.map_type,
+                    key_size: e.key_size.into(),
+                    value_size: e.value_size.into(),
+                    unit_size: e.bucket_size,
+                },
+                classic::classic_growth(&self.rules, e),
+            ),
+            Event::SwissGrow(e) => (
+                MapIdentity {
+                    addr: e.map,
+                    map_type: e.map_type,
+                    key_size: e.key_size,
+                    value_size: e.elem_size,
+                    unit_size: e.group_size,
+                },
+                swiss::swiss_growth(e),
+            ),
+        };
+        match growth {
+            Some(growth) => self.grow(id, &growth, event.header().ts_ns),
+            None => self.totals.invalid += 1,
+        }
+    }
+
+    fn grow(&mut self, id: MapIdentity, growth: &Growth, ts: u64) {
+        self.totals.grow_events += 1;
+        self.totals.grow_bytes += growth.bytes;
+        if growth.kind.is_same_size() {
+            self.totals.same_size_grows += 1;
+        }
+        self.interval.grow_events += 1;
+        self.interval.grow_bytes += growth.bytes;
+        if self.interval_maps.insert(id.addr, ()).is_none() {
+            self.interval.maps_grown += 1;
+        }
+        let state = self.maps.entry(id.addr).or_insert_with(|| {
+            self.totals.maps_seen += 1;
+            MapState::new(id, ts, 0)
+        });
+        if state.is_reused_by(&id, growth) {
+            self.totals.maps_seen += 1;
+            *state = MapState::new(id, ts, state.instance + 1);
+        }
+        state.apply(growth, ts);
+        if self.maps.len() > self.max_tracked {
+            self.evict_oldest();
         }
     }
 
@@ -134,7 +156,7 @@ impl Aggregator {
             b.bytes
                 .cmp(&a.bytes)
                 .then(b.grow_events.cmp(&a.grow_events))
-                .then(a.addr.cmp(&b.addr))
+                .then(a.id.addr.cmp(&b.id.addr))
         });
         all.truncate(n);
         all

@@ -1,4 +1,4 @@
-use mapleak_common::{ClassicGrowEvent, EventHeader, EventKind};
+use mapleak_common::{ClassicGrowEvent, EventHeader, EventKind, SwissGrowEvent, SwissOp};
 
 use super::*;
 use crate::decode::encode;
@@ -49,7 +49,7 @@ fn a_filled_map_is_one_instance_with_fourteen_grows() {
     let m = agg.map(0xc000).unwrap();
     assert_eq!(
         (m.b, m.entries, m.capacity, m.grow_events),
-        (14, 53_248, 8 << 14, 14)
+        (Some(14), 53_248, 8 << 14, 14)
     );
     assert_eq!(m.bytes, t.grow_bytes);
     // Bucket arrays of B = 1 … 14 (buckets × 144 B, size-class rounded from B = 4):
@@ -65,7 +65,7 @@ fn a_recycled_address_starts_a_new_instance() {
     agg.record(&Event::ClassicGrow(grow(0xc000, 8, 0, 1_000)));
     assert_eq!(agg.totals().maps_seen, 2);
     let m = agg.map(0xc000).unwrap();
-    assert_eq!((m.instance, m.grow_events, m.b), (1, 1, 1));
+    assert_eq!((m.instance, m.grow_events, m.b), (1, 1, Some(1)));
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn top_maps_orders_by_bytes() {
     let mut agg = Aggregator::new(RULES);
     agg.record(&Event::ClassicGrow(grow(0xa, 8, 0, 1)));
     fill(&mut agg, 0xb, 1);
-    let top: Vec<u64> = agg.top_maps(10).iter().map(|m| m.addr).collect();
+    let top: Vec<u64> = agg.top_maps(10).iter().map(|m| m.id.addr).collect();
     assert_eq!(top, vec![0xb, 0xa]);
     assert_eq!(agg.top_maps(1).len(), 1);
 }
@@ -115,4 +115,45 @@ fn tracked_maps_are_bounded_and_evictions_counted() {
     );
     // The newest survive.
     assert!(agg.map(0x1000 + 999 * 64).is_some());
+}
+
+fn swiss(map: u64, op: SwissOp, cap: u16, used: u64) -> Event {
+    Event::SwissGrow(SwissGrowEvent {
+        header: EventHeader {
+            kind: EventKind::SwissGrow as u32,
+            ..Default::default()
+        },
+        map,
+        map_type: 0x4b0000,
+        group_size: 136,
+        used,
+        dir_len: if op == SwissOp::Rehash { 1 } else { 0 },
+        table_capacity: cap,
+        op: op as u8,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn a_swiss_map_tracks_capacity_tables_and_directory() {
+    let mut agg = Aggregator::new(RULES);
+    agg.record(&swiss(0xd0, SwissOp::GrowToSmall, 0, 0));
+    agg.record(&swiss(0xd0, SwissOp::GrowToTable, 0, 8));
+    let mut cap = 16;
+    while cap < 1024 {
+        agg.record(&swiss(0xd0, SwissOp::Rehash, cap, u64::from(cap) * 7 / 8));
+        cap *= 2;
+    }
+    agg.record(&swiss(0xd0, SwissOp::Rehash, 1024, 896));
+    let m = agg.map(0xd0).unwrap();
+    assert_eq!(
+        (m.grow_events, m.capacity, m.tables, m.dir_len),
+        (9, 2048, 2, 2)
+    );
+    assert_eq!(m.bytes, (1 + 2 + 252 + 256) * 136);
+    // A new small map at the same address is a new instance.
+    agg.record(&swiss(0xd0, SwissOp::GrowToSmall, 0, 0));
+    let m = agg.map(0xd0).unwrap();
+    assert_eq!((m.instance, m.grow_events, m.capacity), (1, 1, 8));
+    assert_eq!(agg.totals().maps_seen, 2);
 }

@@ -1,6 +1,7 @@
 //! Struct offsets of the Go runtime, per version, for the kernel programs (`mapleak_common::Config`).
 //!
-//! Values come from the DWARF of each release's binaries (see the README's sources); tests pin them.
+//! Values were read from the DWARF of each release's binaries (go1.19, go1.21–go1.27 on amd64);
+//! the tests pin them. Only `g.goid` moves between releases.
 
 use mapleak_common::Config;
 
@@ -14,19 +15,31 @@ fn g_goid(v: &GoVersion) -> u16 {
     }
 }
 
-/// Offsets for a classic-map (hmap) runtime.
-pub fn classic(v: &GoVersion) -> Config {
+pub fn config(v: &GoVersion) -> Config {
     Config {
         g_goid: g_goid(v),
+        // runtime.hmap (classic)
         hmap_count: 0,
         hmap_flags: 8,
         hmap_b: 9,
         hmap_noverflow: 10,
+        // maptype after its 48-byte abi.Type: Key, Elem, then Bucket/Group at 64 in both
+        // implementations; classic KeySize/ValueSize at 80/81, Swiss GroupSize at 80.
+        maptype_key: 48,
+        maptype_elem: 56,
         maptype_bucket: 64,
         maptype_key_size: 80,
         maptype_value_size: 81,
+        maptype_group_size: 80,
+        // abi.Type
         type_size: 0,
         type_ptr_bytes: 8,
+        // internal/runtime/maps.Map and .table (identical in 1.24–1.27)
+        swiss_map_used: 0,
+        swiss_map_dir_len: 24,
+        swiss_map_global_depth: 32,
+        swiss_table_capacity: 2,
+        swiss_table_local_depth: 6,
         _pad: [0; 6],
     }
 }
@@ -37,9 +50,13 @@ mod tests {
 
     #[test]
     fn goid_offset_follows_the_runtime_g_layout() {
-        let at = |s| classic(&GoVersion::parse(s).unwrap()).g_goid;
+        let at = |s| config(&GoVersion::parse(s).unwrap()).g_goid;
+        assert_eq!(at("go1.19.8"), 152);
         assert_eq!(at("go1.21.13"), 152);
         assert_eq!(at("go1.22.10"), 152);
         assert_eq!(at("go1.23.9"), 160);
+        assert_eq!(at("go1.24.11"), 160);
+        assert_eq!(at("go1.25.5"), 152);
+        assert_eq!(at("go1.27.3"), 152);
     }
 }

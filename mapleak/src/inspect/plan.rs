@@ -74,8 +74,22 @@ impl Serialize for BuildInfo {
     }
 }
 
-/// The runtime functions each probe goes on.
-const CLASSIC_PROBES: [(ProbeId, &str); 1] = [(ProbeId::HashGrow, "runtime.hashGrow")];
+/// The runtime functions each probe goes on: growth only, never a per-insert path.
+const CLASSIC_PROBES: &[(ProbeId, &str)] = &[(ProbeId::HashGrow, "runtime.hashGrow")];
+const SWISS_PROBES: &[(ProbeId, &str)] = &[
+    (
+        ProbeId::SwissGrowToSmall,
+        "internal/runtime/maps.(*Map).growToSmall",
+    ),
+    (
+        ProbeId::SwissGrowToTable,
+        "internal/runtime/maps.(*Map).growToTable",
+    ),
+    (
+        ProbeId::SwissRehash,
+        "internal/runtime/maps.(*table).rehash",
+    ),
+];
 
 pub fn inspect_file(path: &str) -> Result<Inspection, InspectError> {
     let data = std::fs::read(path).map_err(|source| InspectError::Io {
@@ -98,12 +112,13 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
     } else {
         MapImpl::Classic
     };
-    if map_impl == MapImpl::Swiss {
-        return Err(InspectError::UnsupportedGo(format!(
-            "{version} (Swiss maps)"
-        )));
-    }
-    let probes = place_probes(&elf, &CLASSIC_PROBES)?;
+    let probes = place_probes(
+        &elf,
+        match map_impl {
+            MapImpl::Classic => CLASSIC_PROBES,
+            MapImpl::Swiss => SWISS_PROBES,
+        },
+    )?;
     Ok(Inspection {
         path: path.to_owned(),
         go_version: version.raw.clone(),
@@ -113,7 +128,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         symtab: elf.has_symtab(),
         build,
         probes,
-        config: offsets::classic(&version),
+        config: offsets::config(&version),
         version,
     })
 }

@@ -13,7 +13,7 @@ pub struct GoVersion {
 }
 
 /// Oldest and newest Go minor releases (1.x) that mapleak traces.
-pub const SUPPORTED_MINORS: (u32, u32) = (21, 23);
+pub const SUPPORTED_MINORS: (u32, u32) = (19, 27);
 
 impl GoVersion {
     pub fn parse(raw: &str) -> Option<Self> {
@@ -73,8 +73,10 @@ mod tests {
 
     #[test]
     fn support_range_is_inclusive() {
-        assert!(GoVersion::parse("go1.21.0").unwrap().is_supported());
-        assert!(GoVersion::parse("go1.23.9").unwrap().is_supported());
+        assert!(GoVersion::parse("go1.19.8").unwrap().is_supported());
+        assert!(GoVersion::parse("go1.27.3").unwrap().is_supported());
+        assert!(!GoVersion::parse("go1.18.10").unwrap().is_supported());
+        assert!(!GoVersion::parse("go1.28.0").unwrap().is_supported());
         assert!(!GoVersion::parse("go1.17.13").unwrap().is_supported());
         assert!(!GoVersion::parse("go2.21.0").unwrap().is_supported());
     }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::aggregate::{Aggregator, GrowKind, IntervalStats, MapState};
+use crate::aggregate::{Aggregator, Detail, GrowKind, IntervalStats, MapState};
 
 /// Facts about the trace itself.
 #[derive(Clone, Debug)]
@@ -76,9 +76,20 @@ pub struct MapRow {
     pub capacity: u64,
     /// Bytes allocated by this map's growths.
     pub bytes: u64,
-    pub key_size: u8,
-    pub value_size: u8,
-    pub bucket_size: u64,
+    pub key_size: u32,
+    pub value_size: u32,
+    /// Classic maps: bytes per bucket and B.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub b: Option<u8>,
+    /// Swiss maps: bytes per group, tables and directory entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tables: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory: Option<u64>,
     pub growths: Vec<GrowthRow>,
 }
 
@@ -86,11 +97,17 @@ pub struct MapRow {
 pub struct GrowthRow {
     pub ts_ns: u64,
     pub kind: GrowKind,
-    pub old_b: u8,
-    pub new_b: u8,
     pub entries: u64,
-    pub buckets: u64,
+    /// Buckets (classic) or groups (Swiss) allocated.
+    pub units: u64,
     pub bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_b: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_b: Option<u8>,
+    /// Swiss: capacity of the table that grew or split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_capacity: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -173,29 +190,41 @@ impl Summary {
 
 impl From<&MapState> for MapRow {
     fn from(m: &MapState) -> Self {
+        let swiss = m.b.is_none();
         Self {
-            map: format!("{:#x}", m.addr),
+            map: format!("{:#x}", m.id.addr),
             instance: m.instance,
             grow_events: m.grow_events,
             entries: m.entries,
             capacity: m.capacity,
             bytes: m.bytes,
-            key_size: m.key_size,
-            value_size: m.value_size,
-            bucket_size: m.bucket_size,
-            growths: m
-                .history
-                .iter()
-                .map(|(ts, g)| GrowthRow {
-                    ts_ns: *ts,
-                    kind: g.kind,
-                    old_b: g.old_b,
-                    new_b: g.new_b,
-                    entries: g.entries,
-                    buckets: g.buckets,
-                    bytes: g.bytes,
-                })
-                .collect(),
+            key_size: m.id.key_size,
+            value_size: m.id.value_size,
+            bucket_size: (!swiss).then_some(m.id.unit_size),
+            b: m.b,
+            group_size: swiss.then_some(m.id.unit_size),
+            tables: swiss.then_some(m.tables),
+            directory: swiss.then_some(m.dir_len),
+            growths: m.history.iter().map(GrowthRow::from).collect(),
+        }
+    }
+}
+
+impl From<&(u64, crate::aggregate::Growth)> for GrowthRow {
+    fn from((ts, g): &(u64, crate::aggregate::Growth)) -> Self {
+        let (old_b, new_b, table_capacity) = match g.detail {
+            Detail::Classic { old_b, new_b } => (Some(old_b), Some(new_b), None),
+            Detail::Swiss { table_capacity, .. } => (None, None, Some(table_capacity)),
+        };
+        Self {
+            ts_ns: *ts,
+            kind: g.kind,
+            entries: g.entries,
+            units: g.units,
+            bytes: g.bytes,
+            old_b,
+            new_b,
+            table_capacity,
         }
     }
 }

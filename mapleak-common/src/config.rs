@@ -7,6 +7,12 @@
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Config {
+    /// Run-time address of `runtime.memstats.numgc` (0: unknown), load bias applied.
+    pub numgc_addr: u64,
+    /// Run-time addresses of `runtime.work.pauseStart` (with `work.pauseNS` just before it) and
+    /// `runtime.gcphase` (0: unknown).
+    pub pause_start_addr: u64,
+    pub gcphase_addr: u64,
     /// `runtime.g.goid`.
     pub g_goid: u16,
     /// `runtime.hmap.count`, `.flags`, `.B`, `.noverflow`.
@@ -35,7 +41,7 @@ pub struct Config {
     pub _pad: [u16; 6],
 }
 
-const _: () = assert!(core::mem::size_of::<Config>() == 48);
+const _: () = assert!(core::mem::size_of::<Config>() == 72);
 
 #[cfg(feature = "user")]
 // SAFETY: `Config` is `repr(C)`, made of integers only, with explicit padding.

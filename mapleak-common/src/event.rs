@@ -8,6 +8,8 @@ pub enum EventKind {
     ClassicGrow = 1,
     /// `growToSmall`, `growToTable` or `(*table).rehash` of a Swiss map (Go 1.24+).
     SwissGrow = 2,
+    /// `runtime.stopTheWorldWithSema` or `runtime.startTheWorldWithSema`.
+    Stw = 3,
 }
 
 impl TryFrom<u32> for EventKind {
@@ -17,6 +19,7 @@ impl TryFrom<u32> for EventKind {
         match raw {
             1 => Ok(Self::ClassicGrow),
             2 => Ok(Self::SwissGrow),
+            3 => Ok(Self::Stw),
             other => Err(other),
         }
     }
@@ -121,6 +124,38 @@ pub struct SwissGrowEvent {
 
 const _: () = assert!(core::mem::size_of::<SwissGrowEvent>() == 24 + 48 + 16);
 const _: () = assert!(core::mem::align_of::<SwissGrowEvent>() == 8);
+/// [`StwEvent::op`]: which side of a stop-the-world fired.
+pub const STW_STOP: u8 = 1;
+pub const STW_START: u8 = 2;
+/// At a RET of `startTheWorldWithSema`: RAX holds the runtime's own `now`, the pause's end.
+pub const STW_RETURN: u8 = 3;
+
+/// The world is about to stop, or to restart. The arguments differ between Go releases, so the
+/// kernel sends the raw argument registers and user space reads them by version.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StwEvent {
+    pub header: EventHeader,
+    /// Return address: which runtime function stopped or started the world.
+    pub caller: u64,
+    /// RAX, RBX, RCX at the probe: the stop reason (1.21+), or `now` and the `worldStop`
+    /// (1.22+) at a start.
+    pub args: [u64; 3],
+    /// `runtime.work.pauseStart` (Go < 1.22, where no argument carries the stop time; 0 when
+    /// unknown).
+    pub pause_start: u64,
+    /// `runtime.work.pauseNS`, the cycle's stop time so far (Go < 1.22; 0 when unknown).
+    pub pause_ns: u64,
+    /// `runtime.memstats.numgc` when the probe fired (`u32::MAX` when unknown).
+    pub numgc: u32,
+    /// `runtime.gcphase` (`u32::MAX` when unknown): tells GC stops apart on Go < 1.21.
+    pub gcphase: u32,
+    /// [`STW_STOP`], [`STW_START`] or [`STW_RETURN`].
+    pub op: u8,
+    pub _pad: [u8; 7],
+}
+
+const _: () = assert!(core::mem::size_of::<StwEvent>() == 24 + 32 + 16 + 8 + 8);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
 const _: () = assert!(core::mem::align_of::<EventHeader>() == 8);
 const _: () = assert!(core::mem::size_of::<ClassicGrowEvent>() == 24 + 40 + 8);

@@ -10,5 +10,8 @@ pub mod event;
 pub mod probe;
 
 pub use config::Config;
-pub use event::{ClassicGrowEvent, EventHeader, EventKind, SwissGrowEvent, SwissOp};
+pub use event::{
+    ClassicGrowEvent, EventHeader, EventKind, STW_RETURN, STW_START, STW_STOP, StwEvent,
+    SwissGrowEvent, SwissOp,
+};
 pub use probe::ProbeId;

@@ -8,14 +8,21 @@ pub enum ProbeId {
     SwissGrowToSmall = 1,
     SwissGrowToTable = 2,
     SwissRehash = 3,
+    StopTheWorld = 4,
+    StartTheWorld = 5,
+    /// Every RET of `startTheWorldWithSema` (attached with [`ProbeId::StartTheWorld`]).
+    StartTheWorldReturn = 6,
 }
 
 impl ProbeId {
-    pub const ALL: [ProbeId; 4] = [
+    pub const ALL: [ProbeId; 7] = [
         ProbeId::HashGrow,
         ProbeId::SwissGrowToSmall,
         ProbeId::SwissGrowToTable,
         ProbeId::SwissRehash,
+        ProbeId::StopTheWorld,
+        ProbeId::StartTheWorld,
+        ProbeId::StartTheWorldReturn,
     ];
     /// Number of slots in the `HITS` array; larger than today's probe count so that new probes
     /// need no map resize.
@@ -28,6 +35,9 @@ impl ProbeId {
             ProbeId::SwissGrowToSmall => "swiss_grow_to_small",
             ProbeId::SwissGrowToTable => "swiss_grow_to_table",
             ProbeId::SwissRehash => "swiss_rehash",
+            ProbeId::StopTheWorld => "gc_stop_the_world",
+            ProbeId::StartTheWorld => "gc_start_the_world",
+            ProbeId::StartTheWorldReturn => "gc_start_the_world_ret",
         }
     }
 }

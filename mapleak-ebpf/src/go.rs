@@ -38,6 +38,11 @@ impl<'a> GoRegs<'a> {
     pub fn g(&self) -> u64 {
         self.0.r14
     }
+
+    #[inline(always)]
+    pub fn sp(&self) -> u64 {
+        self.0.rsp
+    }
 }
 
 /// Reads a `T` at `base + off` in the traced process; faults become `Err`.

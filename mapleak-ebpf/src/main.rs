@@ -7,6 +7,7 @@
 
 mod classic;
 mod counters;
+mod gc;
 mod go;
 mod maps;
 mod swiss;

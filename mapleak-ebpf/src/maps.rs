@@ -21,6 +21,9 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SL
 /// Offsets into the target's runtime structures, written by user space before load.
 #[unsafe(no_mangle)]
 static CONFIG: Config = Config {
+    numgc_addr: 0,
+    pause_start_addr: 0,
+    gcphase_addr: 0,
     g_goid: 0,
     hmap_count: 0,
     hmap_flags: 0,

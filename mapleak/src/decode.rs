@@ -1,12 +1,13 @@
 //! Ring-buffer records to typed events: length-checked, unknown kinds rejected, no casts of
 //! untrusted bytes.
 
-use mapleak_common::{ClassicGrowEvent, EventHeader, EventKind, SwissGrowEvent};
+use mapleak_common::{ClassicGrowEvent, EventHeader, EventKind, StwEvent, SwissGrowEvent};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     ClassicGrow(ClassicGrowEvent),
     SwissGrow(SwissGrowEvent),
+    Stw(StwEvent),
 }
 
 impl Event {
@@ -14,6 +15,7 @@ impl Event {
         match self {
             Event::ClassicGrow(e) => &e.header,
             Event::SwissGrow(e) => &e.header,
+            Event::Stw(e) => &e.header,
         }
     }
 }
@@ -35,6 +37,7 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
     match EventKind::try_from(header.kind).map_err(DecodeError::UnknownKind)? {
         EventKind::ClassicGrow => Ok(Event::ClassicGrow(read(record, "classic grow event")?)),
         EventKind::SwissGrow => Ok(Event::SwissGrow(read(record, "Swiss grow event")?)),
+        EventKind::Stw => Ok(Event::Stw(read(record, "stop-the-world event")?)),
     }
 }
 

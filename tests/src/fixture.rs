@@ -100,6 +100,12 @@ pub struct Fixture {
     stdout: BufReader<ChildStdout>,
 }
 
+/// What a fixture printed before it exited.
+pub struct Output {
+    pub stdout: Vec<String>,
+    pub stderr: String,
+}
+
 impl Fixture {
     /// Starts `exe args…` and waits for its `ready PID` line.
     pub fn start(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
@@ -108,6 +114,7 @@ impl Fixture {
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", exe.display()));
         let stdin = child.stdin.take();
@@ -129,17 +136,30 @@ impl Fixture {
     }
 
     /// Lets the workload run and collects every line it prints until it exits.
-    pub fn go_and_wait(mut self) -> Vec<String> {
+    pub fn go_and_wait(self) -> Vec<String> {
+        self.go_and_collect().stdout
+    }
+
+    /// Like [`Fixture::go_and_wait`], keeping standard error too (e.g. gctrace lines).
+    pub fn go_and_collect(mut self) -> Output {
         let mut stdin = self.stdin.take().expect("stdin still open");
         stdin.write_all(b"go\n").expect("write to fixture");
         drop(stdin);
-        let lines: Vec<String> = (&mut self.stdout)
+        let mut stderr_pipe = self.child.stderr.take().expect("piped stderr");
+        // Read stderr on a thread so that neither pipe can fill up and block the fixture.
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut stderr_pipe, &mut text).expect("read stderr");
+            text
+        });
+        let stdout: Vec<String> = (&mut self.stdout)
             .lines()
             .map(|l| l.expect("fixture output is UTF-8"))
             .collect();
         let status = self.child.wait().expect("wait for fixture");
-        assert!(status.success(), "fixture failed: {status}");
-        lines
+        let stderr = stderr.join().expect("stderr reader");
+        assert!(status.success(), "fixture failed: {status}: {stderr}");
+        Output { stdout, stderr }
     }
 
     /// Map addresses from the fixture's `map 0x… LEN` lines.

@@ -92,6 +92,15 @@ pub const MATRIX: &[GoConfig] = &[
 ];
 
 impl GoConfig {
+    /// The `x` of `1.x`.
+    pub fn minor(&self) -> u32 {
+        self.go
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+            .expect("versions are 1.x[.y]")
+    }
+
     pub fn build(&self, mode: Mode) -> GoBuild<'static> {
         GoBuild {
             name: "mapgrow",

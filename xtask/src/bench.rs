@@ -8,7 +8,7 @@
 use std::{
     fs,
     io::{BufRead as _, BufReader, Write as _},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, ChildStdout, Command, Stdio},
     thread,
 };
@@ -32,8 +32,10 @@ pub struct Args {
 /// One run of the workload.
 struct Run {
     ns_per_op: f64,
-    /// Summed probe hits from mapleak's JSON summary (traced runs only).
-    hits: Option<u64>,
+    inserts: u64,
+    /// `(symbol, hits)` from mapleak's JSON summary (empty for untraced runs): shows that the
+    /// probes fire per growth, not per insert.
+    hits: Vec<(String, u64)>,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -56,23 +58,24 @@ pub fn run(args: &Args) -> Result<()> {
     let mut untraced = Vec::new();
     let mut traced = Vec::new();
     let mut hits = Vec::new();
+    let mut inserts = 0;
     for i in 0..args.runs {
         let u = run_workload(&workload, None)?;
-        let t = run_workload(
-            &workload,
-            Some((&mapleak, &dir.join(format!("trace-{i}.jsonl")))),
-        )?;
-        let h = t.hits.unwrap_or_default();
+        let report = dir.join(format!("trace-{i}.jsonl"));
+        let t = run_workload(&workload, Some((&mapleak, &report)))?;
         println!(
-            "bench: run {}/{}: untraced {:.2} ns/op, traced {:.2} ns/op ({h} probe hits)",
+            "bench: run {}/{}: untraced {:.2} ns/op, traced {:.2} ns/op; {} inserts, probe hits: {}",
             i + 1,
             args.runs,
             u.ns_per_op,
-            t.ns_per_op
+            t.ns_per_op,
+            t.inserts,
+            show_hits(&t.hits)
         );
         untraced.push(u.ns_per_op);
         traced.push(t.ns_per_op);
-        hits.push(h);
+        hits.push(t.hits);
+        inserts = t.inserts;
     }
 
     println!("\n==> aggregator: cargo bench -p mapleak --bench aggregator");
@@ -89,79 +92,84 @@ pub fn run(args: &Args) -> Result<()> {
             out.status
         );
     }
-    let events_per_sec = parse_events_per_sec(&text)
-        .context("the aggregator benchmark printed no `million events/s` line")?;
+    let events_per_sec = parse_events_per_sec(&text);
+    if events_per_sec.is_empty() {
+        bail!("the aggregator benchmark printed no `million events/s` line");
+    }
 
-    let (u, t) = (median(&mut untraced), median(&mut traced));
-    let hits = median_u64(&mut hits);
+    let hits = format!(
+        "{} (of {:.1} M inserts)",
+        show_hits(&median_hits(&hits)),
+        inserts as f64 / 1e6
+    );
     println!(
         "\n{}",
-        table(args.runs, u, t, hits, events_per_sec, &machine())
+        table(
+            args.runs,
+            &mut untraced,
+            &mut traced,
+            &hits,
+            &events_per_sec,
+            &machine()
+        )
     );
     Ok(())
 }
 
-/// Starts the workload, optionally attaches mapleak, lets it run, and returns its ns/op.
-fn run_workload(workload: &Path, tracer: Option<(&Path, &PathBuf)>) -> Result<Run> {
+/// Starts the workload, attaches mapleak if `tracer` is given (binary, report file), starts the
+/// loop, and returns the workload's ns/op.
+fn run_workload(workload: &Path, tracer: Option<(&Path, &Path)>) -> Result<Run> {
     let mut child = Command::new(workload)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("could not start {}", workload.display()))?;
-    let result = drive(&mut child, tracer);
-    // On an error the workload may still wait for its start line.
-    if result.is_err() {
+    let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
+    let mut mapleak = None;
+    let measured = (|| {
+        let line = read_line(&mut stdout)?;
+        let pid = line
+            .strip_prefix("ready ")
+            .with_context(|| format!("the workload printed {line:?}, not `ready PID`"))?;
+        if let Some((bin, report)) = tracer {
+            mapleak = Some(attach(bin, pid, report)?);
+        }
+        start_and_measure(&mut child, &mut stdout)
+    })();
+    if measured.is_err() {
+        // The workload may still wait for its start line, and mapleak for the workload.
         let _ = child.kill();
+        if let Some(mapleak) = &mut mapleak {
+            let _ = mapleak.kill();
+        }
     }
     let status = child.wait()?;
-    let run = result?;
+    // mapleak stops by itself once the target has exited.
+    let traced = mapleak.map(|mut m| m.wait()).transpose()?;
+    let (ns_per_op, inserts) = measured?;
     if !status.success() {
         bail!("{} failed ({status})", workload.display());
     }
-    Ok(run)
-}
-
-fn drive(child: &mut Child, tracer: Option<(&Path, &PathBuf)>) -> Result<Run> {
-    let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
-    let pid = read_line(&mut stdout)?
-        .strip_prefix("ready ")
-        .map(|pid| pid.trim().to_owned())
-        .context("the workload did not print `ready PID`")?;
-    let mut trace = match tracer {
-        Some((mapleak, output)) => Some((attach(mapleak, &pid, output)?, output)),
-        None => None,
+    let hits = match (traced, tracer) {
+        (Some(status), _) if !status.success() => bail!("mapleak failed ({status})"),
+        (Some(_), Some((_, report))) => summary_hits(report)?,
+        _ => Vec::new(),
     };
-
-    let ns_per_op = start_and_measure(child, &mut stdout);
-    let Some((mut mapleak, output)) = trace.take() else {
-        return Ok(Run {
-            ns_per_op: ns_per_op?,
-            hits: None,
-        });
-    };
-    if ns_per_op.is_err() {
-        let _ = mapleak.kill();
-    }
-    // mapleak stops by itself when the target exits.
-    let status = mapleak.wait()?;
-    let ns_per_op = ns_per_op?;
-    if !status.success() {
-        bail!("mapleak failed ({status})");
-    }
     Ok(Run {
         ns_per_op,
-        hits: Some(summary_hits(output)?),
+        inserts,
+        hits,
     })
 }
 
 /// Sends the start line and reads the workload's `ns/op X inserts N`.
-fn start_and_measure(child: &mut Child, stdout: &mut BufReader<ChildStdout>) -> Result<f64> {
+fn start_and_measure(child: &mut Child, stdout: &mut BufReader<ChildStdout>) -> Result<(f64, u64)> {
     child.stdin.take().context("no stdin")?.write_all(b"go\n")?;
     let line = read_line(stdout)?;
-    line.strip_prefix("ns/op ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse::<f64>().ok())
-        .with_context(|| format!("the workload printed {line:?}, not `ns/op X`"))
+    match line.split_whitespace().collect::<Vec<_>>()[..] {
+        ["ns/op", ns, "inserts", n] => Ok((ns.parse()?, n.parse()?)),
+        _ => bail!("the workload printed {line:?}, not `ns/op X inserts N`"),
+    }
 }
 
 /// Starts `mapleak trace` on `pid` and returns once its probes are attached (a blocking read of
@@ -201,8 +209,9 @@ fn read_line(stdout: &mut BufReader<ChildStdout>) -> Result<String> {
     Ok(line.trim_end().to_owned())
 }
 
-/// Total probe hits in the summary (the JSON Lines report's last line).
-fn summary_hits(output: &Path) -> Result<u64> {
+/// `(symbol, hits)` in the summary (the JSON Lines report's last line), summed per symbol: a
+/// function can carry several probes (e.g. one per return instruction).
+fn summary_hits(output: &Path) -> Result<Vec<(String, u64)>> {
     let text =
         fs::read_to_string(output).with_context(|| format!("reading {}", output.display()))?;
     let last = text.lines().last().context("mapleak wrote no report")?;
@@ -210,15 +219,32 @@ fn summary_hits(output: &Path) -> Result<u64> {
     let probes = summary["probes"]
         .as_array()
         .context("the summary has no `probes`")?;
-    Ok(probes.iter().filter_map(|p| p["hits"].as_u64()).sum())
+    let mut hits: Vec<(String, u64)> = Vec::new();
+    for probe in probes {
+        let (Some(symbol), Some(n)) = (probe["symbol"].as_str(), probe["hits"].as_u64()) else {
+            bail!("a probe in the summary lacks `symbol` or `hits`: {probe}");
+        };
+        match hits.iter_mut().find(|(s, _)| s == symbol) {
+            Some((_, total)) => *total += n,
+            None => hits.push((symbol.to_owned(), n)),
+        }
+    }
+    Ok(hits)
 }
 
-fn parse_events_per_sec(text: &str) -> Option<f64> {
-    let line = text.lines().rfind(|l| l.ends_with("million events/s"))?;
-    let millions = line.rsplit('=').next()?.split_whitespace().next()?;
-    Some(millions.parse::<f64>().ok()? * 1e6)
+/// `(shape, events/s)` from the benchmark's `aggregator (SHAPE): N events in T s = X million events/s`.
+fn parse_events_per_sec(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| l.ends_with("million events/s"))
+        .filter_map(|l| {
+            let shape = l.split_once('(')?.1.split_once(')')?.0;
+            let millions = l.rsplit('=').next()?.split_whitespace().next()?;
+            Some((shape.to_owned(), millions.parse::<f64>().ok()? * 1e6))
+        })
+        .collect()
 }
 
+/// The median; sorts `xs`.
 fn median(xs: &mut [f64]) -> f64 {
     xs.sort_by(f64::total_cmp);
     let mid = xs.len() / 2;
@@ -227,6 +253,29 @@ fn median(xs: &mut [f64]) -> f64 {
     } else {
         (xs[mid - 1] + xs[mid]) / 2.0
     }
+}
+
+/// Per probe, the median of its hits over `runs` (every traced run attaches the same probes).
+fn median_hits(runs: &[Vec<(String, u64)>]) -> Vec<(String, u64)> {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .map(|(symbol, _)| {
+            let mut hits: Vec<u64> = runs
+                .iter()
+                .filter_map(|run| run.iter().find(|(s, _)| s == symbol).map(|(_, h)| *h))
+                .collect();
+            (symbol.clone(), median_u64(&mut hits))
+        })
+        .collect()
+}
+
+/// `512 runtime.hashGrow, 10 runtime.stopTheWorldWithSema`.
+fn show_hits(hits: &[(String, u64)]) -> String {
+    let shown: Vec<String> = hits.iter().map(|(s, h)| format!("{h} {s}")).collect();
+    shown.join(", ")
 }
 
 fn median_u64(xs: &mut [u64]) -> u64 {
@@ -253,24 +302,31 @@ fn machine() -> String {
 /// The results as a markdown table, ready for the README.
 fn table(
     runs: u32,
-    untraced: f64,
-    traced: f64,
-    hits: u64,
-    events_per_sec: f64,
+    untraced: &mut [f64],
+    traced: &mut [f64],
+    hits: &str,
+    events_per_sec: &[(String, f64)],
     machine: &str,
 ) -> String {
-    let overhead = (traced / untraced - 1.0) * 100.0;
+    let (u, t) = (median(untraced), median(traced));
+    let overhead = (t / u - 1.0) * 100.0;
+    // The range shows the run-to-run noise the overhead has to be read against.
+    let cell = |xs: &[f64], m: f64| format!("{m:.2} ({:.2}–{:.2})", xs[0], xs[xs.len() - 1]);
+    let (untraced, traced) = (cell(untraced, u), cell(traced, t));
+    let aggregator: String = events_per_sec
+        .iter()
+        .map(|(shape, rate)| format!("| {shape} | {:.2} million |\n", rate / 1e6))
+        .collect();
     format!(
-        "| workload | untraced ns/op | traced ns/op | overhead | probe hits per run |\n\
+        "| workload | untraced ns/op, median (range) | traced ns/op, median (range) | overhead | probe hits per traced run (median) |\n\
          |---|---|---|---|---|\n\
-         | tests/fixtures/bench (Go {GO_VERSION}), median of {runs} alternating runs | {untraced:.2} | {traced:.2} | {overhead:+.1} % | {hits} |\n\
+         | tests/fixtures/bench (Go {GO_VERSION}), median of {runs} alternating runs | {untraced} | {traced} | {overhead:+.1} % | {hits} |\n\
          \n\
-         | aggregator (one thread, synthetic classic-map growth) | events/s |\n\
+         | aggregator, one thread, 10 M synthetic events over 100 000 maps | events/s |\n\
          |---|---|\n\
-         | `cargo bench -p mapleak --bench aggregator` | {:.1} million |\n\
+         {aggregator}\
          \n\
-         Machine: {machine}. Command: `cargo xtask bench --runs {runs}` (as root).",
-        events_per_sec / 1e6
+         Machine: {machine}. Command: `cargo xtask bench --runs {runs}` (as root)."
     )
 }
 
@@ -283,13 +339,47 @@ mod tests {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median_u64(&mut [5, 1, 3]), 3);
+        let run = |n| vec![("runtime.hashGrow".to_owned(), 512), ("gc".to_owned(), n)];
+        let hits = median_hits(&[run(9), run(12), run(10)]);
+        assert_eq!(show_hits(&hits), "512 runtime.hashGrow, 10 gc");
     }
 
     #[test]
     fn reads_the_aggregator_line() {
-        let text =
-            "aggregator: 1 maps seen\naggregator: 10 events in 0.5 s = 12.34 million events/s\n";
-        assert_eq!(parse_events_per_sec(text), Some(12.34e6));
+        let text = "aggregator (bursty): 1 maps seen at 1 addresses, 0 evicted\n\
+                    aggregator (bursty): 10 events in 0.5 s = 12.50 million events/s\n";
+        assert_eq!(
+            parse_events_per_sec(text),
+            vec![("bursty".to_owned(), 12.5e6)]
+        );
+    }
+
+    #[test]
+    fn the_table_compares_medians() {
+        let rates = [("bursty".to_owned(), 7.5e6)];
+        let text = table(
+            3,
+            &mut [12.0, 10.0, 11.0],
+            &mut [11.0, 11.22, 13.0],
+            "512",
+            &rates,
+            "m",
+        );
+        assert!(text.contains("| 11.00 (10.00–12.00) | 11.22 (11.00–13.00) | +2.0 % | 512 |"));
+        assert!(text.contains("| bursty | 7.50 million |"));
+    }
+
+    #[test]
+    fn sums_hits_per_symbol_from_the_summary() {
+        let path = std::env::temp_dir().join(format!("xtask-bench-{}.jsonl", std::process::id()));
+        let summary = r#"{"type":"summary","probes":[{"symbol":"a","hits":5},{"symbol":"b","hits":1},{"symbol":"b","hits":2}]}"#;
+        fs::write(&path, format!("{{\"type\":\"interval\"}}\n{summary}\n")).unwrap();
+        let hits = summary_hits(&path);
+        let _ = fs::remove_file(&path);
+        assert_eq!(
+            hits.unwrap(),
+            vec![("a".to_owned(), 5), ("b".to_owned(), 3)]
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! without root.
 
 pub mod classic;
+pub mod gc;
 pub mod growth;
 pub mod malloc;
 pub mod maps;
@@ -10,6 +11,7 @@ pub mod swiss;
 use std::collections::HashMap;
 
 pub use classic::GoRules;
+pub use gc::{GcTracker, StwKind, StwRules};
 pub use growth::{Detail, GrowKind, Growth};
 pub use maps::{MapIdentity, MapState};
 
@@ -49,6 +51,7 @@ pub struct Aggregator {
     interval: IntervalStats,
     interval_maps: HashMap<u64, ()>,
     max_tracked: usize,
+    gc: GcTracker,
 }
 
 impl Aggregator {
@@ -64,7 +67,21 @@ impl Aggregator {
             interval: IntervalStats::default(),
             interval_maps: HashMap::new(),
             max_tracked: max_tracked.max(1),
+            gc: GcTracker::new(StwRules {
+                reason_in_stop: true,
+                worldstop_in_start: true,
+            }),
         }
+    }
+
+    /// Replaces the GC tracker (its rules depend on the Go release).
+    pub fn with_gc(mut self, gc: GcTracker) -> Self {
+        self.gc = gc;
+        self
+    }
+
+    pub fn gc(&self) -> &GcTracker {
+        &self.gc
     }
 
     /// Decodes and records one ring-buffer record.
@@ -83,6 +100,10 @@ impl Aggregator {
         self.totals.received += 1;
         self.interval.received += 1;
         let (id, growth) = match event {
+            Event::Stw(e) => {
+                self.gc.on_stw(e);
+                return;
+            }
             Event::ClassicGrow(e) => (
                 MapIdentity {
                     addr: e.map,
@@ -118,6 +139,7 @@ impl Aggregator {
         }
         self.interval.grow_events += 1;
         self.interval.grow_bytes += growth.bytes;
+        self.gc.on_growth(id.addr, growth.bytes);
         if self.interval_maps.insert(id.addr, ()).is_none() {
             self.interval.maps_grown += 1;
         }

@@ -59,6 +59,11 @@ impl<'data> GoElf<'data> {
         self.file.section_by_name(name)?.data().ok()
     }
 
+    /// The parsed file, for readers that need more than one section's bytes (e.g. DWARF).
+    pub fn object(&self) -> &object::File<'data> {
+        &self.file
+    }
+
     /// The whole file, for scans that must work without section headers.
     pub fn bytes(&self) -> &'data [u8] {
         self.data
@@ -83,6 +88,19 @@ impl<'data> GoElf<'data> {
             }
         }
         found
+    }
+
+    /// Address of a data (or bss) symbol in `.symtab`.
+    pub fn data_symbol(&self, name: &str) -> Option<u64> {
+        self.file
+            .symbols()
+            .find(|s| s.kind() == SymbolKind::Data && s.name() == Ok(name))
+            .map(|s| s.address())
+    }
+
+    /// Link-time address of the lowest loadable segment (0 for PIE).
+    pub fn first_load_vaddr(&self) -> u64 {
+        self.file.segments().map(|s| s.address()).min().unwrap_or(0)
     }
 
     /// File offset of a virtual address inside a loaded segment with file backing.

@@ -1,8 +1,11 @@
 //! Binary inspection: the bytes of a Go ELF executable in, a probe plan out. Pure and root-free.
 
 pub mod buildinfo;
+pub mod dwarf;
 pub mod elf;
+pub mod gcdata;
 pub mod offsets;
+pub mod pclntab;
 pub mod plan;
 pub mod prologue;
 pub mod version;
@@ -29,6 +32,8 @@ pub enum InspectError {
     NotGo(String),
     #[error("the Go build information is corrupt ({0})")]
     CorruptBuildInfo(String),
+    #[error("the Go symbol table (.gopclntab) is corrupt ({0})")]
+    CorruptPclntab(String),
     #[error(
         "{0} is not supported: mapleak traces Go programs built with {range}",
         range = GoVersion::supported_range()
@@ -42,4 +47,6 @@ pub enum InspectError {
     MissingSymbol { symbol: String },
     #[error("cannot place a probe on {symbol}: {why}")]
     BadFunction { symbol: String, why: String },
+    #[error("the binary's DWARF debug information is corrupt ({0})")]
+    CorruptDwarf(String),
 }

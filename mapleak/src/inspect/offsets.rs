@@ -15,8 +15,22 @@ fn g_goid(v: &GoVersion) -> u16 {
     }
 }
 
+/// `runtime.workType.pauseStart`, which only Go < 1.22 needs (later releases pass the stop time
+/// as an argument). Go 1.20 is absent: no toolchain was at hand to read its layout.
+pub fn work_pause_start(v: &GoVersion) -> Option<u64> {
+    match v.minor {
+        19 => Some(400),
+        21 => Some(456),
+        _ => None,
+    }
+}
+
 pub fn config(v: &GoVersion) -> Config {
     Config {
+        // Filled in at load time, with the load bias applied.
+        numgc_addr: 0,
+        pause_start_addr: 0,
+        gcphase_addr: 0,
         g_goid: g_goid(v),
         // runtime.hmap (classic)
         hmap_count: 0,

@@ -3,7 +3,9 @@
 use mapleak_common::{Config, ProbeId};
 use serde::Serialize;
 
-use super::{BuildInfo, GoElf, GoVersion, InspectError, buildinfo, offsets, prologue};
+use super::{
+    BuildInfo, GoElf, GoVersion, InspectError, buildinfo, elf::FuncSym, gcdata, offsets, prologue,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -57,6 +59,16 @@ pub struct Inspection {
     pub symtab: bool,
     pub build: BuildInfo,
     pub probes: Vec<ProbeSite>,
+    /// Link-time address of `runtime.memstats.numgc` (load bias not applied).
+    pub numgc_address: Option<u64>,
+    /// Lowest loadable segment address, to compute the load bias at run time.
+    pub first_load_vaddr: u64,
+    /// Go < 1.22 only: link-time addresses of `runtime.work.pauseStart` (the runtime's stop
+    /// time) and, before 1.21, `runtime.gcphase` (which tells GC stops apart).
+    pub pause_start_address: Option<u64>,
+    pub gcphase_address: Option<u64>,
+    /// What mapleak cannot observe in this binary, and why.
+    pub notes: Vec<String>,
     #[serde(skip)]
     pub version: GoVersion,
     #[serde(skip)]
@@ -90,6 +102,12 @@ const SWISS_PROBES: &[(ProbeId, &str)] = &[
         "internal/runtime/maps.(*table).rehash",
     ),
 ];
+/// Stop-the-world: optional, GC reporting degrades with a stated reason without them.
+const GC_PROBES: &[(ProbeId, &str)] = &[
+    (ProbeId::StopTheWorld, "runtime.stopTheWorldWithSema"),
+    (ProbeId::StartTheWorld, "runtime.startTheWorldWithSema"),
+];
+const GC_MARK_TERMINATION: &str = "runtime.gcMarkTermination";
 
 pub fn inspect_file(path: &str) -> Result<Inspection, InspectError> {
     let data = std::fs::read(path).map_err(|source| InspectError::Io {
@@ -112,13 +130,36 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
     } else {
         MapImpl::Classic
     };
-    let probes = place_probes(
-        &elf,
-        match map_impl {
-            MapImpl::Classic => CLASSIC_PROBES,
-            MapImpl::Swiss => SWISS_PROBES,
-        },
-    )?;
+    let map_probes = match map_impl {
+        MapImpl::Classic => CLASSIC_PROBES,
+        MapImpl::Swiss => SWISS_PROBES,
+    };
+    let mut names: Vec<&str> = map_probes
+        .iter()
+        .chain(GC_PROBES)
+        .map(|(_, n)| *n)
+        .collect();
+    names.push(GC_MARK_TERMINATION);
+    let found = elf.functions(&names);
+    let mut probes = map_probes
+        .iter()
+        .map(|&(probe, symbol)| place(&elf, &found, probe, symbol))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut notes = Vec::new();
+    for &(probe, symbol) in GC_PROBES {
+        match place(&elf, &found, probe, symbol) {
+            Ok(site) => probes.push(site),
+            Err(e) => notes.push(format!("GC pauses are not traced: {e}")),
+        }
+    }
+    let numgc_address = lookup(&found, GC_MARK_TERMINATION)
+        .and_then(|f| gcdata::numgc_address(elf.code(f.address, f.size)?, f.address));
+    let (pause_start_address, gcphase_address) = old_gc_data(&elf, &version, &mut notes);
+    if numgc_address.is_none() {
+        notes.push(format!(
+            "GC cycles are not numbered: memstats.numgc was not found in {GC_MARK_TERMINATION}"
+        ));
+    }
     Ok(Inspection {
         path: path.to_owned(),
         go_version: version.raw.clone(),
@@ -128,6 +169,11 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         symtab: elf.has_symtab(),
         build,
         probes,
+        numgc_address,
+        first_load_vaddr: elf.first_load_vaddr(),
+        pause_start_address,
+        gcphase_address,
+        notes,
         config: offsets::config(&version),
         version,
     })
@@ -148,42 +194,72 @@ fn read_buildinfo(elf: &GoElf) -> Result<BuildInfo, InspectError> {
         .unwrap_or_else(|| Err(InspectError::NotGo(elf.path.clone())))
 }
 
-fn place_probes(
+/// Before 1.22 no argument carries the runtime's stop time, and before 1.21 none says why the
+/// world stopped: both come from runtime globals, which need the symbol table.
+fn old_gc_data(
     elf: &GoElf,
-    wanted: &[(ProbeId, &'static str)],
-) -> Result<Vec<ProbeSite>, InspectError> {
-    let names: Vec<&str> = wanted.iter().map(|(_, n)| *n).collect();
-    let found = elf.functions(&names);
-    wanted
-        .iter()
-        .map(|&(probe, symbol)| {
-            let (_, sym) = found.iter().find(|(n, _)| *n == symbol).ok_or_else(|| {
-                InspectError::MissingSymbol {
-                    symbol: symbol.to_owned(),
-                }
-            })?;
-            let bad = |why: String| InspectError::BadFunction {
-                symbol: symbol.to_owned(),
-                why,
-            };
-            let file_offset = elf
-                .file_offset(sym.address)
-                .ok_or_else(|| bad(format!("address {:#x} is in no segment", sym.address)))?;
-            let code = elf
-                .code(sym.address, sym.size)
-                .ok_or_else(|| bad("its code lies outside the file".into()))?;
-            let layout = prologue::analyze(code, sym.address).map_err(bad)?;
-            Ok(ProbeSite {
-                probe,
-                symbol,
-                source: SymbolSource::Symtab,
-                address: sym.address,
-                size: sym.size,
-                file_offset,
-                post_prologue: layout.post_prologue,
-                attach_offset: file_offset + layout.post_prologue,
-                ret_offsets: layout.rets,
-            })
-        })
-        .collect()
+    version: &GoVersion,
+    notes: &mut Vec<String>,
+) -> (Option<u64>, Option<u64>) {
+    if version.at_least(22) {
+        return (None, None);
+    }
+    let pause_start = elf
+        .data_symbol("runtime.work")
+        .zip(offsets::work_pause_start(version))
+        .map(|(work, off)| work + off);
+    if pause_start.is_none() {
+        notes.push(format!(
+            "GC pauses are timed by the probes, not the runtime's clock ({version} passes no stop time and runtime.work was not found)"
+        ));
+    }
+    let gcphase = if version.at_least(21) {
+        None
+    } else {
+        let found = elf.data_symbol("runtime.gcphase");
+        if found.is_none() {
+            notes.push(format!(
+                "GC stops are not told apart from other stops ({version} passes no stop reason and runtime.gcphase was not found)"
+            ));
+        }
+        found
+    };
+    (pause_start, gcphase)
+}
+
+fn lookup(found: &[(&str, FuncSym)], symbol: &str) -> Option<FuncSym> {
+    found.iter().find(|(n, _)| *n == symbol).map(|(_, f)| *f)
+}
+
+fn place(
+    elf: &GoElf,
+    found: &[(&str, FuncSym)],
+    probe: ProbeId,
+    symbol: &'static str,
+) -> Result<ProbeSite, InspectError> {
+    let sym = lookup(found, symbol).ok_or_else(|| InspectError::MissingSymbol {
+        symbol: symbol.to_owned(),
+    })?;
+    let bad = |why: String| InspectError::BadFunction {
+        symbol: symbol.to_owned(),
+        why,
+    };
+    let file_offset = elf
+        .file_offset(sym.address)
+        .ok_or_else(|| bad(format!("address {:#x} is in no segment", sym.address)))?;
+    let code = elf
+        .code(sym.address, sym.size)
+        .ok_or_else(|| bad("its code lies outside the file".into()))?;
+    let layout = prologue::analyze(code, sym.address).map_err(bad)?;
+    Ok(ProbeSite {
+        probe,
+        symbol,
+        source: SymbolSource::Symtab,
+        address: sym.address,
+        size: sym.size,
+        file_offset,
+        post_prologue: layout.post_prologue,
+        attach_offset: file_offset + layout.post_prologue,
+        ret_offsets: layout.rets,
+    })
 }

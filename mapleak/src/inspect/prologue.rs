@@ -8,8 +8,9 @@ use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Reg
 
 /// How far into a function the stack check may be (instructions).
 const PROLOGUE_WINDOW: usize = 8;
-/// `g.stackguard0` — the same offset in every Go release.
-const STACKGUARD0: u64 = 0x10;
+/// `g.stackguard0`, and `g.stackguard1` which system-stack functions (e.g.
+/// `stopTheWorldWithSema`) check instead — the same offsets in every Go release.
+const STACKGUARDS: [u64; 2] = [0x10, 0x18];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FunctionLayout {
@@ -59,13 +60,13 @@ pub fn analyze(code: &[u8], address: u64) -> Result<FunctionLayout, String> {
     })
 }
 
-/// `CMP reg, [R14+0x10]`: a comparison against the current goroutine's stack guard.
+/// `CMP reg, [R14+0x10]` (or `+0x18`): a comparison against the current goroutine's stack guard.
 fn is_stackguard_cmp(insn: &Instruction) -> bool {
     insn.mnemonic() == Mnemonic::Cmp
         && (0..insn.op_count()).any(|i| insn.op_kind(i) == OpKind::Memory)
         && insn.memory_base() == Register::R14
         && insn.memory_index() == Register::None
-        && insn.memory_displacement64() == STACKGUARD0
+        && STACKGUARDS.contains(&insn.memory_displacement64())
 }
 
 #[cfg(test)]
@@ -93,6 +94,17 @@ mod tests {
         let f = analyze(&code, 0x401000).unwrap();
         assert_eq!(f.post_prologue, 18);
         assert_eq!(f.rets, vec![18]);
+    }
+
+    #[test]
+    fn system_stack_prologue_checks_stackguard1() {
+        // lea r12,[rsp-0x18]; cmp r12,[r14+0x18]; jbe rel32; push rbp
+        let code = [
+            0x4c, 0x8d, 0x64, 0x24, 0xe8, 0x4d, 0x3b, 0x66, 0x18, 0x0f, 0x86, 0x0e, 0x04, 0x00,
+            0x00, 0x55, 0xc3,
+        ];
+        let f = analyze(&code, 0x44a6c0).unwrap();
+        assert_eq!(f.post_prologue, 15);
     }
 
     #[test]

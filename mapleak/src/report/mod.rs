@@ -1,5 +1,6 @@
 //! Reports: one data model ([`Summary`], [`Interval`]) rendered as JSON Lines or text.
 
+pub mod gc;
 pub mod summary;
 pub mod text;
 pub mod units;

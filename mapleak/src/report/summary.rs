@@ -12,6 +12,7 @@ pub struct TraceMeta {
     pub map_impl: &'static str,
     pub duration_ns: u64,
     pub stop: StopReason,
+    pub notes: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -50,6 +51,11 @@ pub struct Summary {
     pub maps: MapsSummary,
     pub events: EventCounts,
     pub probes: Vec<ProbeHits>,
+    pub gc: super::gc::GcSummary,
+    /// Stops of the world that were not GC, by reason.
+    pub stw_other: Vec<super::gc::OtherStwRow>,
+    /// What mapleak could not observe in this binary, and why.
+    pub notes: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -184,6 +190,9 @@ impl Summary {
             },
             events: EventCounts::new(agg, k),
             probes: k.hits.clone(),
+            gc: super::gc::GcSummary::new(agg.gc()),
+            stw_other: super::gc::other_stw(agg.gc()),
+            notes: meta.notes.clone(),
         }
     }
 }

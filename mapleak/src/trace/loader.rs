@@ -31,7 +31,7 @@ pub struct Loaded {
 }
 
 /// Loads the object with the target's offsets and a ring buffer of `ring_size` bytes.
-pub fn load(inspection: &Inspection, ring_size: u32) -> Result<Loaded, TraceError> {
+pub fn load(config: &mapleak_common::Config, ring_size: u32) -> Result<Loaded, TraceError> {
     check_kernel()?;
     if EBPF_OBJECT.is_empty() {
         return Err(TraceError::Load(
@@ -39,7 +39,7 @@ pub fn load(inspection: &Inspection, ring_size: u32) -> Result<Loaded, TraceErro
         ));
     }
     let ebpf = EbpfLoader::new()
-        .override_global("CONFIG", &inspection.config, true)
+        .override_global("CONFIG", config, true)
         .map_max_entries("EVENTS", ring_size)
         .load(EBPF_OBJECT)
         .map_err(|e| TraceError::Load(error_chain(&e)))?;
@@ -88,7 +88,37 @@ impl Loaded {
                 )
                 .map_err(|e| attach_err(error_chain(&e)))?;
             self.attached.push((site.probe, site.symbol));
+            if site.probe == ProbeId::StartTheWorld && !site.ret_offsets.is_empty() {
+                self.attach_returns(site, &exe, scope)
+                    .map_err(|e| attach_err(format!("at its RET instructions: {e}")))?;
+            }
         }
+        Ok(())
+    }
+
+    /// Uprobes on every RET of the function: its results are in the argument registers there.
+    fn attach_returns(
+        &mut self,
+        site: &crate::inspect::ProbeSite,
+        exe: &str,
+        scope: UProbeScope,
+    ) -> Result<(), String> {
+        let ret = ProbeId::StartTheWorldReturn;
+        let program: &mut UProbe = self
+            .ebpf
+            .program_mut(ret.program())
+            .ok_or("the eBPF object has no such program")?
+            .try_into()
+            .map_err(|e| error_chain(&e))?;
+        program.load().map_err(|e| error_chain(&e))?;
+        let points = site
+            .ret_offsets
+            .iter()
+            .map(|r| UProbeAttachLocation::AbsoluteOffset(site.file_offset + r));
+        program
+            .attach(points, exe, scope)
+            .map_err(|e| error_chain(&e))?;
+        self.attached.push((ret, site.symbol));
         Ok(())
     }
 

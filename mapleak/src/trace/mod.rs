@@ -1,6 +1,7 @@
 //! `mapleak trace`: load the kernel programs, attach them to one Go process, stream events into
 //! the aggregator, report, and detach everything on the way out.
 
+pub mod bias;
 pub mod error;
 pub mod loader;
 pub mod session;

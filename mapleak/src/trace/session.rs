@@ -12,7 +12,7 @@ use tokio::{
 
 use super::{TraceError, loader, target};
 use crate::{
-    aggregate::{Aggregator, GoRules},
+    aggregate::{Aggregator, GcTracker, GoRules, StwRules},
     inspect::{self, Inspection},
     report::{Format, Interval, Reporter, StopReason, Summary, TraceMeta},
 };
@@ -39,14 +39,29 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
             source => TraceError::Inspect { pid, source },
         })?;
     let mut reporter = Reporter::new(opts.format, sink(opts.output.as_ref())?);
-    let mut loaded = loader::load(&inspection, opts.ring_size)?;
+    let mut notes = inspection.notes.clone();
+    let bias = super::bias::load_bias(pid, inspection.first_load_vaddr);
+    let mut config = inspection.config;
+    match bias {
+        Some(bias) => {
+            let at = |addr: Option<u64>| addr.map_or(0, |a| a + bias);
+            config.numgc_addr = at(inspection.numgc_address);
+            config.pause_start_addr = at(inspection.pause_start_address);
+            config.gcphase_addr = at(inspection.gcphase_address);
+        }
+        None => notes.push(format!(
+            "GC cycles are not numbered: pid {pid}'s executable mapping was not found"
+        )),
+    }
+    let mut loaded = loader::load(&config, opts.ring_size)?;
     // Opened before attaching so that an exit during start-up is still seen.
     let exited = target::pidfd(pid).map_err(|_| TraceError::NoSuchProcess(pid))?;
     loaded.attach(&inspection, pid)?;
     let ring = loaded.take_events()?;
     announce(&inspection, pid);
 
-    let mut agg = Aggregator::new(GoRules::new(&inspection.version, &inspection.build));
+    let gc = GcTracker::new(StwRules::new(&inspection.version));
+    let mut agg = Aggregator::new(GoRules::new(&inspection.version, &inspection.build)).with_gc(gc);
     let started = Instant::now();
     let stop = pump(
         &opts,
@@ -67,6 +82,7 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         map_impl: inspection.map_impl.as_str(),
         duration_ns: started.elapsed().as_nanos() as u64,
         stop,
+        notes,
     };
     let summary = Summary::new(&meta, &agg, &counters, opts.top);
     reporter.summary(&summary)?;

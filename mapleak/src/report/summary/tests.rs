@@ -27,6 +27,7 @@ fn summary() -> Summary {
         map_impl: "classic",
         duration_ns: 1_000,
         stop: StopReason::TargetExited,
+        notes: vec![],
     };
     let kernel = KernelCounters {
         lost: 3,
@@ -59,6 +60,18 @@ fn json_summary_has_the_contracted_shape() {
     assert_eq!(top["growths"][0]["kind"], "double");
     assert_eq!(v["events"]["received"], 1);
     assert_eq!(v["events"]["lost"], 3);
+    for key in [
+        "cycles",
+        "pause_count",
+        "pause_total_ns",
+        "pause_p50_ns",
+        "pause_p99_ns",
+        "pause_max_ns",
+        "per_cycle",
+    ] {
+        assert!(!v["gc"][key].is_null(), "gc.{key} missing");
+    }
+    assert!(v["stw_other"].is_array());
 }
 
 #[test]

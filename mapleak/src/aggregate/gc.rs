@@ -1,0 +1,337 @@
+//! GC cycles and stop-the-world pauses, from the stop/start probe events, with the map growth that
+//! happened in each cycle's window.
+
+use std::collections::{BTreeMap, HashMap};
+
+use hdrhistogram::Histogram;
+use mapleak_common::{STW_RETURN, STW_START, STW_STOP, StwEvent};
+
+/// How a release passes the stop reason and the stop timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StwRules {
+    /// `stopTheWorldWithSema(reason)` (1.21+): the reason is in AL. Before that, GC stops are
+    /// told apart by the `gcphase` change across them.
+    pub reason_in_stop: bool,
+    /// `startTheWorldWithSema(now, w worldStop)` (1.22+): RCX holds the runtime's own timestamp
+    /// of the moment stopping began. Before that, `work.pauseStart` does, if mapleak found it.
+    pub worldstop_in_start: bool,
+}
+
+/// `runtime.gcphase` values.
+const GC_OFF: u32 = 0;
+const GC_MARK: u32 = 1;
+
+/// Which stop-the-world this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StwKind {
+    SweepTerm,
+    MarkTerm,
+    /// Any other stop, by `stwReason` (0 when the release does not say).
+    Other(u8),
+}
+
+/// `runtime.stwReason` (identical in 1.21–1.27).
+pub fn reason_name(reason: u8) -> &'static str {
+    const NAMES: [&str; 17] = [
+        "unknown",
+        "GC mark termination",
+        "GC sweep termination",
+        "write heap dump",
+        "goroutine profile",
+        "goroutine profile cleanup",
+        "all goroutines stack trace",
+        "read mem stats",
+        "AllThreadsSyscall",
+        "GOMAXPROCS",
+        "start trace",
+        "stop trace",
+        "CountPagesInUse (test)",
+        "ReadMetricsSlow (test)",
+        "ReadMemStatsSlow (test)",
+        "PageCachePagesLeaked (test)",
+        "ResetDebugLog (test)",
+    ];
+    NAMES.get(usize::from(reason)).copied().unwrap_or("unknown")
+}
+
+impl StwRules {
+    pub fn new(version: &crate::inspect::GoVersion) -> Self {
+        Self {
+            reason_in_stop: version.at_least(21),
+            worldstop_in_start: version.at_least(22),
+        }
+    }
+}
+
+impl StwKind {
+    pub fn from_reason(reason: u8) -> Self {
+        match reason {
+            1 => StwKind::MarkTerm,
+            2 => StwKind::SweepTerm,
+            r => StwKind::Other(r),
+        }
+    }
+}
+
+/// One GC cycle as mapleak saw it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cycle {
+    /// The runtime's cycle number (`gc N` in gctrace); 0 when unknown.
+    pub cycle: u32,
+    pub start_ns: u64,
+    pub sweep_term_pause_ns: u64,
+    pub mark_term_pause_ns: u64,
+    /// Concurrent mark: from the end of sweep termination to the mark-termination stop.
+    pub mark_ns: u64,
+    /// Map growth since the previous cycle started.
+    pub map_grow_events: u64,
+    pub map_grow_bytes: u64,
+    /// Map growth while this cycle was marking.
+    pub mark_grow_events: u64,
+    pub mark_grow_bytes: u64,
+    /// Maps that grew most in the window, `(address, bytes)`, most first.
+    pub top_maps: Vec<(u64, u64)>,
+}
+
+/// Non-GC stops by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OtherStw {
+    pub count: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+}
+
+/// Cycles kept in detail; older ones stay in the histogram and counters only.
+const MAX_CYCLES: usize = 100_000;
+const TOP_MAPS_PER_CYCLE: usize = 3;
+const MAX_PLAUSIBLE_PAUSE_NS: u64 = 60_000_000_000;
+
+/// `began` if `end` follows it by less than a minute (else one of them is garbage).
+fn plausible(began: u64, end: u64) -> Option<u64> {
+    (began != 0 && began <= end && end - began < MAX_PLAUSIBLE_PAUSE_NS).then_some(began)
+}
+
+/// Before 1.21 a stop carries no reason: sweep termination turns marking on, mark termination
+/// turns it off, and any other stop leaves the phase alone.
+fn phase_change(at_stop: u32, at_return: u32) -> StwKind {
+    match (at_stop, at_return) {
+        (GC_OFF, GC_MARK) => StwKind::SweepTerm,
+        (GC_MARK, GC_OFF) => StwKind::MarkTerm,
+        _ => StwKind::Other(0),
+    }
+}
+
+pub struct GcTracker {
+    rules: StwRules,
+    /// The stop in progress.
+    stop: Option<Stop>,
+    /// When the pause began, once its start's entry has been seen.
+    began: Option<u64>,
+    cycles: Vec<Cycle>,
+    open: Option<usize>,
+    sweep_end_ns: Option<u64>,
+    pauses: Histogram<u64>,
+    pause_total_ns: u64,
+    cycles_seen: u64,
+    other: BTreeMap<u8, OtherStw>,
+    window_events: u64,
+    window_bytes: u64,
+    window_maps: HashMap<u64, u64>,
+    unpaired: u64,
+}
+
+/// What the stop probe saw.
+#[derive(Clone, Copy, Debug)]
+struct Stop {
+    ts: u64,
+    /// From the reason register (1.21+), else decided at the restart.
+    kind: Option<StwKind>,
+    numgc: u32,
+    gcphase: u32,
+}
+
+impl GcTracker {
+    pub fn new(rules: StwRules) -> Self {
+        Self {
+            rules,
+            stop: None,
+            began: None,
+            cycles: Vec::new(),
+            open: None,
+            sweep_end_ns: None,
+            // 1 ns to one hour at 3 significant figures; longer pauses saturate.
+            pauses: Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+                .expect("constant bounds are valid"),
+            pause_total_ns: 0,
+            cycles_seen: 0,
+            other: BTreeMap::new(),
+            window_events: 0,
+            window_bytes: 0,
+            window_maps: HashMap::new(),
+            unpaired: 0,
+        }
+    }
+
+    /// A map grew at `ts`.
+    pub fn on_growth(&mut self, map: u64, bytes: u64) {
+        self.window_events += 1;
+        self.window_bytes += bytes;
+        *self.window_maps.entry(map).or_default() += bytes;
+        if let Some(i) = self.open
+            && self.sweep_end_ns.is_some()
+        {
+            self.cycles[i].mark_grow_events += 1;
+            self.cycles[i].mark_grow_bytes += bytes;
+        }
+    }
+
+    pub fn on_stw(&mut self, e: &StwEvent) {
+        let ts = e.header.ts_ns;
+        match e.op {
+            STW_STOP => {
+                if self.stop.is_some() {
+                    self.unpaired += 1;
+                }
+                self.stop = Some(Stop {
+                    ts,
+                    kind: self
+                        .rules
+                        .reason_in_stop
+                        .then(|| StwKind::from_reason(e.args[0] as u8)),
+                    numgc: e.numgc,
+                    gcphase: e.gcphase,
+                });
+                // Any stop ends the concurrent mark as far as growth attribution goes.
+                if let (Some(i), Some(end)) = (self.open, self.sweep_end_ns.take()) {
+                    self.cycles[i].mark_ns = ts.saturating_sub(end);
+                }
+            }
+            STW_START => {
+                let Some(stop) = self.stop else {
+                    self.unpaired += 1;
+                    return;
+                };
+                let runtime_began = if self.rules.worldstop_in_start {
+                    e.args[2]
+                } else {
+                    e.pause_start
+                };
+                self.began = Some(plausible(runtime_began, ts).unwrap_or(stop.ts));
+            }
+            STW_RETURN => {
+                let (Some(stop), Some(began)) = (self.stop.take(), self.began.take()) else {
+                    self.unpaired += 1;
+                    return;
+                };
+                let kind = stop
+                    .kind
+                    .unwrap_or_else(|| phase_change(stop.gcphase, e.gcphase));
+                // RAX is the `now` the runtime charges the pause to (pauseNS += now − began).
+                let end = plausible(began, e.args[0]).map_or(ts, |_| e.args[0]);
+                let mut pause = end.saturating_sub(began);
+                if kind == StwKind::SweepTerm {
+                    self.open_cycle(stop.ts, stop.numgc);
+                } else if kind == StwKind::MarkTerm
+                    && !self.rules.worldstop_in_start
+                    && let Some(i) = self.open
+                {
+                    // Before 1.22 mark termination charges its pause before restarting the world:
+                    // the cycle's pauseNS, less sweep termination's share, is the runtime's figure.
+                    let sweep = self.cycles[i].sweep_term_pause_ns;
+                    if e.pause_ns > sweep && e.pause_ns - sweep <= pause {
+                        pause = e.pause_ns - sweep;
+                    }
+                }
+                if kind == StwKind::MarkTerm
+                    && e.numgc != u32::MAX
+                    && let Some(i) = self.open
+                {
+                    // numgc counts this cycle once mark termination is done; the stop's reading
+                    // may have been unavailable (a page not yet touched).
+                    self.cycles[i].cycle = e.numgc;
+                }
+                self.on_pause(kind, end, pause);
+            }
+            _ => self.unpaired += 1,
+        }
+    }
+
+    fn open_cycle(&mut self, ts: u64, numgc: u32) {
+        let mut top: Vec<(u64, u64)> = self.window_maps.drain().collect();
+        top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        top.truncate(TOP_MAPS_PER_CYCLE);
+        let cycle = Cycle {
+            // numgc counts completed cycles: this one is the next.
+            cycle: if numgc == u32::MAX {
+                0
+            } else {
+                numgc.wrapping_add(1)
+            },
+            start_ns: ts,
+            map_grow_events: std::mem::take(&mut self.window_events),
+            map_grow_bytes: std::mem::take(&mut self.window_bytes),
+            top_maps: top,
+            ..Default::default()
+        };
+        self.cycles_seen += 1;
+        if self.cycles.len() == MAX_CYCLES {
+            self.cycles.remove(0);
+        }
+        self.cycles.push(cycle);
+        self.open = Some(self.cycles.len() - 1);
+        self.sweep_end_ns = None;
+    }
+
+    fn on_pause(&mut self, kind: StwKind, ts: u64, pause: u64) {
+        match kind {
+            StwKind::SweepTerm | StwKind::MarkTerm => {
+                self.pauses.saturating_record(pause);
+                self.pause_total_ns += pause;
+                let Some(i) = self.open else { return };
+                if kind == StwKind::SweepTerm {
+                    self.cycles[i].sweep_term_pause_ns = pause;
+                    self.sweep_end_ns = Some(ts);
+                } else {
+                    self.cycles[i].mark_term_pause_ns = pause;
+                    self.open = None;
+                }
+            }
+            StwKind::Other(reason) => {
+                let o = self.other.entry(reason).or_default();
+                o.count += 1;
+                o.total_ns += pause;
+                o.max_ns = o.max_ns.max(pause);
+            }
+        }
+    }
+
+    /// Cycles whose sweep termination was seen (the first may lack its start if the trace began
+    /// mid-cycle).
+    pub fn cycles(&self) -> &[Cycle] {
+        &self.cycles
+    }
+
+    pub fn cycles_seen(&self) -> u64 {
+        self.cycles_seen
+    }
+
+    pub fn pauses(&self) -> &Histogram<u64> {
+        &self.pauses
+    }
+
+    pub fn pause_total_ns(&self) -> u64 {
+        self.pause_total_ns
+    }
+
+    pub fn other(&self) -> &BTreeMap<u8, OtherStw> {
+        &self.other
+    }
+
+    /// Stops without a start or starts without a stop (a probe attached mid-pause).
+    pub fn unpaired(&self) -> u64 {
+        self.unpaired
+    }
+}
+
+#[cfg(test)]
+mod tests;

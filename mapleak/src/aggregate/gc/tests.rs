@@ -1,0 +1,144 @@
+use mapleak_common::{EventHeader, EventKind};
+
+use super::*;
+
+const GO127: StwRules = StwRules {
+    reason_in_stop: true,
+    worldstop_in_start: true,
+};
+const GO119: StwRules = StwRules {
+    reason_in_stop: false,
+    worldstop_in_start: false,
+};
+
+fn stw(op: u8, ts: u64, args: [u64; 3], numgc: u32, gcphase: u32) -> StwEvent {
+    StwEvent {
+        header: EventHeader {
+            kind: EventKind::Stw as u32,
+            ts_ns: ts,
+            ..Default::default()
+        },
+        args,
+        numgc,
+        gcphase,
+        op,
+        ..Default::default()
+    }
+}
+
+/// A start of the world and its return, which carries the runtime's `now` in RAX.
+fn restart(t: &mut GcTracker, ts: u64, args: [u64; 3], now: u64, numgc: u32) {
+    t.on_stw(&stw(STW_START, ts, args, numgc, 0));
+    t.on_stw(&stw(STW_RETURN, ts + 20_000, [now, 0, 0], numgc, 0));
+}
+
+/// One GC cycle on 1.22+: stop(2) … start(0, 2, began) … mark … stop(1) … start(now, 1, began).
+fn cycle(t: &mut GcTracker, at: u64, numgc: u32) {
+    t.on_stw(&stw(STW_STOP, at, [2, 0, 0], numgc, 0));
+    restart(t, at + 30_000, [0, 2, at + 10_000], at + 50_000, numgc);
+    t.on_stw(&stw(STW_STOP, at + 1_000_000, [1, 0, 0], numgc, 0));
+    restart(
+        t,
+        at + 1_010_000,
+        [at + 1_030_000, 1, at + 1_000_000],
+        at + 1_030_000,
+        numgc + 1,
+    );
+}
+
+#[test]
+fn cycles_are_numbered_from_numgc_and_pauses_use_the_runtime_timestamp() {
+    let mut t = GcTracker::new(GO127);
+    cycle(&mut t, 10_000_000, 41);
+    cycle(&mut t, 20_000_000, 42);
+    let c = t.cycles();
+    assert_eq!(c.len(), 2);
+    assert_eq!((c[0].cycle, c[1].cycle), (42, 43));
+    // Sweep: the runtime's `now` at +50 µs minus its stop timestamp at +10 µs.
+    assert_eq!(c[0].sweep_term_pause_ns, 40_000);
+    assert_eq!(c[0].mark_term_pause_ns, 30_000);
+    assert_eq!(c[0].mark_ns, 1_000_000 - 50_000);
+    assert_eq!(t.pause_total_ns(), 2 * 70_000);
+    assert_eq!(t.pauses().len(), 4);
+    assert!(t.pauses().equivalent(t.pauses().max(), 40_000));
+    assert_eq!(t.unpaired(), 0);
+}
+
+#[test]
+fn growth_is_attributed_to_the_window_and_the_mark_phase() {
+    let mut t = GcTracker::new(GO127);
+    t.on_growth(0xa, 100);
+    t.on_growth(0xb, 300);
+    t.on_stw(&stw(STW_STOP, 1_000, [2, 0, 0], 0, 0));
+    restart(&mut t, 2_000, [0, 2, 1_000], 2_500, 0);
+    t.on_growth(0xa, 50); // during mark
+    t.on_stw(&stw(STW_STOP, 9_000, [1, 0, 0], 0, 0));
+    t.on_growth(0xc, 7); // during mark termination: not marking any more
+    restart(&mut t, 9_500, [9_600, 1, 9_000], 9_600, 1);
+    let c = &t.cycles()[0];
+    assert_eq!((c.map_grow_events, c.map_grow_bytes), (2, 400));
+    assert_eq!(c.top_maps, vec![(0xb, 300), (0xa, 100)]);
+    assert_eq!((c.mark_grow_events, c.mark_grow_bytes), (1, 50));
+    // The next cycle's window holds what grew since this one started.
+    t.on_stw(&stw(STW_STOP, 20_000, [2, 0, 0], 1, 0));
+    restart(&mut t, 20_100, [0, 2, 20_000], 20_200, 1);
+    assert_eq!(t.cycles()[1].map_grow_events, 2);
+}
+
+#[test]
+fn other_stops_are_kept_apart_by_reason() {
+    let mut t = GcTracker::new(GO127);
+    t.on_stw(&stw(STW_STOP, 1_000, [7, 0, 0], 0, 0));
+    restart(&mut t, 5_000, [0, 7, 2_000], 6_000, 0);
+    assert!(t.cycles().is_empty());
+    assert_eq!(t.pauses().len(), 0);
+    let o = t.other()[&7];
+    assert_eq!((o.count, o.total_ns, o.max_ns), (1, 4_000, 4_000));
+    assert_eq!(reason_name(7), "read mem stats");
+}
+
+#[test]
+fn without_a_reason_the_gc_phase_decides_and_pause_start_times_it() {
+    let mut t = GcTracker::new(GO119);
+    let with_pause_start = |mut e: StwEvent, at: u64| {
+        e.pause_start = at;
+        e
+    };
+    // Sweep termination: _GCoff → _GCmark; the runtime's pauseStart is 900, before the probe.
+    t.on_stw(&stw(STW_STOP, 1_000, [0xdead, 0, 0], 4, 0));
+    t.on_stw(&with_pause_start(
+        stw(STW_START, 2_000, [0, 0, 0], 4, 0),
+        900,
+    ));
+    t.on_stw(&stw(STW_RETURN, 2_500, [3_000, 0, 0], 4, 1));
+    // Mark termination: _GCmark → _GCoff.
+    t.on_stw(&stw(STW_STOP, 8_000, [0, 0, 0], 4, 1));
+    t.on_stw(&with_pause_start(
+        stw(STW_START, 8_100, [0, 0, 0], 4, 1),
+        7_900,
+    ));
+    // The runtime charged 2 100 + 450 ns before restarting; the restart itself is not a pause.
+    let mut ret = stw(STW_RETURN, 8_200, [8_500, 0, 0], 5, 0);
+    ret.pause_ns = 2_550;
+    t.on_stw(&ret);
+    // Anything else leaves the phase alone; without pauseStart the stop probe's clock is used.
+    t.on_stw(&stw(STW_STOP, 9_000, [0, 0, 0], 5, 0));
+    t.on_stw(&stw(STW_START, 9_050, [0, 0, 0], 5, 0));
+    t.on_stw(&stw(STW_RETURN, 9_060, [9_100, 0, 0], 5, 0));
+    let c = &t.cycles()[0];
+    assert_eq!(
+        (c.cycle, c.sweep_term_pause_ns, c.mark_term_pause_ns),
+        (5, 2_100, 450)
+    );
+    assert_eq!(c.mark_ns, 8_000 - 3_000);
+    assert_eq!(t.other()[&0].count, 1);
+    assert_eq!(t.other()[&0].total_ns, 100);
+}
+
+#[test]
+fn a_start_without_a_stop_is_counted_not_timed() {
+    let mut t = GcTracker::new(GO127);
+    t.on_stw(&stw(STW_START, 5_000, [0, 2, 1_000], 0, 0));
+    t.on_stw(&stw(STW_RETURN, 6_000, [6_000, 0, 0], 0, 0));
+    assert_eq!((t.unpaired(), t.pauses().len()), (2, 0));
+}

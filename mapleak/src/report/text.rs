@@ -71,6 +71,13 @@ pub fn summary(s: &Summary) -> String {
             count(m.maps_evicted)
         );
     }
+    gc_section(&mut out, s);
+    if !s.notes.is_empty() {
+        let _ = writeln!(out);
+        for note in &s.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+    }
     let e = &s.events;
     let _ = writeln!(
         out,
@@ -88,4 +95,68 @@ pub fn summary(s: &Summary) -> String {
         );
     }
     out
+}
+
+/// Longest-pause cycles first, each beside the map growth that preceded it.
+fn gc_section(out: &mut String, s: &Summary) {
+    let g = &s.gc;
+    if g.cycles == 0 && s.stw_other.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\ngc: {} cycles, {} pauses totalling {} (p50 {}, p99 {}, max {})",
+        count(g.cycles),
+        count(g.pause_count),
+        duration(g.pause_total_ns),
+        duration(g.pause_p50_ns),
+        duration(g.pause_p99_ns),
+        duration(g.pause_max_ns),
+    );
+    let b = &g.growth_bursts;
+    if b.after_burst.cycles > 0 {
+        let _ = writeln!(
+            out,
+            "cycles after more than {} of map growth: pause p50 {} p99 {} ({} cycles); others: p50 {} p99 {} ({} cycles)",
+            bytes(b.threshold_bytes),
+            duration(b.after_burst.pause_p50_ns),
+            duration(b.after_burst.pause_p99_ns),
+            count(b.after_burst.cycles),
+            duration(b.others.pause_p50_ns),
+            duration(b.others.pause_p99_ns),
+            count(b.others.cycles),
+        );
+    }
+    let mut worst: Vec<_> = g.per_cycle.iter().collect();
+    worst.sort_by_key(|c| std::cmp::Reverse(c.sweep_term_pause_ns + c.mark_term_pause_ns));
+    if !worst.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:>7} {:>10} {:>10} {:>10} {:>8} {:>11} {:>9}",
+            "CYCLE", "SWEEP STW", "MARK", "MARK STW", "GROWS", "GROWN", "IN MARK"
+        );
+    }
+    for c in worst.iter().take(10) {
+        let _ = writeln!(
+            out,
+            "{:>7} {:>10} {:>10} {:>10} {:>8} {:>11} {:>9}",
+            c.cycle,
+            duration(c.sweep_term_pause_ns),
+            duration(c.mark_ns),
+            duration(c.mark_term_pause_ns),
+            count(c.map_grow_events),
+            bytes(c.map_grow_bytes),
+            count(c.mark_grow_events),
+        );
+    }
+    for o in &s.stw_other {
+        let _ = writeln!(
+            out,
+            "other stop-the-world: {} ×{}, {} total, max {}",
+            o.reason,
+            count(o.count),
+            duration(o.total_ns),
+            duration(o.max_ns)
+        );
+    }
 }

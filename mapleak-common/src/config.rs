@@ -13,6 +13,8 @@ pub struct Config {
     /// `runtime.gcphase` (0: unknown).
     pub pause_start_addr: u64,
     pub gcphase_addr: u64,
+    /// The traced process (its tgid): system-call tracepoints fire for every process.
+    pub target_tgid: u32,
     /// `runtime.g.goid`.
     pub g_goid: u16,
     /// `runtime.hmap.count`, `.flags`, `.B`, `.noverflow`.
@@ -38,7 +40,7 @@ pub struct Config {
     /// `internal/runtime/maps.table`: `.capacity`, `.localDepth`.
     pub swiss_table_capacity: u16,
     pub swiss_table_local_depth: u16,
-    pub _pad: [u16; 6],
+    pub _pad: [u16; 4],
 }
 
 const _: () = assert!(core::mem::size_of::<Config>() == 72);

@@ -10,6 +10,8 @@ pub enum EventKind {
     SwissGrow = 2,
     /// `runtime.stopTheWorldWithSema` or `runtime.startTheWorldWithSema`.
     Stw = 3,
+    /// A completed mmap, munmap or madvise of the target.
+    Mem = 4,
 }
 
 impl TryFrom<u32> for EventKind {
@@ -20,6 +22,7 @@ impl TryFrom<u32> for EventKind {
             1 => Ok(Self::ClassicGrow),
             2 => Ok(Self::SwissGrow),
             3 => Ok(Self::Stw),
+            4 => Ok(Self::Mem),
             other => Err(other),
         }
     }
@@ -160,3 +163,28 @@ const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
 const _: () = assert!(core::mem::align_of::<EventHeader>() == 8);
 const _: () = assert!(core::mem::size_of::<ClassicGrowEvent>() == 24 + 40 + 8);
 const _: () = assert!(core::mem::align_of::<ClassicGrowEvent>() == 8);
+
+/// [`MemEvent::op`]: which system call.
+pub const MEM_MMAP: u8 = 1;
+pub const MEM_MUNMAP: u8 = 2;
+pub const MEM_MADVISE: u8 = 3;
+
+/// A memory-mapping system call of the target, emitted when it returns.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemEvent {
+    pub header: EventHeader,
+    /// The address asked for (munmap, madvise) or obtained (mmap's result).
+    pub addr: u64,
+    pub len: u64,
+    /// The system call's return value (negative errno on failure).
+    pub ret: i64,
+    /// mmap's `prot` and `flags`; madvise's `advice` in `prot`.
+    pub prot: u32,
+    pub flags: u32,
+    /// [`MEM_MMAP`], [`MEM_MUNMAP`] or [`MEM_MADVISE`].
+    pub op: u8,
+    pub _pad: [u8; 7],
+}
+
+const _: () = assert!(core::mem::size_of::<MemEvent>() == 24 + 24 + 8 + 8);

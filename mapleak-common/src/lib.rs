@@ -11,7 +11,7 @@ pub mod probe;
 
 pub use config::Config;
 pub use event::{
-    ClassicGrowEvent, EventHeader, EventKind, STW_RETURN, STW_START, STW_STOP, StwEvent,
-    SwissGrowEvent, SwissOp,
+    ClassicGrowEvent, EventHeader, EventKind, MEM_MADVISE, MEM_MMAP, MEM_MUNMAP, MemEvent,
+    STW_RETURN, STW_START, STW_STOP, StwEvent, SwissGrowEvent, SwissOp,
 };
 pub use probe::ProbeId;

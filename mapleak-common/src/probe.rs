@@ -12,10 +12,14 @@ pub enum ProbeId {
     StartTheWorld = 5,
     /// Every RET of `startTheWorldWithSema` (attached with [`ProbeId::StartTheWorld`]).
     StartTheWorldReturn = 6,
+    /// System-call tracepoints (hits count the target's calls only).
+    Mmap = 7,
+    Munmap = 8,
+    Madvise = 9,
 }
 
 impl ProbeId {
-    pub const ALL: [ProbeId; 7] = [
+    pub const ALL: [ProbeId; 10] = [
         ProbeId::HashGrow,
         ProbeId::SwissGrowToSmall,
         ProbeId::SwissGrowToTable,
@@ -23,6 +27,9 @@ impl ProbeId {
         ProbeId::StopTheWorld,
         ProbeId::StartTheWorld,
         ProbeId::StartTheWorldReturn,
+        ProbeId::Mmap,
+        ProbeId::Munmap,
+        ProbeId::Madvise,
     ];
     /// Number of slots in the `HITS` array; larger than today's probe count so that new probes
     /// need no map resize.
@@ -38,6 +45,9 @@ impl ProbeId {
             ProbeId::StopTheWorld => "gc_stop_the_world",
             ProbeId::StartTheWorld => "gc_start_the_world",
             ProbeId::StartTheWorldReturn => "gc_start_the_world_ret",
+            ProbeId::Mmap => "mem_exit_mmap",
+            ProbeId::Munmap => "mem_exit_munmap",
+            ProbeId::Madvise => "mem_exit_madvise",
         }
     }
 }

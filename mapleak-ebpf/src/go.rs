@@ -65,3 +65,15 @@ pub fn header(kind: u32, regs: &GoRegs, goid_off: u16) -> EventHeader {
         goid: read::<u64>(regs.g(), goid_off).unwrap_or(0),
     }
 }
+
+/// A header for events outside Go code (system calls), where no goroutine register is valid.
+#[inline(always)]
+pub fn plain_header(kind: u32, tid: u32) -> EventHeader {
+    EventHeader {
+        kind,
+        tid,
+        // SAFETY: plain helper call with no arguments.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        goid: 0,
+    }
+}

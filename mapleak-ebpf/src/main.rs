@@ -10,6 +10,7 @@ mod counters;
 mod gc;
 mod go;
 mod maps;
+mod mem;
 mod swiss;
 
 #[cfg(not(test))]

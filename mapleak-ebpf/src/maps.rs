@@ -24,6 +24,7 @@ static CONFIG: Config = Config {
     numgc_addr: 0,
     pause_start_addr: 0,
     gcphase_addr: 0,
+    target_tgid: 0,
     g_goid: 0,
     hmap_count: 0,
     hmap_flags: 0,
@@ -42,7 +43,7 @@ static CONFIG: Config = Config {
     swiss_map_global_depth: 0,
     swiss_table_capacity: 0,
     swiss_table_local_depth: 0,
-    _pad: [0; 6],
+    _pad: [0; 4],
 };
 
 #[inline(always)]

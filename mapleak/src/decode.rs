@@ -1,13 +1,16 @@
 //! Ring-buffer records to typed events: length-checked, unknown kinds rejected, no casts of
 //! untrusted bytes.
 
-use mapleak_common::{ClassicGrowEvent, EventHeader, EventKind, StwEvent, SwissGrowEvent};
+use mapleak_common::{
+    ClassicGrowEvent, EventHeader, EventKind, MemEvent, StwEvent, SwissGrowEvent,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     ClassicGrow(ClassicGrowEvent),
     SwissGrow(SwissGrowEvent),
     Stw(StwEvent),
+    Mem(MemEvent),
 }
 
 impl Event {
@@ -16,6 +19,7 @@ impl Event {
             Event::ClassicGrow(e) => &e.header,
             Event::SwissGrow(e) => &e.header,
             Event::Stw(e) => &e.header,
+            Event::Mem(e) => &e.header,
         }
     }
 }
@@ -38,6 +42,7 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
         EventKind::ClassicGrow => Ok(Event::ClassicGrow(read(record, "classic grow event")?)),
         EventKind::SwissGrow => Ok(Event::SwissGrow(read(record, "Swiss grow event")?)),
         EventKind::Stw => Ok(Event::Stw(read(record, "stop-the-world event")?)),
+        EventKind::Mem => Ok(Event::Mem(read(record, "memory event")?)),
     }
 }
 

@@ -29,6 +29,8 @@ const DEBIAN_PACKAGES: &[(&str, Present)] = &[
     ("golang-1.19-go", || {
         Path::new(crate::go::DEBIAN_GO_BIN).exists()
     }),
+    // The memory tests' independent observer of the target's system calls.
+    ("strace", || Path::new("/usr/bin/strace").exists()),
     // `python3 -m venv` needs ensurepip, which Debian ships separately.
     ("python3-venv", || {
         crate::output(Command::new("python3").args(["-c", "import ensurepip, venv"])).is_some()

@@ -6,6 +6,7 @@ pub mod gc;
 pub mod growth;
 pub mod malloc;
 pub mod maps;
+pub mod memory;
 pub mod swiss;
 
 use std::collections::HashMap;
@@ -52,6 +53,7 @@ pub struct Aggregator {
     interval_maps: HashMap<u64, ()>,
     max_tracked: usize,
     gc: GcTracker,
+    memory: memory::AddressSpace,
 }
 
 impl Aggregator {
@@ -67,6 +69,7 @@ impl Aggregator {
             interval: IntervalStats::default(),
             interval_maps: HashMap::new(),
             max_tracked: max_tracked.max(1),
+            memory: memory::AddressSpace::default(),
             gc: GcTracker::new(StwRules {
                 reason_in_stop: true,
                 worldstop_in_start: true,
@@ -82,6 +85,15 @@ impl Aggregator {
 
     pub fn gc(&self) -> &GcTracker {
         &self.gc
+    }
+
+    pub fn memory(&self) -> &memory::AddressSpace {
+        &self.memory
+    }
+
+    /// The target's resident set size, sampled from /proc by the caller.
+    pub fn sample_rss(&mut self, bytes: u64) {
+        self.memory.sample_rss(bytes);
     }
 
     /// Decodes and records one ring-buffer record.
@@ -102,6 +114,10 @@ impl Aggregator {
         let (id, growth) = match event {
             Event::Stw(e) => {
                 self.gc.on_stw(e);
+                return;
+            }
+            Event::Mem(e) => {
+                self.memory.on_event(e);
                 return;
             }
             Event::ClassicGrow(e) => (

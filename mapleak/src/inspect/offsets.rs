@@ -31,6 +31,7 @@ pub fn config(v: &GoVersion) -> Config {
         numgc_addr: 0,
         pause_start_addr: 0,
         gcphase_addr: 0,
+        target_tgid: 0,
         g_goid: g_goid(v),
         // runtime.hmap (classic)
         hmap_count: 0,
@@ -54,7 +55,7 @@ pub fn config(v: &GoVersion) -> Config {
         swiss_map_global_depth: 32,
         swiss_table_capacity: 2,
         swiss_table_local_depth: 6,
-        _pad: [0; 6],
+        _pad: [0; 4],
     }
 }
 

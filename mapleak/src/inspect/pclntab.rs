@@ -7,6 +7,10 @@
 //!
 //! Older tables (Go ≤ 1.17) are refused: mapleak does not support those releases anyway.
 //!
+//! Where the table is: `.gopclntab`, except in PIEs from Go 1.18–1.25, where the header needs
+//! a relocation and the section is `.data.rel.ro.gopclntab` (internal linking) or merged into
+//! `.data.rel.ro` (external linking). Go 1.26 dropped that relocation: `.gopclntab` again.
+//!
 //! Everything is bounds-checked and [`Pclntab::parse`] validates every functab entry and
 //! `_func` record once, so the lookups afterwards cannot run off the data either; corrupt input
 //! yields `Err` (or fewer results), never a panic, and no allocation depends on header counts.
@@ -24,7 +28,7 @@ const FUNC_ENTRY_OFF: usize = 0;
 const FUNC_NAME_OFF: usize = 4;
 const FUNC_PCSP: usize = 16;
 
-/// `runtime.moduledata` words (pointer-sized) used to find `runtime.text`; unchanged 1.18–1.27.
+/// `runtime.moduledata` words (pointer-sized) used to find `runtime.text`; unchanged 1.19–1.27.
 const MD_PCHEADER: usize = 0;
 const MD_FUNCNAMETAB: usize = 1;
 const MD_FTAB: usize = 16;
@@ -210,9 +214,9 @@ impl<'a> Pclntab<'a> {
         if end < prev {
             return Err(corrupt("functab end precedes the last function"));
         }
-        // FuncIDWrapper is the last FuncID constant in every release (21 in 1.19–1.21, 22 in
-        // 1.22–1.24, 23 in 1.25–1.27), and every Go program has ABI or method wrappers, so the
-        // largest funcID present is the wrapper ID without knowing the Go version.
+        // FuncIDWrapper is the last FuncID constant in every release (21 in 1.19 and 1.21, 22
+        // in 1.22–1.24, 23 in 1.25–1.27), and every Go program has ABI or method wrappers, so
+        // the largest funcID present is the wrapper ID without knowing the Go version.
         Ok((max_id > 0).then_some(max_id))
     }
 
@@ -278,6 +282,11 @@ impl<'a> Pclntab<'a> {
     /// functions can share a name too (closures in large programs): all of them are returned,
     /// as `.symtab` lists all of them. `size` is the code size without alignment padding, as
     /// in `.symtab`.
+    ///
+    /// Names are spelled as the runtime prints them, which differs from `.symtab` in two ways:
+    /// `·` stays `·` (the ELF writer turns it into `.`), and Go 1.19 stores bracketed names
+    /// (generic instantiations, `type..eq.[2]T`) with the outermost brackets' contents elided,
+    /// `pkg.F[...]`; 1.21+ store them in full (1.20 unchecked).
     pub fn functions<'n>(&self, names: &[&'n str]) -> Vec<(&'n str, FuncSym)> {
         // (index into names, function index, is a wrapper), in functab (= address) order.
         let mut matches = Vec::new();

@@ -54,8 +54,30 @@ pub struct Summary {
     pub gc: super::gc::GcSummary,
     /// Stops of the world that were not GC, by reason.
     pub stw_other: Vec<super::gc::OtherStwRow>,
+    pub memory: MemorySummary,
     /// What mapleak could not observe in this binary, and why.
     pub notes: Vec<String>,
+}
+
+/// The target's memory mappings since the trace began, and its RSS.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MemorySummary {
+    /// Bytes mapped read-write.
+    pub committed_bytes: u64,
+    /// Bytes returned with madvise (DONTNEED + FREE).
+    pub released_bytes: u64,
+    pub released_dontneed_bytes: u64,
+    pub released_free_bytes: u64,
+    pub unmapped_bytes: u64,
+    /// Mapped PROT_NONE: address space only.
+    pub reserved_bytes: u64,
+    /// Committed during the trace and neither released nor unmapped since.
+    pub held_bytes: u64,
+    /// Resident set size (smaps_rollup) at the last sample.
+    pub rss_bytes: u64,
+    pub mmap_calls: u64,
+    pub munmap_calls: u64,
+    pub madvise_calls: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -192,7 +214,27 @@ impl Summary {
             probes: k.hits.clone(),
             gc: super::gc::GcSummary::new(agg.gc()),
             stw_other: super::gc::other_stw(agg.gc()),
+            memory: MemorySummary::new(agg.memory()),
             notes: meta.notes.clone(),
+        }
+    }
+}
+
+impl MemorySummary {
+    fn new(m: &crate::aggregate::memory::AddressSpace) -> Self {
+        let s = m.stats();
+        Self {
+            committed_bytes: s.committed_bytes,
+            released_bytes: s.released_dontneed_bytes + s.released_free_bytes,
+            released_dontneed_bytes: s.released_dontneed_bytes,
+            released_free_bytes: s.released_free_bytes,
+            unmapped_bytes: s.unmapped_bytes,
+            reserved_bytes: s.reserved_bytes,
+            held_bytes: m.bytes_in(crate::aggregate::memory::State::Committed),
+            rss_bytes: m.rss_bytes().unwrap_or(0),
+            mmap_calls: s.mmap_calls,
+            munmap_calls: s.munmap_calls,
+            madvise_calls: s.madvise_calls,
         }
     }
 }

@@ -72,6 +72,18 @@ pub fn summary(s: &Summary) -> String {
         );
     }
     gc_section(&mut out, s);
+    let m = &s.memory;
+    let _ = writeln!(
+        out,
+        "\nmemory: {} committed, {} released ({} DONTNEED, {} FREE), {} unmapped, {} still held; RSS {}",
+        bytes(m.committed_bytes),
+        bytes(m.released_bytes),
+        bytes(m.released_dontneed_bytes),
+        bytes(m.released_free_bytes),
+        bytes(m.unmapped_bytes),
+        bytes(m.held_bytes),
+        bytes(m.rss_bytes),
+    );
     if !s.notes.is_empty() {
         let _ = writeln!(out);
         for note in &s.notes {

@@ -6,7 +6,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
     programs::{
-        UProbe,
+        TracePoint, UProbe,
         uprobe::{UProbeAttachLocation, UProbeScope},
     },
 };
@@ -92,6 +92,42 @@ impl Loaded {
                 self.attach_returns(site, &exe, scope)
                     .map_err(|e| attach_err(format!("at its RET instructions: {e}")))?;
             }
+        }
+        Ok(())
+    }
+
+    /// The memory-mapping system-call tracepoints; the programs filter by `config.target_tgid`.
+    /// Without tracefs the trace goes on without them, and the reason is returned.
+    pub fn attach_syscalls(&mut self) -> Result<(), String> {
+        if !std::path::Path::new("/sys/kernel/tracing/events/syscalls").exists() {
+            return Err("memory mappings are not traced: tracefs is not mounted at /sys/kernel/tracing (mount -t tracefs nodev /sys/kernel/tracing)".into());
+        }
+        let calls = [
+            (ProbeId::Mmap, "mmap", "mem_enter_mmap"),
+            (ProbeId::Munmap, "munmap", "mem_enter_munmap"),
+            (ProbeId::Madvise, "madvise", "mem_enter_madvise"),
+        ];
+        for (probe, call, enter) in calls {
+            for (program, event) in [
+                (enter, format!("sys_enter_{call}")),
+                (probe.program(), format!("sys_exit_{call}")),
+            ] {
+                let why = |e: &dyn std::error::Error| {
+                    format!(
+                        "memory mappings are not traced: {event}: {}",
+                        error_chain(e)
+                    )
+                };
+                let tp: &mut TracePoint = self
+                    .ebpf
+                    .program_mut(program)
+                    .ok_or_else(|| format!("the eBPF object has no {program}"))?
+                    .try_into()
+                    .map_err(|e| why(&e))?;
+                tp.load().map_err(|e| why(&e))?;
+                tp.attach("syscalls", &event).map_err(|e| why(&e))?;
+            }
+            self.attached.push((probe, call));
         }
         Ok(())
     }

@@ -42,6 +42,7 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     let mut notes = inspection.notes.clone();
     let bias = super::bias::load_bias(pid, inspection.first_load_vaddr);
     let mut config = inspection.config;
+    config.target_tgid = pid;
     match bias {
         Some(bias) => {
             let at = |addr: Option<u64>| addr.map_or(0, |a| a + bias);
@@ -57,6 +58,9 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     // Opened before attaching so that an exit during start-up is still seen.
     let exited = target::pidfd(pid).map_err(|_| TraceError::NoSuchProcess(pid))?;
     loaded.attach(&inspection, pid)?;
+    if let Err(note) = loaded.attach_syscalls() {
+        notes.push(note);
+    }
     let ring = loaded.take_events()?;
     announce(&inspection, pid);
 
@@ -105,6 +109,10 @@ async fn pump(
     let mut ticker = tokio::time::interval_at(started + opts.interval, opts.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let deadline = opts.duration.map(|d| started + d);
+    // A first sample, so that a target that exits within the first interval still has one.
+    if let Some(rss) = target::rss_bytes(loaded.pid()) {
+        agg.sample_rss(rss);
+    }
     let stop = loop {
         tokio::select! {
             guard = ring.readable_mut() => {
@@ -113,6 +121,9 @@ async fn pump(
                 guard.clear_ready();
             }
             _ = ticker.tick() => {
+                if let Some(rss) = target::rss_bytes(loaded.pid()) {
+                    agg.sample_rss(rss);
+                }
                 let stats = agg.take_interval();
                 let elapsed = started.elapsed().as_nanos() as u64;
                 reporter.interval(&Interval::new(elapsed, &stats, agg, &loaded.counters()))?;
@@ -125,6 +136,9 @@ async fn pump(
     };
     // Events submitted before the stop are still queued: take them all.
     drain(ring.get_mut(), agg);
+    if let Some(rss) = target::rss_bytes(loaded.pid()) {
+        agg.sample_rss(rss);
+    }
     Ok(stop)
 }
 

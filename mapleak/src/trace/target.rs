@@ -43,6 +43,22 @@ pub fn exe_path(pid: u32) -> String {
     format!("/proc/{pid}/exe")
 }
 
+/// `Rss:` of `/proc/PID/smaps_rollup`, in bytes; `None` once the process is gone.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    parse_rss(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?)
+}
+
+fn parse_rss(rollup: &str) -> Option<u64> {
+    let line = rollup.lines().find(|l| l.starts_with("Rss:"))?;
+    let kib: u64 = line["Rss:".len()..]
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
+}
+
 /// A pidfd that becomes readable when the process exits (Linux 5.3+).
 pub fn pidfd(pid: u32) -> std::io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
@@ -64,6 +80,14 @@ mod tests {
         assert_eq!(parse_cap_eff(status), Some(0x1ff_ffff_ffff));
         assert_eq!(parse_cap_eff("CapEff:\tzz\n"), None);
         assert_eq!(parse_cap_eff(""), None);
+    }
+
+    #[test]
+    fn reads_rss_from_smaps_rollup() {
+        let rollup = "55d4c000-7ffd1000 ---p 00000000 00:00 0 [rollup]\nRss:                3400 kB\nPss:   1 kB\n";
+        assert_eq!(parse_rss(rollup), Some(3400 * 1024));
+        assert_eq!(parse_rss("Pss: 1 kB\n"), None);
+        assert!(rss_bytes(std::process::id()).is_some_and(|b| b > 0));
     }
 
     #[test]

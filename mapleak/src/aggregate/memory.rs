@@ -1,0 +1,198 @@
+//! The target's address space as the runtime manages it: reserved, committed and released ranges,
+//! from its mmap, munmap and madvise calls.
+
+use std::collections::BTreeMap;
+
+use mapleak_common::{MEM_MADVISE, MEM_MMAP, MEM_MUNMAP, MemEvent};
+
+/// `PROT_NONE`, and the advice values the Go runtime uses to return memory.
+const PROT_NONE: u32 = 0;
+const MADV_DONTNEED: u32 = 4;
+const MADV_FREE: u32 = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Mapped PROT_NONE: address space only (Go's arena reservations).
+    Reserved,
+    /// Mapped read-write: counts toward memory the process holds.
+    Committed,
+    /// Returned with madvise: the kernel may reclaim it (at once for DONTNEED, lazily for FREE).
+    Released,
+}
+
+/// Counters and the current map, since the trace began.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    /// Bytes mapped read-write.
+    pub committed_bytes: u64,
+    /// Bytes mapped PROT_NONE.
+    pub reserved_bytes: u64,
+    /// Bytes returned with MADV_DONTNEED and with MADV_FREE.
+    pub released_dontneed_bytes: u64,
+    pub released_free_bytes: u64,
+    pub unmapped_bytes: u64,
+    pub mmap_calls: u64,
+    pub munmap_calls: u64,
+    pub madvise_calls: u64,
+    pub failed_calls: u64,
+}
+
+#[derive(Default)]
+pub struct AddressSpace {
+    /// start → (end, state); ranges never overlap.
+    ranges: BTreeMap<u64, (u64, State)>,
+    stats: MemoryStats,
+    rss_bytes: Option<u64>,
+}
+
+impl AddressSpace {
+    pub fn on_event(&mut self, e: &MemEvent) {
+        if e.ret < 0 {
+            self.stats.failed_calls += 1;
+            return;
+        }
+        let Some(end) = e.addr.checked_add(e.len) else {
+            self.stats.failed_calls += 1;
+            return;
+        };
+        match e.op {
+            MEM_MMAP => {
+                self.stats.mmap_calls += 1;
+                if e.prot == PROT_NONE {
+                    self.stats.reserved_bytes += e.len;
+                    self.set(e.addr, end, Some(State::Reserved));
+                } else {
+                    self.stats.committed_bytes += e.len;
+                    self.set(e.addr, end, Some(State::Committed));
+                }
+            }
+            MEM_MUNMAP => {
+                self.stats.munmap_calls += 1;
+                self.stats.unmapped_bytes += e.len;
+                self.set(e.addr, end, None);
+            }
+            MEM_MADVISE => {
+                self.stats.madvise_calls += 1;
+                match e.prot {
+                    MADV_DONTNEED => self.stats.released_dontneed_bytes += e.len,
+                    MADV_FREE => self.stats.released_free_bytes += e.len,
+                    // Huge-page hints and the like change nothing we account.
+                    _ => return,
+                }
+                self.set(e.addr, end, Some(State::Released));
+            }
+            _ => self.stats.failed_calls += 1,
+        }
+    }
+
+    /// The latest resident set size read from /proc.
+    pub fn sample_rss(&mut self, bytes: u64) {
+        self.rss_bytes = Some(bytes);
+    }
+
+    pub fn rss_bytes(&self) -> Option<u64> {
+        self.rss_bytes
+    }
+
+    pub fn stats(&self) -> &MemoryStats {
+        &self.stats
+    }
+
+    /// Bytes of tracked ranges now in `state`.
+    pub fn bytes_in(&self, state: State) -> u64 {
+        self.ranges
+            .iter()
+            .filter(|(_, (_, s))| *s == state)
+            .map(|(start, (end, _))| end - start)
+            .sum()
+    }
+
+    /// Sets `[start, end)` to `state` (`None`: unmapped), splitting the ranges it overlaps.
+    fn set(&mut self, start: u64, end: u64, state: Option<State>) {
+        if start >= end {
+            return;
+        }
+        // A range that begins before `start` and reaches into it keeps its head.
+        if let Some((&s, &(e, st))) = self.ranges.range(..start).next_back()
+            && e > start
+        {
+            self.ranges.insert(s, (start, st));
+            self.ranges.insert(start, (e, st));
+        }
+        let inside: Vec<u64> = self.ranges.range(start..end).map(|(s, _)| *s).collect();
+        for s in inside {
+            let (e, st) = self.ranges.remove(&s).expect("key just listed");
+            if e > end {
+                // Its tail reaches past `end`: keep the tail.
+                self.ranges.insert(end, (e, st));
+            }
+        }
+        if let Some(state) = state {
+            self.ranges.insert(start, (end, state));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(op: u8, addr: u64, len: u64, prot: u32) -> MemEvent {
+        MemEvent {
+            op,
+            addr,
+            len,
+            prot,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn reserve_commit_release_unmap() {
+        let mut a = AddressSpace::default();
+        a.on_event(&call(MEM_MMAP, 0x1000_0000, 0x400_0000, PROT_NONE));
+        a.on_event(&call(MEM_MMAP, 0x1000_0000, 0x10_0000, 3));
+        assert_eq!(a.bytes_in(State::Reserved), 0x3f0_0000);
+        assert_eq!(a.bytes_in(State::Committed), 0x10_0000);
+        // Release the middle of the committed range: it splits in three.
+        a.on_event(&call(MEM_MADVISE, 0x1004_0000, 0x2_0000, MADV_DONTNEED));
+        assert_eq!(a.bytes_in(State::Committed), 0xe_0000);
+        assert_eq!(a.bytes_in(State::Released), 0x2_0000);
+        a.on_event(&call(MEM_MADVISE, 0x1008_0000, 0x1_0000, MADV_FREE));
+        a.on_event(&call(MEM_MADVISE, 0x1008_0000, 0x1_0000, 14)); // MADV_HUGEPAGE
+        assert_eq!(a.bytes_in(State::Released), 0x3_0000);
+        // Unmap across the boundary of committed and reserved.
+        a.on_event(&call(MEM_MUNMAP, 0x100f_0000, 0x2_0000, 0));
+        assert_eq!(a.bytes_in(State::Committed), 0xc_0000);
+        assert_eq!(a.bytes_in(State::Reserved), 0x3f0_0000 - 0x1_0000);
+        let s = a.stats();
+        assert_eq!(
+            (
+                s.released_dontneed_bytes,
+                s.released_free_bytes,
+                s.unmapped_bytes
+            ),
+            (0x2_0000, 0x1_0000, 0x2_0000)
+        );
+        assert_eq!((s.mmap_calls, s.madvise_calls, s.munmap_calls), (2, 3, 1));
+    }
+
+    #[test]
+    fn failed_and_overflowing_calls_change_nothing() {
+        let mut a = AddressSpace::default();
+        let mut failed = call(MEM_MMAP, 0, 4096, 3);
+        failed.ret = -12;
+        a.on_event(&failed);
+        a.on_event(&call(MEM_MUNMAP, u64::MAX, 2, 0));
+        assert_eq!(a.stats().failed_calls, 2);
+        assert_eq!(a.bytes_in(State::Committed), 0);
+    }
+
+    #[test]
+    fn releasing_memory_mapped_before_the_trace_is_still_counted() {
+        let mut a = AddressSpace::default();
+        a.on_event(&call(MEM_MADVISE, 0xc000_0000, 0x8000, MADV_DONTNEED));
+        assert_eq!(a.bytes_in(State::Released), 0x8000);
+        assert_eq!(a.stats().released_dontneed_bytes, 0x8000);
+    }
+}

@@ -33,6 +33,8 @@ fn strace(pid: u32, out: &std::path::Path) -> Child {
         }
         line.clear();
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("strace did not attach");
 }
 

@@ -21,7 +21,7 @@ pub fn swiss_growth(e: &SwissGrowEvent) -> Option<Growth> {
         SwissOp::GrowToTable => (GrowKind::Table, FIRST_TABLE_CAPACITY, 0, 1),
         SwissOp::Rehash => {
             let cap = u64::from(e.table_capacity);
-            if !cap.is_power_of_two() || cap < GROUP_SLOTS || cap > MAX_TABLE_CAPACITY {
+            if !cap.is_power_of_two() || !(GROUP_SLOTS..=MAX_TABLE_CAPACITY).contains(&cap) {
                 return None;
             }
             if 2 * cap <= MAX_TABLE_CAPACITY {

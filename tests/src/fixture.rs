@@ -135,6 +135,21 @@ impl Fixture {
         self.child.id()
     }
 
+    /// Lets the workload start, without waiting for it.
+    pub fn go(&mut self) {
+        let mut stdin = self.stdin.take().expect("stdin still open");
+        stdin.write_all(b"go\n").expect("write to fixture");
+    }
+
+    /// The next line the fixture prints (blocking).
+    pub fn read_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("read fixture output");
+        line
+    }
+
     /// Lets the workload run and collects every line it prints until it exits.
     pub fn go_and_wait(self) -> Vec<String> {
         self.go_and_collect().stdout

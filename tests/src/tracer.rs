@@ -3,7 +3,7 @@
 use std::{
     io::{BufRead, BufReader, Read},
     path::PathBuf,
-    process::{Child, ChildStderr, Command, Output, Stdio},
+    process::{Child, ChildStderr, ChildStdout, Command, Output, Stdio},
 };
 
 use crate::Report;
@@ -29,8 +29,11 @@ pub fn run(args: &[&str]) -> Output {
 /// A `mapleak trace` in progress, already attached.
 pub struct Tracer {
     child: Child,
+    stdout: BufReader<ChildStdout>,
     stderr: BufReader<ChildStderr>,
     banner: String,
+    /// JSON lines already read by [`Tracer::next_interval`].
+    seen: Vec<serde_json::Value>,
 }
 
 impl Tracer {
@@ -46,14 +49,17 @@ impl Tracer {
             .spawn()
             .expect("start mapleak");
         let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut banner = String::new();
         // Blocks until mapleak says it is attached, or exits (EOF): no sleeping.
         while stderr.read_line(&mut banner).expect("read mapleak stderr") > 0 {
             if banner.contains("mapleak: tracing pid") {
                 return Self {
                     child,
+                    stdout,
                     stderr,
                     banner,
+                    seen: Vec::new(),
                 };
             }
         }
@@ -70,13 +76,23 @@ impl Tracer {
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
     }
 
+    /// The next live interval object (blocking until mapleak prints it).
+    pub fn next_interval(&mut self) -> serde_json::Value {
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("read mapleak stdout");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
+        assert_eq!(v["type"], "interval", "{v}");
+        self.seen.push(v.clone());
+        v
+    }
+
     /// Waits for mapleak to exit by itself, checks it succeeded, and parses its JSON lines.
     pub fn finish(mut self) -> Report {
         let mut stdout = String::new();
-        self.child
-            .stdout
-            .take()
-            .expect("piped stdout")
+        self.stdout
             .read_to_string(&mut stdout)
             .expect("read mapleak stdout");
         let mut rest = String::new();
@@ -87,10 +103,10 @@ impl Tracer {
             "mapleak failed ({status}): {}{rest}",
             self.banner
         );
-        let mut values: Vec<serde_json::Value> = stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-            .collect();
+        let mut values = std::mem::take(&mut self.seen);
+        values.extend(stdout.lines().map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}"))
+        }));
         let summary = values.pop().expect("mapleak printed a summary");
         assert_eq!(summary["type"], "summary", "the last line is the summary");
         assert!(

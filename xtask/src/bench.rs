@@ -163,7 +163,10 @@ fn run_workload(workload: &Path, tracer: Option<(&Path, &Path)>) -> Result<Run> 
 }
 
 /// Sends the start line and reads the workload's `ns/op X inserts N`.
-fn start_and_measure(child: &mut Child, stdout: &mut BufReader<ChildStdout>) -> Result<(f64, u64)> {
+fn start_and_measure(
+    child: &mut Child,
+    stdout: &mut BufReader<ChildStdout>,
+) -> Result<(f64, u64)> {
     child.stdin.take().context("no stdin")?.write_all(b"go\n")?;
     let line = read_line(stdout)?;
     match line.split_whitespace().collect::<Vec<_>>()[..] {

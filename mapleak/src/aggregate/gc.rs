@@ -138,6 +138,8 @@ pub struct GcTracker {
     window_bytes: u64,
     window_maps: HashMap<u64, u64>,
     unpaired: u64,
+    /// Longest GC pause since [`GcTracker::take_interval_max`] was last called.
+    interval_max_ns: u64,
 }
 
 /// What the stop probe saw.
@@ -169,6 +171,7 @@ impl GcTracker {
             window_bytes: 0,
             window_maps: HashMap::new(),
             unpaired: 0,
+            interval_max_ns: 0,
         }
     }
 
@@ -287,6 +290,7 @@ impl GcTracker {
             StwKind::SweepTerm | StwKind::MarkTerm => {
                 self.pauses.saturating_record(pause);
                 self.pause_total_ns += pause;
+                self.interval_max_ns = self.interval_max_ns.max(pause);
                 let Some(i) = self.open else { return };
                 if kind == StwKind::SweepTerm {
                     self.cycles[i].sweep_term_pause_ns = pause;
@@ -325,6 +329,11 @@ impl GcTracker {
 
     pub fn other(&self) -> &BTreeMap<u8, OtherStw> {
         &self.other
+    }
+
+    /// The longest GC pause since the previous call.
+    pub fn take_interval_max(&mut self) -> u64 {
+        std::mem::take(&mut self.interval_max_ns)
     }
 
     /// Stops without a start or starts without a stop (a probe attached mid-pause).

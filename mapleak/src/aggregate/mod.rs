@@ -43,6 +43,9 @@ pub struct IntervalStats {
     pub grow_bytes: u64,
     pub maps_grown: u64,
     pub received: u64,
+    pub gc_cycles: u64,
+    pub gc_pause_ns: u64,
+    pub gc_pause_max_ns: u64,
 }
 
 pub struct Aggregator {
@@ -53,6 +56,8 @@ pub struct Aggregator {
     interval_maps: HashMap<u64, ()>,
     max_tracked: usize,
     gc: GcTracker,
+    /// GC cycles and pause total at the previous interval.
+    gc_at_interval: (u64, u64),
     memory: memory::AddressSpace,
 }
 
@@ -70,6 +75,7 @@ impl Aggregator {
             interval_maps: HashMap::new(),
             max_tracked: max_tracked.max(1),
             memory: memory::AddressSpace::default(),
+            gc_at_interval: (0, 0),
             gc: GcTracker::new(StwRules {
                 reason_in_stop: true,
                 worldstop_in_start: true,
@@ -173,10 +179,16 @@ impl Aggregator {
         }
     }
 
-    /// Growth since the last call.
+    /// Growth and GC since the last call.
     pub fn take_interval(&mut self) -> IntervalStats {
         self.interval_maps.clear();
-        std::mem::take(&mut self.interval)
+        let (cycles, pause) = (self.gc.cycles_seen(), self.gc.pause_total_ns());
+        let mut stats = std::mem::take(&mut self.interval);
+        stats.gc_cycles = cycles - self.gc_at_interval.0;
+        stats.gc_pause_ns = pause - self.gc_at_interval.1;
+        stats.gc_pause_max_ns = self.gc.take_interval_max();
+        self.gc_at_interval = (cycles, pause);
+        stats
     }
 
     pub fn totals(&self) -> Totals {

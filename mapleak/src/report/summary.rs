@@ -156,6 +156,12 @@ pub struct Interval {
     pub maps_grown: u64,
     pub total_grow_events: u64,
     pub total_grow_bytes: u64,
+    pub gc_cycles: u64,
+    pub gc_pause_ns: u64,
+    pub gc_pause_max_ns: u64,
+    pub rss_bytes: u64,
+    pub held_bytes: u64,
+    pub released_bytes: u64,
     pub events: EventCounts,
 }
 
@@ -167,6 +173,7 @@ impl Interval {
         k: &KernelCounters,
     ) -> Self {
         let t = agg.totals();
+        let m = MemorySummary::new(agg.memory());
         Self {
             kind: "interval",
             elapsed_ns,
@@ -175,6 +182,12 @@ impl Interval {
             maps_grown: stats.maps_grown,
             total_grow_events: t.grow_events,
             total_grow_bytes: t.grow_bytes,
+            gc_cycles: stats.gc_cycles,
+            gc_pause_ns: stats.gc_pause_ns,
+            gc_pause_max_ns: stats.gc_pause_max_ns,
+            rss_bytes: m.rss_bytes,
+            held_bytes: m.held_bytes,
+            released_bytes: m.released_bytes,
             events: EventCounts::new(agg, k),
         }
     }

@@ -7,16 +7,19 @@ use super::{
     units::{bytes, count, duration},
 };
 
-/// One line per interval for the live view.
+/// One line per interval for the live view: growth, GC and memory side by side.
 pub fn interval(i: &Interval) -> String {
     format!(
-        "[{:>8}] map grows +{:<6} +{:<10} maps grown {:<5} | total {} grows, {} | lost {}",
+        "[{:>8}] maps +{:<6} grows +{:<10} ({} grown) | gc {} cycles, pause max {:<9} | rss {} held {} released {} | lost {}",
         duration(i.elapsed_ns),
         count(i.grow_events),
         bytes(i.grow_bytes),
         count(i.maps_grown),
-        count(i.total_grow_events),
-        bytes(i.total_grow_bytes),
+        count(i.gc_cycles),
+        duration(i.gc_pause_max_ns),
+        bytes(i.rss_bytes),
+        bytes(i.held_bytes),
+        bytes(i.released_bytes),
         count(i.events.lost),
     )
 }

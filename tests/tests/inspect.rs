@@ -3,7 +3,10 @@
 
 use std::{path::Path, process::Command};
 
-use mapleak_tests::{GoBuild, build, mapleak_bin, tracer};
+use mapleak_tests::{
+    GoBuild, build, mapleak_bin, tracer,
+    versions::{MATRIX, Mode},
+};
 
 const GO121: GoBuild = GoBuild {
     name: "mapgrow",
@@ -115,4 +118,26 @@ fn a_file_needs_no_privileges() {
     assert_eq!(plan["go_version"], "go1.21.13");
     assert_eq!(plan["map_impl"], "classic");
     assert_eq!(plan["probes"][0]["symbol"], "runtime.hashGrow");
+}
+
+/// `memstats.numgc`, found by decoding `gcMarkTermination`, is where `.symtab` says `memstats`
+/// is plus the field's offset in that release (7704 up to 1.24, 7680 from 1.25, per DWARF).
+#[test]
+fn numgc_is_found_by_disassembly_on_every_go() {
+    for config in MATRIX {
+        let exe = build(&config.build(Mode::Normal));
+        let nm = Command::new("nm").arg(&exe).output().expect("run nm");
+        let memstats = String::from_utf8_lossy(&nm.stdout)
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() == 3 && f[2] == "runtime.memstats").then(|| u64::from_str_radix(f[0], 16))
+            })
+            .expect("runtime.memstats in .symtab")
+            .unwrap();
+        let offset = if config.minor() >= 25 { 7680 } else { 7704 };
+        let out = tracer::run(&["inspect", "--format", "json", exe.to_str().unwrap()]);
+        let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(plan["numgc_address"], memstats + offset, "go {}", config.go);
+    }
 }

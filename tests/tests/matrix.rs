@@ -54,8 +54,8 @@ fn check_fill(config: &GoConfig, exe: &std::path::Path) {
 }
 
 /// The probe plan `mapleak inspect --format json` prints, without the fields that legitimately
-/// differ between twins (path, symbol source).
-fn plan(exe: &std::path::Path) -> Vec<serde_json::Value> {
+/// differ between twins (path, symbol source), plus the numgc address found by disassembly.
+fn plan(exe: &std::path::Path) -> (Vec<serde_json::Value>, serde_json::Value) {
     let out = tracer::run(&["inspect", "--format", "json", exe.to_str().unwrap()]);
     assert!(
         out.status.success(),
@@ -63,7 +63,7 @@ fn plan(exe: &std::path::Path) -> Vec<serde_json::Value> {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["probes"]
+    let probes = v["probes"]
         .as_array()
         .unwrap()
         .iter()
@@ -72,7 +72,8 @@ fn plan(exe: &std::path::Path) -> Vec<serde_json::Value> {
             p.as_object_mut().unwrap().remove("source");
             p
         })
-        .collect()
+        .collect();
+    (probes, v["numgc_address"].clone())
 }
 
 #[test]

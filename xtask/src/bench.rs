@@ -31,7 +31,9 @@ pub struct Args {
 
 /// One run of the workload.
 struct Run {
-    ns_per_op: f64,
+    /// Wall-clock and CPU (user + sys, all threads) ns per insert.
+    wall: f64,
+    cpu: f64,
     inserts: u64,
     /// `(symbol, hits)` from mapleak's JSON summary (empty for untraced runs): shows that the
     /// probes fire per growth, not per insert.
@@ -55,27 +57,30 @@ pub fn run(args: &Args) -> Result<()> {
     )?;
     let mapleak = target_dir().join("release").join("mapleak");
 
-    let mut untraced = Vec::new();
-    let mut traced = Vec::new();
-    let mut hits = Vec::new();
-    let mut inserts = 0;
+    let mut report = Report {
+        runs: args.runs,
+        ..Report::default()
+    };
     for i in 0..args.runs {
         let u = run_workload(&workload, None)?;
-        let report = dir.join(format!("trace-{i}.jsonl"));
-        let t = run_workload(&workload, Some((&mapleak, &report)))?;
+        let trace = dir.join(format!("trace-{i}.jsonl"));
+        let t = run_workload(&workload, Some((&mapleak, &trace)))?;
         println!(
-            "bench: run {}/{}: untraced {:.2} ns/op, traced {:.2} ns/op; {} inserts, probe hits: {}",
+            "bench: run {}/{}: untraced {:.2} ns/op ({:.2} CPU), traced {:.2} ns/op ({:.2} CPU); \
+             {} inserts, probe hits: {}",
             i + 1,
             args.runs,
-            u.ns_per_op,
-            t.ns_per_op,
+            u.wall,
+            u.cpu,
+            t.wall,
+            t.cpu,
             t.inserts,
             show_hits(&t.hits)
         );
-        untraced.push(u.ns_per_op);
-        traced.push(t.ns_per_op);
-        hits.push(t.hits);
-        inserts = t.inserts;
+        report.untraced.push(&u);
+        report.traced.push(&t);
+        report.inserts = t.inserts;
+        report.hits.push(t.hits);
     }
 
     println!("\n==> aggregator: cargo bench -p mapleak --bench aggregator");
@@ -92,27 +97,12 @@ pub fn run(args: &Args) -> Result<()> {
             out.status
         );
     }
-    let events_per_sec = parse_events_per_sec(&text);
-    if events_per_sec.is_empty() {
+    report.aggregator = parse_events_per_sec(&text);
+    if report.aggregator.is_empty() {
         bail!("the aggregator benchmark printed no `million events/s` line");
     }
-
-    let hits = format!(
-        "{} (of {:.1} M inserts)",
-        show_hits(&median_hits(&hits)),
-        inserts as f64 / 1e6
-    );
-    println!(
-        "\n{}",
-        table(
-            args.runs,
-            &mut untraced,
-            &mut traced,
-            &hits,
-            &events_per_sec,
-            &machine()
-        )
-    );
+    report.machine = machine();
+    println!("\n{}", report.table());
     Ok(())
 }
 
@@ -146,7 +136,7 @@ fn run_workload(workload: &Path, tracer: Option<(&Path, &Path)>) -> Result<Run> 
     let status = child.wait()?;
     // mapleak stops by itself once the target has exited.
     let traced = mapleak.map(|mut m| m.wait()).transpose()?;
-    let (ns_per_op, inserts) = measured?;
+    let (wall, cpu, inserts) = measured?;
     if !status.success() {
         bail!("{} failed ({status})", workload.display());
     }
@@ -156,22 +146,25 @@ fn run_workload(workload: &Path, tracer: Option<(&Path, &Path)>) -> Result<Run> 
         _ => Vec::new(),
     };
     Ok(Run {
-        ns_per_op,
+        wall,
+        cpu,
         inserts,
         hits,
     })
 }
 
-/// Sends the start line and reads the workload's `ns/op X inserts N`.
+/// Sends the start line and reads the workload's `ns/op X cpu-ns/op Y inserts N`.
 fn start_and_measure(
     child: &mut Child,
     stdout: &mut BufReader<ChildStdout>,
-) -> Result<(f64, u64)> {
+) -> Result<(f64, f64, u64)> {
     child.stdin.take().context("no stdin")?.write_all(b"go\n")?;
     let line = read_line(stdout)?;
     match line.split_whitespace().collect::<Vec<_>>()[..] {
-        ["ns/op", ns, "inserts", n] => Ok((ns.parse()?, n.parse()?)),
-        _ => bail!("the workload printed {line:?}, not `ns/op X inserts N`"),
+        ["ns/op", wall, "cpu-ns/op", cpu, "inserts", n] => {
+            Ok((wall.parse()?, cpu.parse()?, n.parse()?))
+        }
+        _ => bail!("the workload printed {line:?}, not `ns/op X cpu-ns/op Y inserts N`"),
     }
 }
 
@@ -302,34 +295,77 @@ fn machine() -> String {
     format!("{cpus} × {model}, Linux {}", kernel.trim())
 }
 
-/// The results as a markdown table, ready for the README.
-fn table(
+/// ns/op of one side (untraced or traced), one entry per run.
+#[derive(Default)]
+struct Samples {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl Samples {
+    fn push(&mut self, run: &Run) {
+        self.wall.push(run.wall);
+        self.cpu.push(run.cpu);
+    }
+}
+
+#[derive(Default)]
+struct Report {
     runs: u32,
-    untraced: &mut [f64],
-    traced: &mut [f64],
-    hits: &str,
-    events_per_sec: &[(String, f64)],
-    machine: &str,
-) -> String {
+    inserts: u64,
+    untraced: Samples,
+    traced: Samples,
+    /// Per traced run.
+    hits: Vec<Vec<(String, u64)>>,
+    /// `(shape, events/s)`.
+    aggregator: Vec<(String, f64)>,
+    machine: String,
+}
+
+impl Report {
+    /// The results as markdown, ready for the README.
+    fn table(&mut self) -> String {
+        let runs = self.runs;
+        let wall = overhead_row("wall clock", &mut self.untraced.wall, &mut self.traced.wall);
+        let cpu = overhead_row(
+            "CPU time (user + sys, all threads)",
+            &mut self.untraced.cpu,
+            &mut self.traced.cpu,
+        );
+        let aggregator: String = self
+            .aggregator
+            .iter()
+            .map(|(shape, rate)| format!("| {shape} | {:.2} million |\n", rate / 1e6))
+            .collect();
+        format!(
+            "| tests/fixtures/bench (Go {GO_VERSION}, {:.1} M map inserts per run), median of {runs} alternating runs | untraced ns/op (range) | traced ns/op (range) | overhead |\n\
+             |---|---|---|---|\n\
+             {wall}{cpu}\
+             \n\
+             Probe hits per traced run (median): {}.\n\
+             \n\
+             | aggregator: one thread, 10 M synthetic growth events over 100 000 map addresses | events/s |\n\
+             |---|---|\n\
+             {aggregator}\
+             \n\
+             Machine: {}. Command: `cargo xtask bench --runs {runs}` (as root).",
+            self.inserts as f64 / 1e6,
+            show_hits(&median_hits(&self.hits)),
+            self.machine,
+        )
+    }
+}
+
+/// `| name | median (min–max) | median (min–max) | overhead of the medians |`; the range shows
+/// the run-to-run noise that the overhead has to be read against.
+fn overhead_row(name: &str, untraced: &mut [f64], traced: &mut [f64]) -> String {
     let (u, t) = (median(untraced), median(traced));
-    let overhead = (t / u - 1.0) * 100.0;
-    // The range shows the run-to-run noise the overhead has to be read against.
     let cell = |xs: &[f64], m: f64| format!("{m:.2} ({:.2}–{:.2})", xs[0], xs[xs.len() - 1]);
-    let (untraced, traced) = (cell(untraced, u), cell(traced, t));
-    let aggregator: String = events_per_sec
-        .iter()
-        .map(|(shape, rate)| format!("| {shape} | {:.2} million |\n", rate / 1e6))
-        .collect();
     format!(
-        "| workload | untraced ns/op, median (range) | traced ns/op, median (range) | overhead | probe hits per traced run (median) |\n\
-         |---|---|---|---|---|\n\
-         | tests/fixtures/bench (Go {GO_VERSION}), median of {runs} alternating runs | {untraced} | {traced} | {overhead:+.1} % | {hits} |\n\
-         \n\
-         | aggregator, one thread, 10 M synthetic events over 100 000 maps | events/s |\n\
-         |---|---|\n\
-         {aggregator}\
-         \n\
-         Machine: {machine}. Command: `cargo xtask bench --runs {runs}` (as root)."
+        "| {name} | {} | {} | {:+.1} % |\n",
+        cell(untraced, u),
+        cell(traced, t),
+        (t / u - 1.0) * 100.0
     )
 }
 
@@ -359,17 +395,11 @@ mod tests {
 
     #[test]
     fn the_table_compares_medians() {
-        let rates = [("bursty".to_owned(), 7.5e6)];
-        let text = table(
-            3,
-            &mut [12.0, 10.0, 11.0],
-            &mut [11.0, 11.22, 13.0],
-            "512",
-            &rates,
-            "m",
+        let row = overhead_row("wall", &mut [12.0, 10.0, 11.0], &mut [11.0, 11.22, 13.0]);
+        assert_eq!(
+            row,
+            "| wall | 11.00 (10.00–12.00) | 11.22 (11.00–13.00) | +2.0 % |\n"
         );
-        assert!(text.contains("| 11.00 (10.00–12.00) | 11.22 (11.00–13.00) | +2.0 % | 512 |"));
-        assert!(text.contains("| bursty | 7.50 million |"));
     }
 
     #[test]

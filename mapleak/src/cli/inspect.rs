@@ -48,21 +48,26 @@ fn render(i: &Inspection) -> String {
     let _ = writeln!(out, "maps:        {}", i.map_impl.as_str());
     let _ = writeln!(
         out,
-        "pie: {}  dynamic: {}  symtab: {}",
+        "pie: {}  dynamic: {}  symtab: {}  struct offsets: {:?}",
         yes_no(i.pie),
         yes_no(i.dynamic),
-        yes_no(i.symtab)
+        yes_no(i.symtab),
+        i.offsets
     );
+    if let Some(numgc) = i.numgc_address {
+        let _ = writeln!(out, "memstats.numgc: {numgc:#x}");
+    }
+    let width = i.probes.iter().map(|p| p.symbol.len()).max().unwrap_or(5);
     let _ = writeln!(
         out,
-        "\n{:<28} {:<7} {:>10} {:>10} {:>9} {:>8}  RET OFFSETS",
+        "\n{:<width$} {:<7} {:>10} {:>10} {:>9} {:>8}  RET OFFSETS",
         "PROBE", "SOURCE", "ADDRESS", "FILE OFF", "PROLOGUE", "ATTACH"
     );
     for p in &i.probes {
         let rets: Vec<String> = p.ret_offsets.iter().map(|r| format!("+{r:#x}")).collect();
         let _ = writeln!(
             out,
-            "{:<28} {:<7} {:>#10x} {:>#10x} {:>9} {:>#8x}  {}",
+            "{:<width$} {:<7} {:>#10x} {:>#10x} {:>9} {:>#8x}  {}",
             p.symbol,
             format!("{:?}", p.source).to_lowercase(),
             p.address,
@@ -71,6 +76,9 @@ fn render(i: &Inspection) -> String {
             p.attach_offset,
             rets.join(" ")
         );
+    }
+    for note in &i.notes {
+        let _ = writeln!(out, "note: {note}");
     }
     out
 }

@@ -12,7 +12,9 @@ pub mod version;
 
 pub use buildinfo::BuildInfo;
 pub use elf::GoElf;
-pub use plan::{Inspection, MapImpl, ProbeSite, SymbolSource, inspect_bytes, inspect_file};
+pub use plan::{
+    Inspection, MapImpl, OffsetsSource, ProbeSite, SymbolSource, inspect_bytes, inspect_file,
+};
 pub use version::GoVersion;
 
 /// Why a binary cannot be traced. Each message is one sentence a user can act on.

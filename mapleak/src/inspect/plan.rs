@@ -4,7 +4,8 @@ use mapleak_common::{Config, ProbeId};
 use serde::Serialize;
 
 use super::{
-    BuildInfo, GoElf, GoVersion, InspectError, buildinfo, elf::FuncSym, gcdata, offsets, prologue,
+    BuildInfo, GoElf, GoVersion, InspectError, buildinfo, dwarf, elf::FuncSym, gcdata, offsets,
+    prologue,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -21,6 +22,16 @@ impl MapImpl {
             MapImpl::Swiss => "swiss",
         }
     }
+}
+
+/// Where the struct offsets given to the kernel programs came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetsSource {
+    /// The binary's own DWARF.
+    Dwarf,
+    /// mapleak's per-version table (stripped binaries).
+    Table,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -57,6 +68,7 @@ pub struct Inspection {
     pub pie: bool,
     pub dynamic: bool,
     pub symtab: bool,
+    pub offsets: OffsetsSource,
     pub build: BuildInfo,
     pub probes: Vec<ProbeSite>,
     /// Link-time address of `runtime.memstats.numgc` (load bias not applied).
@@ -155,6 +167,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
     let numgc_address = lookup(&found, GC_MARK_TERMINATION)
         .and_then(|f| gcdata::numgc_address(elf.code(f.address, f.size)?, f.address));
     let (pause_start_address, gcphase_address) = old_gc_data(&elf, &version, &mut notes);
+    let (config, offsets) = struct_offsets(&elf, &version, map_impl, &mut notes);
     if numgc_address.is_none() {
         notes.push(format!(
             "GC cycles are not numbered: memstats.numgc was not found in {GC_MARK_TERMINATION}"
@@ -169,12 +182,13 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         symtab: elf.has_symtab(),
         build,
         probes,
+        offsets,
         numgc_address,
         first_load_vaddr: elf.first_load_vaddr(),
         pause_start_address,
         gcphase_address,
         notes,
-        config: offsets::config(&version),
+        config,
         version,
     })
 }
@@ -192,6 +206,34 @@ fn read_buildinfo(elf: &GoElf) -> Result<BuildInfo, InspectError> {
         .find(|&i| &bytes[i..i + magic.len()] == magic)
         .map(|i| buildinfo::parse(&bytes[i..]))
         .unwrap_or_else(|| Err(InspectError::NotGo(elf.path.clone())))
+}
+
+/// Offsets from the binary's DWARF where it has them (checked against the table: a difference is
+/// worth knowing), else from the per-version table.
+fn struct_offsets(
+    elf: &GoElf,
+    version: &GoVersion,
+    map_impl: MapImpl,
+    notes: &mut Vec<String>,
+) -> (Config, OffsetsSource) {
+    let table = offsets::config(version);
+    match dwarf::struct_offsets(elf, version.minor, map_impl == MapImpl::Swiss) {
+        Ok(Some(found)) => {
+            let (config, differ) = found.apply(table);
+            if !differ.is_empty() {
+                notes.push(format!(
+                    "struct offsets from DWARF differ from mapleak's {version} table for {}; using DWARF's",
+                    differ.join(", ")
+                ));
+            }
+            (config, OffsetsSource::Dwarf)
+        }
+        Ok(None) => (table, OffsetsSource::Table),
+        Err(e) => {
+            notes.push(format!("{e}; using mapleak's {version} offsets"));
+            (table, OffsetsSource::Table)
+        }
+    }
 }
 
 /// Before 1.22 no argument carries the runtime's stop time, and before 1.21 none says why the

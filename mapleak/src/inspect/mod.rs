@@ -8,6 +8,7 @@ pub mod offsets;
 pub mod pclntab;
 pub mod plan;
 pub mod prologue;
+pub mod symbols;
 pub mod version;
 
 pub use buildinfo::BuildInfo;
@@ -43,10 +44,10 @@ pub enum InspectError {
     UnsupportedGo(String),
     #[error("{0} binaries are not supported: mapleak traces linux/amd64 Go programs")]
     UnsupportedArch(String),
-    #[error(
-        "{symbol} was not found in the binary's symbol table; it may be stripped (mapleak needs .symtab for this Go version)"
-    )]
+    #[error("{symbol} was not found in the binary (neither in .symtab nor in .gopclntab)")]
     MissingSymbol { symbol: String },
+    #[error("{0} has neither a symbol table (.symtab) nor a Go function table (.gopclntab)")]
+    NoSymbols(String),
     #[error("cannot place a probe on {symbol}: {why}")]
     BadFunction { symbol: String, why: String },
     #[error("the binary's DWARF debug information is corrupt ({0})")]

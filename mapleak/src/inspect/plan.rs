@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{
     BuildInfo, GoElf, GoVersion, InspectError, buildinfo, dwarf, elf::FuncSym, gcdata, offsets,
-    prologue,
+    prologue, symbols,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -38,6 +38,7 @@ pub enum OffsetsSource {
 #[serde(rename_all = "lowercase")]
 pub enum SymbolSource {
     Symtab,
+    Pclntab,
 }
 
 /// One probe, placed.
@@ -152,14 +153,14 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         .map(|(_, n)| *n)
         .collect();
     names.push(GC_MARK_TERMINATION);
-    let found = elf.functions(&names);
+    let (found, source) = symbols::resolve(&elf, &names)?;
     let mut probes = map_probes
         .iter()
-        .map(|&(probe, symbol)| place(&elf, &found, probe, symbol))
+        .map(|&(probe, symbol)| place(&elf, &found, source, probe, symbol))
         .collect::<Result<Vec<_>, _>>()?;
     let mut notes = Vec::new();
     for &(probe, symbol) in GC_PROBES {
-        match place(&elf, &found, probe, symbol) {
+        match place(&elf, &found, source, probe, symbol) {
             Ok(site) => probes.push(site),
             Err(e) => notes.push(format!("GC pauses are not traced: {e}")),
         }
@@ -276,6 +277,7 @@ fn lookup(found: &[(&str, FuncSym)], symbol: &str) -> Option<FuncSym> {
 fn place(
     elf: &GoElf,
     found: &[(&str, FuncSym)],
+    source: SymbolSource,
     probe: ProbeId,
     symbol: &'static str,
 ) -> Result<ProbeSite, InspectError> {
@@ -296,7 +298,7 @@ fn place(
     Ok(ProbeSite {
         probe,
         symbol,
-        source: SymbolSource::Symtab,
+        source,
         address: sym.address,
         size: sym.size,
         file_offset,

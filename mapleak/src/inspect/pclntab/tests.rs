@@ -477,7 +477,7 @@ fn a_few_names_in_a_large_table_resolve_quickly() {
     static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let names = NAMES.get_or_init(|| {
         (0..N)
-            .map(|i| format!("github.com/example/pkg{}.(*T).Method{i}", i % 97))
+            .map(|i| format!("example.com/pkg{}.(*T).Method{i}", i % 97))
             .collect()
     });
     let funcs = names

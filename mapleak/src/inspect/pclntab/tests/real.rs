@@ -109,10 +109,7 @@ impl Bin {
     fn section(&self, name: &str) -> Option<(u64, &[u8])> {
         let obj = self.obj();
         let s = obj.section_by_name(name)?;
-        let data = s.data().ok()?;
-        // Re-borrow from `self.data` so the slice outlives `obj`.
-        let start = data.as_ptr() as usize - self.data.as_ptr() as usize;
-        Some((s.address(), &self.data[start..start + data.len()]))
+        Some((s.address(), s.data().ok()?))
     }
 
     fn text_addr(&self) -> u64 {

@@ -16,10 +16,12 @@ pub enum ProbeId {
     Mmap = 7,
     Munmap = 8,
     Madvise = 9,
+    /// A no-op function in mapleak itself, probed at start-up to measure what one hit costs.
+    Calibrate = 10,
 }
 
 impl ProbeId {
-    pub const ALL: [ProbeId; 10] = [
+    pub const ALL: [ProbeId; 11] = [
         ProbeId::HashGrow,
         ProbeId::SwissGrowToSmall,
         ProbeId::SwissGrowToTable,
@@ -30,6 +32,7 @@ impl ProbeId {
         ProbeId::Mmap,
         ProbeId::Munmap,
         ProbeId::Madvise,
+        ProbeId::Calibrate,
     ];
     /// Number of slots in the `HITS` array; larger than today's probe count so that new probes
     /// need no map resize.
@@ -48,6 +51,7 @@ impl ProbeId {
             ProbeId::Mmap => "mem_exit_mmap",
             ProbeId::Munmap => "mem_exit_munmap",
             ProbeId::Madvise => "mem_exit_madvise",
+            ProbeId::Calibrate => "calibrate",
         }
     }
 }

@@ -5,6 +5,7 @@
 #![no_std]
 #![no_main]
 
+mod calibrate;
 mod classic;
 mod counters;
 mod gc;

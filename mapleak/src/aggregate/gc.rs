@@ -1,7 +1,9 @@
 //! GC cycles and stop-the-world pauses, from the stop/start probe events, with the map growth that
 //! happened in each cycle's window.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use hdrhistogram::Histogram;
 use mapleak_common::{STW_RETURN, STW_START, STW_STOP, StwEvent};
@@ -169,7 +171,7 @@ impl GcTracker {
             other: BTreeMap::new(),
             window_events: 0,
             window_bytes: 0,
-            window_maps: HashMap::new(),
+            window_maps: HashMap::default(),
             unpaired: 0,
             interval_max_ns: 0,
         }

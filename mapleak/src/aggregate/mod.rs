@@ -9,7 +9,7 @@ pub mod maps;
 pub mod memory;
 pub mod swiss;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 pub use classic::GoRules;
 pub use gc::{GcTracker, StwKind, StwRules};
@@ -69,10 +69,10 @@ impl Aggregator {
     pub fn with_capacity_limit(rules: GoRules, max_tracked: usize) -> Self {
         Self {
             rules,
-            maps: HashMap::new(),
+            maps: HashMap::default(),
             totals: Totals::default(),
             interval: IntervalStats::default(),
-            interval_maps: HashMap::new(),
+            interval_maps: HashMap::default(),
             max_tracked: max_tracked.max(1),
             memory: memory::AddressSpace::default(),
             gc_at_interval: (0, 0),

@@ -36,6 +36,8 @@ pub struct KernelCounters {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ProbeHits {
     pub symbol: String,
+    /// The eBPF program (one symbol can have several: entry and RET probes).
+    pub program: &'static str,
     pub hits: u64,
 }
 

@@ -7,7 +7,7 @@ use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
     programs::{
         TracePoint, UProbe,
-        uprobe::{UProbeAttachLocation, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
     },
 };
 use mapleak_common::{
@@ -24,10 +24,49 @@ use crate::{
 /// The kernel programs, built by build.rs from `mapleak-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mapleak"));
 
+/// Probes switched on and off together by the overhead governor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeGroup {
+    /// Map growth: fires O(log n) times per map, but a program churning small maps hits it often.
+    Growth,
+    /// Stop-the-world: a few hits per GC cycle.
+    Gc,
+}
+
+impl ProbeGroup {
+    pub const ALL: [ProbeGroup; 2] = [ProbeGroup::Growth, ProbeGroup::Gc];
+
+    pub fn of(probe: ProbeId) -> Option<Self> {
+        match probe {
+            ProbeId::HashGrow
+            | ProbeId::SwissGrowToSmall
+            | ProbeId::SwissGrowToTable
+            | ProbeId::SwissRehash => Some(ProbeGroup::Growth),
+            ProbeId::StopTheWorld | ProbeId::StartTheWorld | ProbeId::StartTheWorldReturn => {
+                Some(ProbeGroup::Gc)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One uprobe program and where it goes, attached or not.
+struct Uprobe {
+    probe: ProbeId,
+    symbol: &'static str,
+    /// File offsets in the target's executable.
+    offsets: Vec<u64>,
+    link: Option<UProbeLinkId>,
+}
+
 pub struct Loaded {
     ebpf: Ebpf,
     pid: u32,
-    attached: Vec<(ProbeId, &'static str)>,
+    exe: String,
+    uprobes: Vec<Uprobe>,
+    /// Tracepoint-based probes (never detached: they cost no trap).
+    syscalls: Vec<(ProbeId, &'static str)>,
 }
 
 /// Loads the object with the target's offsets and a ring buffer of `ring_size` bytes.
@@ -46,7 +85,9 @@ pub fn load(config: &mapleak_common::Config, ring_size: u32) -> Result<Loaded, T
     Ok(Loaded {
         ebpf,
         pid: 0,
-        attached: Vec::new(),
+        exe: String::new(),
+        uprobes: Vec::new(),
+        syscalls: Vec::new(),
     })
 }
 
@@ -61,39 +102,101 @@ fn check_kernel() -> Result<(), TraceError> {
 }
 
 impl Loaded {
-    /// Attaches every probe of the plan to `pid` only, at its post-prologue offset.
+    /// Loads every uprobe program of the plan and attaches it to `pid` only: at the
+    /// post-prologue offset, and for `startTheWorldWithSema` also at each RET.
     pub fn attach(&mut self, inspection: &Inspection, pid: u32) -> Result<(), TraceError> {
-        let scope =
-            UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(TraceError::NoSuchProcess(pid))?);
-        let exe = target::exe_path(pid);
         self.pid = pid;
+        self.exe = target::exe_path(pid);
         for site in &inspection.probes {
-            let attach_err = |why: String| TraceError::Attach {
-                symbol: site.symbol.to_owned(),
-                pid,
-                why,
-            };
-            let program: &mut UProbe = self
-                .ebpf
-                .program_mut(site.probe.program())
-                .ok_or_else(|| attach_err("the eBPF object has no such program".into()))?
-                .try_into()
-                .map_err(|e| attach_err(error_chain(&e)))?;
-            program.load().map_err(|e| attach_err(error_chain(&e)))?;
-            program
-                .attach(
-                    [UProbeAttachLocation::AbsoluteOffset(site.attach_offset)],
-                    &exe,
-                    scope,
-                )
-                .map_err(|e| attach_err(error_chain(&e)))?;
-            self.attached.push((site.probe, site.symbol));
+            self.uprobes.push(Uprobe {
+                probe: site.probe,
+                symbol: site.symbol,
+                offsets: vec![site.attach_offset],
+                link: None,
+            });
             if site.probe == ProbeId::StartTheWorld && !site.ret_offsets.is_empty() {
-                self.attach_returns(site, &exe, scope)
-                    .map_err(|e| attach_err(format!("at its RET instructions: {e}")))?;
+                self.uprobes.push(Uprobe {
+                    probe: ProbeId::StartTheWorldReturn,
+                    symbol: site.symbol,
+                    offsets: site
+                        .ret_offsets
+                        .iter()
+                        .map(|r| site.file_offset + r)
+                        .collect(),
+                    link: None,
+                });
             }
         }
+        for i in 0..self.uprobes.len() {
+            let program = self.program(i)?;
+            program.load().map_err(|e| self.attach_error(i, &e))?;
+        }
+        for group in ProbeGroup::ALL {
+            self.set_group(group, true)?;
+        }
         Ok(())
+    }
+
+    fn program(&mut self, i: usize) -> Result<&mut UProbe, TraceError> {
+        let name = self.uprobes[i].probe.program();
+        let err = |why: String| TraceError::Attach {
+            symbol: self.uprobes[i].symbol.to_owned(),
+            pid: self.pid,
+            why,
+        };
+        let program = self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| err(format!("the eBPF object has no program {name}")))?;
+        program.try_into().map_err(|e| err(error_chain(&e)))
+    }
+
+    fn attach_error(&self, i: usize, e: &dyn std::error::Error) -> TraceError {
+        TraceError::Attach {
+            symbol: self.uprobes[i].symbol.to_owned(),
+            pid: self.pid,
+            why: error_chain(e),
+        }
+    }
+
+    /// Attaches or detaches every probe of `group`. Detaching drops the kernel's uprobes: the
+    /// target runs as if never traced until they return.
+    pub fn set_group(&mut self, group: ProbeGroup, on: bool) -> Result<(), TraceError> {
+        let pid = NonZeroU32::new(self.pid).ok_or(TraceError::NoSuchProcess(self.pid))?;
+        for i in 0..self.uprobes.len() {
+            if ProbeGroup::of(self.uprobes[i].probe) != Some(group)
+                || self.uprobes[i].link.is_some() == on
+            {
+                continue;
+            }
+            let exe = self.exe.clone();
+            let offsets = self.uprobes[i].offsets.clone();
+            let link = self.uprobes[i].link.take();
+            let program = self.program(i)?;
+            let result = match link {
+                Some(link) => program.detach(link).map(|()| None),
+                None => program
+                    .attach(
+                        offsets
+                            .into_iter()
+                            .map(UProbeAttachLocation::AbsoluteOffset),
+                        &exe,
+                        UProbeScope::OneProcess(pid),
+                    )
+                    .map(Some),
+            };
+            self.uprobes[i].link = result.map_err(|e| self.attach_error(i, &e))?;
+        }
+        Ok(())
+    }
+
+    /// Hits of every probe in `group` so far, summed over CPUs.
+    pub fn group_hits(&self, group: ProbeGroup) -> u64 {
+        self.uprobes
+            .iter()
+            .filter(|u| ProbeGroup::of(u.probe) == Some(group))
+            .map(|u| self.hits(u.probe))
+            .sum()
     }
 
     /// The memory-mapping system-call tracepoints; the programs filter by `config.target_tgid`.
@@ -127,34 +230,8 @@ impl Loaded {
                 tp.load().map_err(|e| why(&e))?;
                 tp.attach("syscalls", &event).map_err(|e| why(&e))?;
             }
-            self.attached.push((probe, call));
+            self.syscalls.push((probe, call));
         }
-        Ok(())
-    }
-
-    /// Uprobes on every RET of the function: its results are in the argument registers there.
-    fn attach_returns(
-        &mut self,
-        site: &crate::inspect::ProbeSite,
-        exe: &str,
-        scope: UProbeScope,
-    ) -> Result<(), String> {
-        let ret = ProbeId::StartTheWorldReturn;
-        let program: &mut UProbe = self
-            .ebpf
-            .program_mut(ret.program())
-            .ok_or("the eBPF object has no such program")?
-            .try_into()
-            .map_err(|e| error_chain(&e))?;
-        program.load().map_err(|e| error_chain(&e))?;
-        let points = site
-            .ret_offsets
-            .iter()
-            .map(|r| UProbeAttachLocation::AbsoluteOffset(site.file_offset + r));
-        program
-            .attach(points, exe, scope)
-            .map_err(|e| error_chain(&e))?;
-        self.attached.push((ret, site.symbol));
         Ok(())
     }
 
@@ -173,25 +250,32 @@ impl Loaded {
         })
     }
 
-    /// Sums the per-CPU counters. Read errors yield zeros rather than aborting a report.
+    /// A per-CPU counter summed over CPUs; a failed read counts as zero rather than aborting
+    /// a report.
+    fn sum(&self, map: &str, index: u32) -> u64 {
+        self.ebpf
+            .map(map)
+            .and_then(|m| PerCpuArray::<_, u64>::try_from(m).ok())
+            .and_then(|a| a.get(&index, 0).ok())
+            .map(|values| values.iter().sum())
+            .unwrap_or(0)
+    }
+
+    fn hits(&self, probe: ProbeId) -> u64 {
+        self.sum("HITS", probe as u32)
+    }
+
     pub fn counters(&self) -> KernelCounters {
-        let sum = |name: &str, index: u32| -> u64 {
-            self.ebpf
-                .map(name)
-                .and_then(|m| PerCpuArray::<_, u64>::try_from(m).ok())
-                .and_then(|a| a.get(&index, 0).ok())
-                .map(|values| values.iter().sum())
-                .unwrap_or(0)
-        };
+        let uprobes = self.uprobes.iter().map(|u| (u.probe, u.symbol));
         KernelCounters {
-            lost: sum("COUNTERS", COUNTER_LOST),
-            read_errors: sum("COUNTERS", COUNTER_READ_ERRORS),
-            hits: self
-                .attached
-                .iter()
+            lost: self.sum("COUNTERS", COUNTER_LOST),
+            read_errors: self.sum("COUNTERS", COUNTER_READ_ERRORS),
+            hits: uprobes
+                .chain(self.syscalls.iter().copied())
                 .map(|(probe, symbol)| ProbeHits {
-                    symbol: (*symbol).to_owned(),
-                    hits: sum("HITS", *probe as u32),
+                    symbol: symbol.to_owned(),
+                    program: probe.program(),
+                    hits: self.hits(probe),
                 })
                 .collect(),
         }

@@ -34,6 +34,7 @@ fn summary() -> Summary {
         read_errors: 0,
         hits: vec![ProbeHits {
             symbol: "runtime.hashGrow".into(),
+            program: "classic_hash_grow",
             hits: 1,
         }],
     };

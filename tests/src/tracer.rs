@@ -37,8 +37,16 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    /// Starts `mapleak trace --pid PID --format json EXTRA…` and waits until it has attached.
+    /// Starts `mapleak trace --pid PID --format json --exact EXTRA…` and waits until it has
+    /// attached. Exact: these tests compare counts with oracles, so nothing may be sampled.
     pub fn attach(pid: u32, extra: &[&str]) -> Self {
+        let mut args = vec!["--exact"];
+        args.extend_from_slice(extra);
+        Self::attach_governed(pid, &args)
+    }
+
+    /// Like [`Tracer::attach`], with the overhead governor as users get it by default.
+    pub fn attach_governed(pid: u32, extra: &[&str]) -> Self {
         let pid = pid.to_string();
         let mut child = Command::new(mapleak_bin())
             .args(["trace", "--pid", &pid, "--format", "json"])

@@ -333,6 +333,15 @@ impl GcTracker {
         &self.other
     }
 
+    /// The stop/start probes were detached or re-attached: whatever pause was in flight can no
+    /// longer be timed, nor the cycle it belonged to completed.
+    pub fn gap(&mut self) {
+        self.stop = None;
+        self.began = None;
+        self.open = None;
+        self.sweep_end_ns = None;
+    }
+
     /// The longest GC pause since the previous call.
     pub fn take_interval_max(&mut self) -> u64 {
         std::mem::take(&mut self.interval_max_ns)

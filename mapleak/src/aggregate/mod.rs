@@ -97,6 +97,11 @@ impl Aggregator {
         &self.memory
     }
 
+    /// The GC probes were switched off or on: drop half-seen pauses.
+    pub fn gc_gap(&mut self) {
+        self.gc.gap();
+    }
+
     /// The target's resident set size, sampled from /proc by the caller.
     pub fn sample_rss(&mut self, bytes: u64) {
         self.memory.sample_rss(bytes);

@@ -29,6 +29,24 @@ pub struct TraceArgs {
     /// Ring buffer size in bytes: a power of two, at least 4096.
     #[arg(long, default_value_t = 4 << 20, value_parser = parse_ring_size)]
     ring_size: u32,
+    /// Most the probes may cost the target, in percent of its CPU time; busier probe groups
+    /// are attached only part of the time and their counts reported as estimates.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_percent)]
+    max_overhead: f64,
+    /// Keep every probe attached whatever it costs (exact counts; for debugging and tests).
+    #[arg(long)]
+    exact: bool,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a percentage"))?;
+    if !(p > 0.0 && p <= 100.0) {
+        return Err("the overhead budget must be above 0% and at most 100%".into());
+    }
+    Ok(p / 100.0)
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -58,6 +76,8 @@ pub fn run(args: TraceArgs) -> Result<(), String> {
         output: args.output,
         top: args.top,
         ring_size: args.ring_size,
+        max_overhead: args.max_overhead,
+        exact: args.exact,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -8,6 +8,7 @@ pub mod offsets;
 pub mod pclntab;
 pub mod plan;
 pub mod prologue;
+pub mod symbolize;
 pub mod symbols;
 pub mod version;
 

@@ -49,6 +49,9 @@ pub struct Pclntab<'a> {
     funcname_offset: u64,
     pcln_offset: u64,
     funcnametab: &'a [u8],
+    /// Per compilation unit, `u32` offsets into `filetab` (file names for [`Pclntab::symbolize`]).
+    cutab: &'a [u8],
+    filetab: &'a [u8],
     pctab: &'a [u8],
     /// The functab (`nfunc` pairs plus the end-PC sentinel) followed by the `_func` records,
     /// which `funcOff` indexes from the start of this slice.
@@ -56,6 +59,9 @@ pub struct Pclntab<'a> {
     func_id_off: usize,
     func_fixed_size: usize,
     wrapper_id: Option<u8>,
+    /// Memory from `moduledata.gofunc` on, which funcdata offsets index; empty when unknown
+    /// (see [`Pclntab::with_gofunc`]).
+    gofunc: &'a [u8],
 }
 
 fn corrupt(why: impl Into<String>) -> InspectError {
@@ -136,7 +142,13 @@ impl<'a> Pclntab<'a> {
         let nfunc = word(0)?;
         let header_text_start = word(2)?;
         let offsets = [word(3)?, word(4)?, word(5)?, word(6)?, word(7)?];
-        let [funcname_offset, _cu, _filetab, pctab_offset, pcln_offset] = offsets;
+        let [
+            funcname_offset,
+            cu_offset,
+            filetab_offset,
+            pctab_offset,
+            pcln_offset,
+        ] = offsets;
         let header_len = (8 + 8 * ptr_size) as u64;
         let len = data.len() as u64;
         if let Some(bad) = offsets.iter().find(|&&o| o < header_len || o > len) {
@@ -172,11 +184,14 @@ impl<'a> Pclntab<'a> {
             funcname_offset,
             pcln_offset,
             funcnametab: region(funcname_offset),
+            cutab: region(cu_offset),
+            filetab: region(filetab_offset),
             pctab: region(pctab_offset),
             pcln,
             func_id_off,
             func_fixed_size,
             wrapper_id: None,
+            gofunc: &[],
         };
         tab.wrapper_id = tab.validate()?;
         Ok(tab)
@@ -324,6 +339,15 @@ impl<'a> Pclntab<'a> {
     /// `None` outside every function, in the alignment padding between two functions, and for
     /// names that are not UTF-8.
     pub fn func_at(&self, pc: u64) -> Option<(&'a str, u64, u64)> {
+        let (i, entry, end) = self.index_at(pc)?;
+        let tail = self.name_tail(self.record(i)?)?;
+        let len = tail.iter().position(|&b| b == 0)?;
+        let name = std::str::from_utf8(tail.get(..len)?).ok()?;
+        Some((name, entry, end))
+    }
+
+    /// Index, entry and exclusive end of the function whose code contains `pc`.
+    fn index_at(&self, pc: u64) -> Option<(usize, u64, u64)> {
         let off = u32::try_from(pc.checked_sub(self.text_start)?).ok()?;
         if self.nfunc == 0 || off < self.entry_off(0)? || off >= self.entry_off(self.nfunc)? {
             return None;
@@ -339,13 +363,7 @@ impl<'a> Pclntab<'a> {
             }
         }
         let (entry, end) = self.bounds(lo)?;
-        if pc >= end {
-            return None;
-        }
-        let tail = self.name_tail(self.record(lo)?)?;
-        let len = tail.iter().position(|&b| b == 0)?;
-        let name = std::str::from_utf8(tail.get(..len)?).ok()?;
-        Some((name, entry, end))
+        (pc < end).then_some((lo, entry, end))
     }
 
     fn entry_off(&self, i: usize) -> Option<u32> {
@@ -410,6 +428,11 @@ impl<'a> Pclntab<'a> {
         }
     }
 }
+
+mod inline;
+mod lines;
+
+pub use lines::Frame;
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Reports: one data model ([`Summary`], [`Interval`]) rendered as JSON Lines or text.
 
 pub mod gc;
+pub mod sampling;
 pub mod summary;
 pub mod text;
 pub mod units;

@@ -57,6 +57,8 @@ pub struct Summary {
     /// Stops of the world that were not GC, by reason.
     pub stw_other: Vec<super::gc::OtherStwRow>,
     pub memory: MemorySummary,
+    /// What share of the trace each probe group saw; counts of a sampled group are estimates.
+    pub sampling: super::sampling::SamplingSummary,
     /// What mapleak could not observe in this binary, and why.
     pub notes: Vec<String>,
 }
@@ -208,7 +210,13 @@ impl EventCounts {
 }
 
 impl Summary {
-    pub fn new(meta: &TraceMeta, agg: &Aggregator, k: &KernelCounters, top: usize) -> Self {
+    pub fn new(
+        meta: &TraceMeta,
+        agg: &Aggregator,
+        k: &KernelCounters,
+        top: usize,
+        sampling: super::sampling::SamplingSummary,
+    ) -> Self {
         let t = agg.totals();
         Self {
             kind: "summary",
@@ -230,6 +238,7 @@ impl Summary {
             gc: super::gc::GcSummary::new(agg.gc()),
             stw_other: super::gc::other_stw(agg.gc()),
             memory: MemorySummary::new(agg.memory()),
+            sampling,
             notes: meta.notes.clone(),
         }
     }

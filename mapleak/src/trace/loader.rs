@@ -162,6 +162,17 @@ impl Loaded {
     /// Attaches or detaches every probe of `group`. Detaching drops the kernel's uprobes: the
     /// target runs as if never traced until they return.
     pub fn set_group(&mut self, group: ProbeGroup, on: bool) -> Result<(), TraceError> {
+        let began = std::time::Instant::now();
+        let result = self.switch_group(group, on);
+        log::debug!(
+            "{group:?} probes {} in {:?}",
+            if on { "attached" } else { "detached" },
+            began.elapsed()
+        );
+        result
+    }
+
+    fn switch_group(&mut self, group: ProbeGroup, on: bool) -> Result<(), TraceError> {
         let pid = NonZeroU32::new(self.pid).ok_or(TraceError::NoSuchProcess(self.pid))?;
         for i in 0..self.uprobes.len() {
             if ProbeGroup::of(self.uprobes[i].probe) != Some(group)
@@ -174,7 +185,12 @@ impl Loaded {
             let link = self.uprobes[i].link.take();
             let program = self.program(i)?;
             let result = match link {
-                Some(link) => program.detach(link).map(|()| None),
+                Some(link) => program.take_link(link).map(|link| {
+                    // The probe stops firing at once, but unregistering it waits for an RCU
+                    // grace period (a third of a second here): finish that off the event loop.
+                    std::thread::spawn(move || drop(link));
+                    None
+                }),
                 None => program
                     .attach(
                         offsets
@@ -261,8 +277,12 @@ impl Loaded {
             .unwrap_or(0)
     }
 
-    fn hits(&self, probe: ProbeId) -> u64 {
+    pub(super) fn hits(&self, probe: ProbeId) -> u64 {
         self.sum("HITS", probe as u32)
+    }
+
+    pub(super) fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
     }
 
     pub fn counters(&self) -> KernelCounters {

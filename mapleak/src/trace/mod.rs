@@ -2,8 +2,12 @@
 //! the aggregator, report, and detach everything on the way out.
 
 pub mod bias;
+pub mod calibrate;
+pub mod duty;
 pub mod error;
+pub mod governor;
 pub mod loader;
+pub mod sampler;
 pub mod session;
 pub mod target;
 

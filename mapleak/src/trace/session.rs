@@ -10,11 +10,19 @@ use tokio::{
     time::{Instant, MissedTickBehavior},
 };
 
-use super::{TraceError, loader, target};
+use super::{
+    TraceError,
+    duty::DutyCycle,
+    governor::Governor,
+    loader::{self, ProbeGroup},
+    target,
+};
 use crate::{
     aggregate::{Aggregator, GcTracker, GoRules, StwRules},
     inspect::{self, Inspection},
-    report::{Format, Interval, Reporter, StopReason, Summary, TraceMeta},
+    report::{
+        Format, Interval, Reporter, StopReason, Summary, TraceMeta, sampling::SamplingSummary,
+    },
 };
 
 pub struct TraceOptions {
@@ -25,7 +33,14 @@ pub struct TraceOptions {
     pub output: Option<PathBuf>,
     pub top: usize,
     pub ring_size: u32,
+    /// Budget for what the probes may cost the target, as a share of its CPU time.
+    pub max_overhead: f64,
+    /// Governor off: every probe stays attached whatever it costs.
+    pub exact: bool,
 }
+
+/// Assumed when calibration fails: a uprobe hit on the slow end of what virtual machines show.
+const FALLBACK_HIT_COST: Duration = Duration::from_micros(12);
 
 pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     let pid = opts.pid;
@@ -55,25 +70,38 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         )),
     }
     let mut loaded = loader::load(&config, opts.ring_size)?;
+    // Before attaching: calibration needs no target, and the trace's accounting starts at attach.
+    let hit_cost = loaded.calibrate().unwrap_or_else(|why| {
+        notes.push(format!(
+            "uprobe cost not calibrated ({why}); assuming {} µs per hit",
+            FALLBACK_HIT_COST.as_micros()
+        ));
+        FALLBACK_HIT_COST
+    });
+
     // Opened before attaching so that an exit during start-up is still seen.
     let exited = target::pidfd(pid).map_err(|_| TraceError::NoSuchProcess(pid))?;
     loaded.attach(&inspection, pid)?;
+    let started = Instant::now();
+    let governor =
+        (!opts.exact).then(|| Governor::new(opts.max_overhead, hit_cost.as_nanos() as f64));
+    let mut duty = DutyCycle::new(governor, started, &loaded, opts.interval);
     if let Err(note) = loaded.attach_syscalls() {
         notes.push(note);
     }
     let ring = loaded.take_events()?;
-    announce(&inspection, pid);
+    announce(&inspection, pid, hit_cost, &opts);
 
     let gc = GcTracker::new(StwRules::new(&inspection.version));
     let mut agg = Aggregator::new(GoRules::new(&inspection.version, &inspection.build)).with_gc(gc);
-    let started = Instant::now();
     let stop = pump(
         &opts,
-        &loaded,
+        &mut loaded,
         ring,
         exited,
         &mut agg,
         &mut reporter,
+        &mut duty,
         started,
     )
     .await?;
@@ -88,18 +116,26 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         stop,
         notes,
     };
-    let summary = Summary::new(&meta, &agg, &counters, opts.top);
+    let sampling = SamplingSummary {
+        governor: duty.governed(),
+        max_overhead: opts.max_overhead,
+        hit_cost_ns: hit_cost.as_nanos() as u64,
+        groups: duty.sampler.summary(),
+    };
+    let summary = Summary::new(&meta, &agg, &counters, opts.top, sampling);
     reporter.summary(&summary)?;
     Ok(summary)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn pump(
     opts: &TraceOptions,
-    loaded: &loader::Loaded,
+    loaded: &mut loader::Loaded,
     ring: RingBuf<MapData>,
     exited: OwnedFd,
     agg: &mut Aggregator,
     reporter: &mut Reporter,
+    duty: &mut DutyCycle,
     started: Instant,
 ) -> Result<StopReason, TraceError> {
     let mut ring = register(ring)?;
@@ -120,12 +156,31 @@ async fn pump(
                 drain(guard.get_inner_mut(), agg);
                 guard.clear_ready();
             }
+            _ = sleep_until(duty.next_toggle()) => {
+                // Count everything the attached stretch produced before switching.
+                drain(ring.get_mut(), agg);
+                match duty.toggle_due(Instant::now(), loaded) {
+                    Ok(switched) => gaps(&switched, agg),
+                    Err(_) if target::check_exists(loaded.pid()).is_err() => {
+                        break StopReason::TargetExited;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             _ = ticker.tick() => {
+                drain(ring.get_mut(), agg);
                 if let Some(rss) = target::rss_bytes(loaded.pid()) {
                     agg.sample_rss(rss);
                 }
                 let stats = agg.take_interval();
                 let elapsed = started.elapsed().as_nanos() as u64;
+                match duty.end_interval(Instant::now(), loaded, &stats) {
+                    Ok(reattached) => gaps(&reattached, agg),
+                    Err(_) if target::check_exists(loaded.pid()).is_err() => {
+                        break StopReason::TargetExited;
+                    }
+                    Err(e) => return Err(e),
+                }
                 reporter.interval(&Interval::new(elapsed, &stats, agg, &loaded.counters()))?;
             }
             _ = interrupt.recv() => break StopReason::Interrupted,
@@ -134,12 +189,24 @@ async fn pump(
             _ = exited.readable() => break StopReason::TargetExited,
         }
     };
-    // Events submitted before the stop are still queued: take them all.
+    // Events submitted before the stop are still queued: take them all, and close the last
+    // (partial) interval's accounting.
     drain(ring.get_mut(), agg);
+    let stats = agg.take_interval();
+    duty.take_governor();
+    // With the governor gone nothing is attached here, so only a vanished target can fail it.
+    let _ = duty.end_interval(Instant::now(), loaded, &stats);
     if let Some(rss) = target::rss_bytes(loaded.pid()) {
         agg.sample_rss(rss);
     }
     Ok(stop)
+}
+
+/// A switched GC group leaves no half-seen pause behind to be misattributed later.
+fn gaps(groups: &[ProbeGroup], agg: &mut Aggregator) {
+    if groups.contains(&ProbeGroup::Gc) {
+        agg.gc_gap();
+    }
 }
 
 fn drain(ring: &mut RingBuf<MapData>, agg: &mut Aggregator) {
@@ -167,7 +234,7 @@ fn sink(output: Option<&PathBuf>) -> Result<Box<dyn io::Write + Send>, TraceErro
     })
 }
 
-fn announce(inspection: &Inspection, pid: u32) {
+fn announce(inspection: &Inspection, pid: u32, hit_cost: Duration, opts: &TraceOptions) {
     let probes: Vec<String> = inspection
         .probes
         .iter()
@@ -180,4 +247,16 @@ fn announce(inspection: &Inspection, pid: u32) {
         probes.len(),
         probes.join(", ")
     );
+    if opts.exact {
+        eprintln!(
+            "mapleak: exact mode: every probe stays attached whatever it costs (one hit ≈ {:.1} µs here)",
+            hit_cost.as_nanos() as f64 / 1e3
+        );
+    } else {
+        eprintln!(
+            "mapleak: one uprobe hit costs {:.1} µs here; probes are duty-cycled to keep the target's overhead under {}%",
+            hit_cost.as_nanos() as f64 / 1e3,
+            opts.max_overhead * 100.0
+        );
+    }
 }

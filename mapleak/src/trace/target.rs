@@ -59,6 +59,20 @@ fn parse_rss(rollup: &str) -> Option<u64> {
     kib.checked_mul(1024)
 }
 
+/// The process's user + system CPU time so far (all threads), from `/proc/PID/stat`.
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name (which may contain spaces): utime is the
+    // 12th and stime the 13th of them.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut f = rest.split_whitespace().skip(11);
+    let ticks = f.next()?.parse::<u64>().ok()? + f.next()?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|h| *h > 0)?;
+    Some(ticks * 1_000_000_000 / hz)
+}
+
 /// A pidfd that becomes readable when the process exits (Linux 5.3+).
 pub fn pidfd(pid: u32) -> std::io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
@@ -88,6 +102,13 @@ mod tests {
         assert_eq!(parse_rss(rollup), Some(3400 * 1024));
         assert_eq!(parse_rss("Pss: 1 kB\n"), None);
         assert!(rss_bytes(std::process::id()).is_some_and(|b| b > 0));
+    }
+
+    #[test]
+    fn reads_our_own_cpu_time() {
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(30) {}
+        assert!(cpu_ns(std::process::id()).is_some_and(|ns| ns > 0));
     }
 
     #[test]

@@ -38,7 +38,7 @@ fn summary() -> Summary {
             hits: 1,
         }],
     };
-    Summary::new(&meta, &agg, &kernel, 10)
+    Summary::new(&meta, &agg, &kernel, 10, Default::default())
 }
 
 #[test]

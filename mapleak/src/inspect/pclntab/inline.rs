@@ -1,0 +1,71 @@
+//! Where funcdata (the inline trees among it) lives: at offsets from `moduledata.gofunc`.
+//!
+//! gofunc is the address of the linker's `go:func.*` symbol (`go.func.*` before 1.20): in
+//! `.rodata` up to Go 1.25, inside `.gopclntab` from 1.26. Stripped binaries have no symbol
+//! for it, but `runtime.firstmoduledata` records it, and that survives stripping.
+
+use super::{
+    MD_FTAB, MD_FTAB_LEN, MD_FUNCNAMETAB, MD_MAXPC, MD_MINPC, MD_PCHEADER, MD_TEXT, Pclntab,
+    word_at,
+};
+
+impl<'a> Pclntab<'a> {
+    /// The same table, able to read funcdata: `gofunc` holds the bytes from the address
+    /// `moduledata.gofunc` to the end of the section containing it. Needed for inlined frames
+    /// in [`Pclntab::symbolize`].
+    pub fn with_gofunc(mut self, gofunc: &'a [u8]) -> Self {
+        self.gofunc = gofunc;
+        self
+    }
+
+    /// Whether [`Pclntab::with_gofunc`] gave this table its funcdata.
+    pub fn has_gofunc(&self) -> bool {
+        !self.gofunc.is_empty()
+    }
+
+    /// `moduledata.gofunc` of this table's module, given the bytes of the section that holds
+    /// `runtime.firstmoduledata` (`.go.module` in Go 1.26+, `.noptrdata` before) and the Go
+    /// minor version, which decides the field's place.
+    ///
+    /// The module data is recognised by pointers that agree with this table's layout (names
+    /// and functab at the header's offsets from the header pointer, functab length, PC range),
+    /// so the table's own address need not be known.
+    pub fn moduledata_gofunc(&self, module: &[u8], minor: u32) -> Option<u64> {
+        let p = self.ptr_size;
+        let first = u64::from(self.entry_off(0)?);
+        let last = u64::from(self.entry_off(self.nfunc)?);
+        let gofunc_word = gofunc_word(minor);
+        (0..module.len() / p).find_map(|w| {
+            let word = |i: usize| word_at(module, (w + i) * p, p);
+            let header = word(MD_PCHEADER)?;
+            if header == 0
+                || word(MD_FUNCNAMETAB)? != header.checked_add(self.funcname_offset)?
+                || word(MD_FTAB)? != header.checked_add(self.pcln_offset)?
+                || word(MD_FTAB_LEN)? != self.nfunc as u64 + 1
+            {
+                return None;
+            }
+            let text = word(MD_TEXT)?;
+            if text.checked_add(first)? != word(MD_MINPC)?
+                || text.checked_add(last)? != word(MD_MAXPC)?
+            {
+                return None;
+            }
+            // `rodata` precedes `gofunc` in every layout and go:func.* lies after its start:
+            // a cheap check that the version picked the right word.
+            let gofunc = word(gofunc_word)?;
+            (word(gofunc_word - 1)?.wrapping_sub(1) < gofunc).then_some(gofunc)
+        })
+    }
+}
+
+/// Index of the pointer-sized `gofunc` field in `runtime.moduledata` (runtime/symtab.go):
+/// Go 1.18–1.19 have 38 words before it; 1.20 added `covctrs, ecovctrs`; 1.27 added
+/// `typedesclen` after `types` and `itaboffset, itabsize` after `etypes`.
+fn gofunc_word(minor: u32) -> usize {
+    match minor {
+        ..=19 => 38,
+        20..=26 => 40,
+        _ => 43,
+    }
+}

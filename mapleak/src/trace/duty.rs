@@ -1,0 +1,193 @@
+//! Applies the governor: switches probe groups on and off, accounts how long each was attached,
+//! and feeds the sampler. Under `--exact` it only accounts.
+//!
+//! A group at share `s` is attached for windows of `s` × a tenth of the interval, spread over
+//! the interval so that a workload with a rhythm of its own is sampled across its phases. A
+//! window is never shorter than [`MIN_WINDOW`] (attaching takes effect only after a moment, and
+//! a too-short window sees nothing); at small shares the period between windows grows instead.
+
+use std::collections::BTreeMap;
+
+use tokio::time::{Duration, Instant};
+
+use super::{
+    TraceError,
+    governor::{Governor, IntervalUse},
+    loader::{Loaded, ProbeGroup},
+    sampler::Sampler,
+    target,
+};
+use crate::aggregate::IntervalStats;
+
+pub const SLICES: u32 = 10;
+pub const MIN_WINDOW: Duration = Duration::from_millis(50);
+
+struct GroupDuty {
+    attached_since: Option<Instant>,
+    attached_ns: u64,
+    hits_at_start: u64,
+    share: f64,
+    /// Attached stretch and full period of the duty cycle at this share.
+    window: Duration,
+    period: Duration,
+    slice_start: Instant,
+    /// When to detach (if attached) or attach (if not) next; `None` at share 1.
+    next_toggle: Option<Instant>,
+}
+
+pub struct DutyCycle {
+    governor: Option<Governor>,
+    groups: BTreeMap<ProbeGroup, GroupDuty>,
+    interval_start: Instant,
+    slice: Duration,
+    cpu_at_start: Option<u64>,
+    was_governed: bool,
+    pub sampler: Sampler,
+}
+
+impl DutyCycle {
+    /// Every group starts attached (the loader attached them).
+    pub fn new(
+        governor: Option<Governor>,
+        now: Instant,
+        loaded: &Loaded,
+        interval: Duration,
+    ) -> Self {
+        let groups = ProbeGroup::ALL
+            .iter()
+            .map(|g| {
+                let duty = GroupDuty {
+                    attached_since: Some(now),
+                    attached_ns: 0,
+                    hits_at_start: loaded.group_hits(*g),
+                    share: 1.0,
+                    window: Duration::ZERO,
+                    period: Duration::ZERO,
+                    slice_start: now,
+                    next_toggle: None,
+                };
+                (*g, duty)
+            })
+            .collect();
+        Self {
+            governor,
+            groups,
+            interval_start: now,
+            slice: interval / SLICES,
+            cpu_at_start: target::cpu_ns(loaded.pid()),
+            was_governed: false,
+            sampler: Sampler::default(),
+        }
+    }
+
+    /// When the next group is due to be switched.
+    pub fn next_toggle(&self) -> Option<Instant> {
+        self.groups.values().filter_map(|d| d.next_toggle).min()
+    }
+
+    /// Switches the groups that are due. The caller drains the ring buffer first, so that every
+    /// event of an attached stretch is counted in it. Returns the groups switched.
+    pub fn toggle_due(
+        &mut self,
+        now: Instant,
+        loaded: &mut Loaded,
+    ) -> Result<Vec<ProbeGroup>, TraceError> {
+        let mut switched = Vec::new();
+        for (group, duty) in &mut self.groups {
+            if !duty.next_toggle.is_some_and(|at| at <= now) {
+                continue;
+            }
+            match duty.attached_since.take() {
+                Some(since) => {
+                    loaded.set_group(*group, false)?;
+                    duty.attached_ns += (now - since).as_nanos() as u64;
+                    duty.next_toggle = Some(duty.slice_start + duty.period);
+                }
+                None => {
+                    loaded.set_group(*group, true)?;
+                    // Live once the attach returns, which can wait on an earlier detach.
+                    let live = Instant::now();
+                    duty.attached_since = Some(live);
+                    duty.slice_start = live;
+                    duty.next_toggle = Some(live + duty.window);
+                }
+            }
+            switched.push(*group);
+        }
+        Ok(switched)
+    }
+
+    /// Closes an interval: records what each group saw and for how long, lets the governor set
+    /// the next shares, and (re)attaches every group for the start of the next slice. Returns the
+    /// groups that were detached and are attached again.
+    pub fn end_interval(
+        &mut self,
+        now: Instant,
+        loaded: &mut Loaded,
+        stats: &IntervalStats,
+    ) -> Result<Vec<ProbeGroup>, TraceError> {
+        let wall_ns = (now - self.interval_start).as_nanos() as u64;
+        let cpu_now = target::cpu_ns(loaded.pid());
+        let cpu_ns = cpu_now
+            .zip(self.cpu_at_start)
+            .map_or(0, |(b, a)| b.saturating_sub(a));
+        let mut reattached = Vec::new();
+        for (group, duty) in &mut self.groups {
+            if let Some(since) = duty.attached_since {
+                duty.attached_ns += (now - since).as_nanos() as u64;
+                duty.attached_since = Some(now);
+            }
+            let hits_now = loaded.group_hits(*group);
+            let used = IntervalUse {
+                hits: hits_now - duty.hits_at_start,
+                attached_ns: std::mem::take(&mut duty.attached_ns),
+            };
+            duty.hits_at_start = hits_now;
+            let observed = match group {
+                ProbeGroup::Growth => (stats.grow_events, stats.grow_bytes),
+                ProbeGroup::Gc => (stats.gc_cycles, stats.gc_pause_ns),
+            };
+            self.sampler
+                .record(*group, (wall_ns, used.attached_ns), used.hits, observed);
+            let Some(governor) = &mut self.governor else {
+                continue;
+            };
+            let was = duty.share;
+            duty.share = governor.update(*group, used, cpu_ns, wall_ns);
+            duty.window = self.slice.mul_f64(duty.share).max(MIN_WINDOW);
+            duty.period = duty.window.div_f64(duty.share);
+            if duty.share >= 1.0 {
+                duty.next_toggle = None;
+                if duty.attached_since.is_none() {
+                    loaded.set_group(*group, true)?;
+                    duty.attached_since = Some(Instant::now());
+                    reattached.push(*group);
+                }
+            } else if was >= 1.0 {
+                // Leaving full attachment: the first window starts now.
+                duty.slice_start = now;
+                duty.next_toggle = Some(now + duty.window);
+            } else if was != duty.share {
+                // Same phase, new proportions: the current window or gap ends by the new ones.
+                let ends = match duty.attached_since {
+                    Some(_) => duty.slice_start + duty.window,
+                    None => duty.slice_start + duty.period,
+                };
+                duty.next_toggle = Some(ends.max(now));
+            }
+        }
+        self.interval_start = now;
+        self.cpu_at_start = cpu_now;
+        Ok(reattached)
+    }
+
+    pub fn governed(&self) -> bool {
+        self.governor.is_some() || self.was_governed
+    }
+
+    /// The final accounting must not switch anything on again.
+    pub fn take_governor(&mut self) -> Option<Governor> {
+        self.was_governed |= self.governor.is_some();
+        self.governor.take()
+    }
+}

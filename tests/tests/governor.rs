@@ -1,0 +1,100 @@
+//! The overhead governor on a workload whose growth probes would cost several times the target's
+//! own work: it must cut that cost, say what it sampled, and never misattribute a pause.
+
+use mapleak_tests::{Fixture, GoBuild, Tracer, build, require_root};
+
+const GO127: GoBuild = GoBuild {
+    name: "mapgrow",
+    go: "1.27.3",
+    flags: &[],
+    env: &[],
+};
+
+/// Runs `churn 4000` (fresh 200-entry maps for 4 s) under `tracer_args`; returns the maps it
+/// managed to make and the summary.
+fn churn(governed: bool) -> (u64, serde_json::Value) {
+    let fixture = Fixture::start(&build(&GO127), &["churn", "4000"], &[]);
+    let tracer = if governed {
+        Tracer::attach_governed(fixture.pid(), &[])
+    } else {
+        Tracer::attach(fixture.pid(), &[])
+    };
+    let lines = fixture.go_and_wait();
+    let report = tracer.finish();
+    let maps = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("maps ")?.trim().parse().ok())
+        .expect("the fixture printed its map count");
+    (maps, report.summary)
+}
+
+#[test]
+fn the_default_budget_bounds_the_cost_and_marks_the_counts_sampled() {
+    require_root();
+    let (exact_maps, exact) = churn(false);
+    // Exact: every escaping 200-entry Swiss map grows six times (small group, 16-slot table,
+    // then 32, 64, 128 and 256 slots).
+    assert_eq!(exact["maps"]["grow_events"], 6 * exact_maps);
+    assert_eq!(exact["sampling"]["governor"], false);
+
+    let (governed_maps, governed) = churn(true);
+    let s = &governed["sampling"];
+    assert_eq!(s["governor"], true, "{s}");
+    assert!(s["hit_cost_ns"].as_u64() > Some(0));
+    let growth = s["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "growth")
+        .expect("a growth group");
+    assert_eq!(growth["sampled"], true, "{growth}");
+    assert!(growth["attached_fraction"].as_f64() < Some(0.5), "{growth}");
+    // Every event seen is reported as seen; the scaled figure is never below it.
+    assert_eq!(growth["observed_events"], governed["maps"]["grow_events"]);
+    assert!(growth["estimated_events"].as_u64() >= growth["observed_events"].as_u64());
+    // The point of it: the target got more of its own work done than when probed throughout.
+    assert!(
+        governed_maps > exact_maps * 3 / 2,
+        "governed {governed_maps} maps vs exact {exact_maps}"
+    );
+}
+
+#[test]
+fn switching_the_gc_probes_never_misattributes_a_pause() {
+    require_root();
+    // Back-to-back collections make the GC probes the expensive group, so they are switched on
+    // and off many times while pauses are in flight.
+    let fixture = Fixture::start(&build(&GO127), &["gcloop", "4000"], &[]);
+    let tracer = Tracer::attach_governed(fixture.pid(), &["--max-overhead", "0.5"]);
+    let lines = fixture.go_and_wait();
+    let report = tracer.finish();
+    let parse = |l: &String| {
+        l.strip_prefix("numgc ")
+            .and_then(|n| n.trim().parse::<u64>().ok())
+    };
+    let (before, after) = (parse(&lines[0]).unwrap(), parse(&lines[1]).unwrap());
+    let gc = &report.summary["gc"];
+    let cycles: Vec<u64> = gc["per_cycle"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            // A cycle is opened only by a complete sweep-termination pause …
+            assert!(c["sweep_term_pause_ns"].as_u64() > Some(0), "{c}");
+            c["cycle"].as_u64().unwrap()
+        })
+        .collect();
+    // … carries the runtime's own number, once, in order, within what ran.
+    assert!(cycles.windows(2).all(|w| w[0] < w[1]), "{cycles:?}");
+    assert!(cycles.iter().all(|n| (before + 1..=after).contains(n)));
+    let sampled = report.summary["sampling"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["group"] == "gc" && g["sampled"] == true);
+    assert!(
+        sampled,
+        "the GC probes were never switched: {}",
+        report.summary["sampling"]
+    );
+}

@@ -103,9 +103,40 @@ pub fn run(args: &Args) -> Result<()> {
     if report.aggregator.is_empty() {
         bail!("the aggregator benchmark printed no `million events/s` line");
     }
+    report.inspect = inspect_timing(&mapleak, &dir)?;
     report.machine = machine();
     println!("\n{}", report.table());
     Ok(())
+}
+
+/// Median wall time of `mapleak inspect` on the largest Go program at hand — the newest Go
+/// toolchain's own compiler — stripped, as a distribution ships it: `(MB, ms)`.
+fn inspect_timing(mapleak: &Path, dir: &Path) -> Result<(f64, f64)> {
+    let newest = go::GO_VERSIONS.last().expect("at least one Go version");
+    let tooldir = crate::output(go::go(newest).args(["env", "GOTOOLDIR"]))
+        .context("`go env GOTOOLDIR` failed")?;
+    let stripped = dir.join("compile-stripped");
+    crate::run(
+        Command::new("strip")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(Path::new(tooldir.trim()).join("compile")),
+    )?;
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let start = std::time::Instant::now();
+        crate::run(
+            Command::new(mapleak)
+                .arg("inspect")
+                .arg(&stripped)
+                .stdout(Stdio::null()),
+        )?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    let mb = std::fs::metadata(&stripped)?.len() as f64 / 1e6;
+    let ms = median(&mut times);
+    println!("bench: inspect of a stripped {mb:.0} MB Go program: {ms:.1} ms (median of 5)");
+    Ok((mb, ms))
 }
 
 /// Starts the workload, attaches mapleak if `tracer` is given (binary, report file), starts the
@@ -321,6 +352,8 @@ struct Report {
     hits: Vec<Vec<(String, u64)>>,
     /// `(shape, events/s)`.
     aggregator: Vec<(String, f64)>,
+    /// `(binary MB, median ms)` of `mapleak inspect` on a stripped Go program.
+    inspect: (f64, f64),
     machine: String,
 }
 
@@ -350,9 +383,13 @@ impl Report {
              |---|---|\n\
              {aggregator}\
              \n\
+             `mapleak inspect` of a stripped {:.0} MB Go program (the Go compiler): {:.1} ms.\n\
+             \n\
              Machine: {}. Command: `cargo xtask bench --runs {runs}` (as root).",
             self.inserts as f64 / 1e6,
             show_hits(&median_hits(&self.hits)),
+            self.inspect.0,
+            self.inspect.1,
             self.machine,
         )
     }

@@ -429,6 +429,7 @@ impl<'a> Pclntab<'a> {
     }
 }
 
+// PC → function, file and line, inlined calls included: `Pclntab::symbolize`.
 mod inline;
 mod lines;
 

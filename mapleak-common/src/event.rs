@@ -68,6 +68,18 @@ pub struct ClassicGrowEvent {
     pub key_size: u8,
     pub value_size: u8,
     pub _pad: [u8; 2],
+    pub site: Site,
+}
+
+/// Where a growth came from: a user stack (frame pointers) and the return address the walk
+/// cannot see, because the probe fires before the probed function has pushed its frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Site {
+    /// Key into the `STACKS` map; negative when the kernel could not take the stack.
+    pub stack_id: i64,
+    /// Return address into the probed function's caller.
+    pub caller: u64,
 }
 
 /// Which Swiss-map growth function fired ([`SwissGrowEvent::op`]).
@@ -123,9 +135,10 @@ pub struct SwissGrowEvent {
     pub local_depth: u8,
     pub global_depth: u8,
     pub _pad: [u8; 3],
+    pub site: Site,
 }
 
-const _: () = assert!(core::mem::size_of::<SwissGrowEvent>() == 24 + 48 + 16);
+const _: () = assert!(core::mem::size_of::<SwissGrowEvent>() == 24 + 48 + 16 + 16);
 const _: () = assert!(core::mem::align_of::<SwissGrowEvent>() == 8);
 /// [`StwEvent::op`]: which side of a stop-the-world fired.
 pub const STW_STOP: u8 = 1;
@@ -161,7 +174,7 @@ pub struct StwEvent {
 const _: () = assert!(core::mem::size_of::<StwEvent>() == 24 + 32 + 16 + 8 + 8);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
 const _: () = assert!(core::mem::align_of::<EventHeader>() == 8);
-const _: () = assert!(core::mem::size_of::<ClassicGrowEvent>() == 24 + 40 + 8);
+const _: () = assert!(core::mem::size_of::<ClassicGrowEvent>() == 24 + 40 + 8 + 16);
 const _: () = assert!(core::mem::align_of::<ClassicGrowEvent>() == 8);
 
 /// [`MemEvent::op`]: which system call.

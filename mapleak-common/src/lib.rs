@@ -12,6 +12,6 @@ pub mod probe;
 pub use config::Config;
 pub use event::{
     ClassicGrowEvent, EventHeader, EventKind, MEM_MADVISE, MEM_MMAP, MEM_MUNMAP, MemEvent,
-    STW_RETURN, STW_START, STW_STOP, StwEvent, SwissGrowEvent, SwissOp,
+    STW_RETURN, STW_START, STW_STOP, Site, StwEvent, SwissGrowEvent, SwissOp,
 };
 pub use probe::ProbeId;

@@ -8,7 +8,7 @@ use mapleak_common::{
 
 use crate::{
     counters::{count, hit},
-    go::{GoRegs, header, read},
+    go::{GoRegs, header, read, site},
     maps::{EVENTS, config},
 };
 
@@ -44,6 +44,7 @@ fn try_classic_hash_grow(ctx: &ProbeContext) -> Result<(), u32> {
         key_size: read(map_type, cfg.maptype_key_size).map_err(|_| COUNTER_READ_ERRORS)?,
         value_size: read(map_type, cfg.maptype_value_size).map_err(|_| COUNTER_READ_ERRORS)?,
         _pad: [0; 2],
+        site: site(ctx, &regs),
     };
     let mut entry = EVENTS.reserve::<ClassicGrowEvent>(0).ok_or(COUNTER_LOST)?;
     entry.write(event);

@@ -1,11 +1,12 @@
 //! Reading Go runtime state from a uprobe: ABIInternal registers and user memory.
 
+use aya_ebpf::{bindings::BPF_F_USER_STACK, programs::tracing::StackIdContext as _};
 use aya_ebpf::{
     bindings::pt_regs,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
     programs::ProbeContext,
 };
-use mapleak_common::EventHeader;
+use mapleak_common::{EventHeader, Site};
 
 /// Go's register ABI on amd64 passes integer arguments in RAX, RBX, RCX, RDI, RSI, R8..R11 and
 /// keeps the current goroutine in R14 — not the C ABI that `ProbeContext::arg` assumes.
@@ -75,5 +76,16 @@ pub fn plain_header(kind: u32, tid: u32) -> EventHeader {
         // SAFETY: plain helper call with no arguments.
         ts_ns: unsafe { bpf_ktime_get_ns() },
         goid: 0,
+    }
+}
+
+/// The user stack (by frame pointers) and the return address at the stack top.
+#[inline(always)]
+pub fn site(ctx: &ProbeContext, regs: &GoRegs) -> Site {
+    Site {
+        stack_id: ctx
+            .get_stackid(&crate::maps::STACKS, u64::from(BPF_F_USER_STACK))
+            .unwrap_or(-1),
+        caller: read::<u64>(regs.sp(), 0).unwrap_or(0),
     }
 }

@@ -2,13 +2,17 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{PerCpuArray, RingBuf, StackTrace},
 };
 use mapleak_common::{Config, ProbeId, probe::COUNTER_SLOTS};
 
 /// Events to user space. User space resizes it at load time (`--ring-size`).
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+/// User stacks of growth events, deduplicated by the kernel.
+#[map]
+pub static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
 
 /// Hits per probe, counted whether or not an event could be emitted.
 #[map]

@@ -9,7 +9,7 @@ use mapleak_common::{
 
 use crate::{
     counters::{count, hit},
-    go::{GoRegs, header, read},
+    go::{GoRegs, header, read, site},
     maps::{EVENTS, config},
 };
 
@@ -19,6 +19,7 @@ pub fn swiss_grow_to_small(ctx: ProbeContext) -> u32 {
     hit(ProbeId::SwissGrowToSmall);
     let regs = GoRegs::new(&ctx);
     finish(emit(
+        &ctx,
         &regs,
         SwissOp::GrowToSmall,
         regs.arg(0),
@@ -33,6 +34,7 @@ pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
     hit(ProbeId::SwissGrowToTable);
     let regs = GoRegs::new(&ctx);
     finish(emit(
+        &ctx,
         &regs,
         SwissOp::GrowToTable,
         regs.arg(0),
@@ -47,6 +49,7 @@ pub fn swiss_rehash(ctx: ProbeContext) -> u32 {
     hit(ProbeId::SwissRehash);
     let regs = GoRegs::new(&ctx);
     finish(emit(
+        &ctx,
         &regs,
         SwissOp::Rehash,
         regs.arg(2),
@@ -64,7 +67,14 @@ fn finish(result: Result<(), u32>) -> u32 {
 }
 
 #[inline(always)]
-fn emit(regs: &GoRegs, op: SwissOp, map: u64, table: u64, map_type: u64) -> Result<(), u32> {
+fn emit(
+    ctx: &ProbeContext,
+    regs: &GoRegs,
+    op: SwissOp,
+    map: u64,
+    table: u64,
+    map_type: u64,
+) -> Result<(), u32> {
     let cfg = config();
     let err = |_| COUNTER_READ_ERRORS;
     let key_type: u64 = read(map_type, cfg.maptype_key).map_err(err)?;
@@ -92,6 +102,7 @@ fn emit(regs: &GoRegs, op: SwissOp, map: u64, table: u64, map_type: u64) -> Resu
         local_depth,
         global_depth: read(map, cfg.swiss_map_global_depth).map_err(err)?,
         _pad: [0; 3],
+        site: site(ctx, regs),
     };
     let mut entry = EVENTS.reserve::<SwissGrowEvent>(0).ok_or(COUNTER_LOST)?;
     entry.write(event);

@@ -17,7 +17,7 @@ use mapleak::{
     aggregate::{Aggregator, GoRules},
     decode,
 };
-use mapleak_common::{ClassicGrowEvent, EventHeader, EventKind};
+use mapleak_common::{ClassicGrowEvent, EventHeader, EventKind, Site};
 
 const EVENTS: usize = 10_000_000;
 /// Distinct map addresses: the default tracking limit, so the per-map table fills but never evicts.
@@ -86,6 +86,11 @@ impl MapLife {
             key_size: 8,
             value_size: 8,
             _pad: [0; 2],
+            // A few dozen call sites, as a service has.
+            site: Site {
+                stack_id: (self.slot % 40) as i64,
+                caller: 0x45_0000 + 0x10 * (self.slot % 40),
+            },
         };
         self.b += 1;
         (event, self.b >= self.final_b)

@@ -1,5 +1,7 @@
 //! Per-map-instance state, for either map implementation.
 
+use mapleak_common::Site;
+
 use super::{
     classic,
     growth::{Detail, GrowKind, Growth},
@@ -19,6 +21,8 @@ pub struct MapIdentity {
     pub value_size: u32,
     /// Bytes of a bucket (classic) or group (Swiss).
     pub unit_size: u64,
+    /// Where this growth came from.
+    pub site: Site,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +42,8 @@ pub struct MapState {
     pub grow_events: u64,
     pub same_size_grows: u64,
     pub bytes: u64,
+    /// Where the last growth came from.
+    pub site: Site,
     pub first_ns: u64,
     pub last_ns: u64,
     /// `(timestamp, growth)`, oldest first, at most [`MAX_HISTORY`].
@@ -57,6 +63,7 @@ impl MapState {
             grow_events: 0,
             same_size_grows: 0,
             bytes: 0,
+            site: id.site,
             first_ns: ts,
             last_ns: ts,
             history: Vec::new(),
@@ -80,7 +87,8 @@ impl MapState {
         }
     }
 
-    pub fn apply(&mut self, growth: &Growth, ts: u64) {
+    pub fn apply(&mut self, growth: &Growth, site: Site, ts: u64) {
+        self.site = site;
         match growth.detail {
             Detail::Classic { new_b, .. } => {
                 self.b = Some(new_b);

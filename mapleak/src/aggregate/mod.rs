@@ -36,6 +36,13 @@ pub struct Totals {
     pub invalid: u64,
 }
 
+/// Growth from one stack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SiteStats {
+    pub grow_events: u64,
+    pub bytes: u64,
+}
+
 /// Growth since the previous interval.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IntervalStats {
@@ -56,6 +63,8 @@ pub struct Aggregator {
     interval_maps: HashMap<u64, ()>,
     max_tracked: usize,
     gc: GcTracker,
+    /// Growth by the stack it came from (resolved to source lines by the report).
+    sites: HashMap<mapleak_common::Site, SiteStats>,
     /// GC cycles and pause total at the previous interval.
     gc_at_interval: (u64, u64),
     memory: memory::AddressSpace,
@@ -76,6 +85,7 @@ impl Aggregator {
             max_tracked: max_tracked.max(1),
             memory: memory::AddressSpace::default(),
             gc_at_interval: (0, 0),
+            sites: HashMap::default(),
             gc: GcTracker::new(StwRules {
                 reason_in_stop: true,
                 worldstop_in_start: true,
@@ -138,6 +148,7 @@ impl Aggregator {
                     key_size: e.key_size.into(),
                     value_size: e.value_size.into(),
                     unit_size: e.bucket_size,
+                    site: e.site,
                 },
                 classic::classic_growth(&self.rules, e),
             ),
@@ -148,6 +159,7 @@ impl Aggregator {
                     key_size: e.key_size,
                     value_size: e.elem_size,
                     unit_size: e.group_size,
+                    site: e.site,
                 },
                 swiss::swiss_growth(e),
             ),
@@ -178,7 +190,10 @@ impl Aggregator {
             self.totals.maps_seen += 1;
             *state = MapState::new(id, ts, state.instance + 1);
         }
-        state.apply(growth, ts);
+        state.apply(growth, id.site, ts);
+        let site = self.sites.entry(id.site).or_default();
+        site.grow_events += 1;
+        site.bytes += growth.bytes;
         if self.maps.len() > self.max_tracked {
             self.evict_oldest();
         }
@@ -215,6 +230,10 @@ impl Aggregator {
         });
         all.truncate(n);
         all
+    }
+
+    pub fn sites(&self) -> impl Iterator<Item = (&mapleak_common::Site, &SiteStats)> {
+        self.sites.iter()
     }
 
     pub fn map(&self, addr: u64) -> Option<&MapState> {

@@ -2,6 +2,7 @@
 
 pub mod gc;
 pub mod sampling;
+pub mod sites;
 pub mod summary;
 pub mod text;
 pub mod units;

@@ -57,6 +57,8 @@ pub struct Summary {
     /// Stops of the world that were not GC, by reason.
     pub stw_other: Vec<super::gc::OtherStwRow>,
     pub memory: MemorySummary,
+    /// Growth by call site, most bytes first.
+    pub sites: Vec<super::sites::SiteRow>,
     /// What share of the trace each probe group saw; counts of a sampled group are estimates.
     pub sampling: super::sampling::SamplingSummary,
     /// What mapleak could not observe in this binary, and why.
@@ -238,6 +240,7 @@ impl Summary {
             gc: super::gc::GcSummary::new(agg.gc()),
             stw_other: super::gc::other_stw(agg.gc()),
             memory: MemorySummary::new(agg.memory()),
+            sites: Vec::new(),
             sampling,
             notes: meta.notes.clone(),
         }

@@ -74,6 +74,26 @@ pub fn summary(s: &Summary) -> String {
             count(m.maps_evicted)
         );
     }
+    if !s.sites.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:>7} {:>11} {:>6} {:>12}  CALL SITE",
+            "GROWS", "ALLOCATED", "MAPS", "ENTRIES p50"
+        );
+        for site in &s.sites {
+            let _ = writeln!(
+                out,
+                "{:>7} {:>11} {:>6} {:>12}  {} {}:{}",
+                count(site.grow_events),
+                bytes(site.bytes),
+                count(site.maps),
+                count(site.final_entries_p50),
+                site.function,
+                site.file,
+                site.line
+            );
+        }
+    }
     gc_section(&mut out, s);
     let m = &s.memory;
     let _ = writeln!(

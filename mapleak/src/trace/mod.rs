@@ -9,6 +9,7 @@ pub mod governor;
 pub mod loader;
 pub mod sampler;
 pub mod session;
+pub mod stacks;
 pub mod target;
 
 pub use error::TraceError;

@@ -46,13 +46,25 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     let pid = opts.pid;
     target::check_exists(pid)?;
     target::check_privileges()?;
-    let inspection =
-        inspect::inspect_file(&target::exe_path(pid)).map_err(|source| match source {
+    let exe_bytes = std::fs::read(target::exe_path(pid)).map_err(|source| {
+        if target::check_exists(pid).is_err() {
+            TraceError::NoSuchProcess(pid)
+        } else {
+            let path = target::exe_path(pid);
+            TraceError::Inspect {
+                pid,
+                source: inspect::InspectError::Io { path, source },
+            }
+        }
+    })?;
+    let inspection = inspect::inspect_bytes(&target::exe_path(pid), &exe_bytes).map_err(
+        |source| match source {
             inspect::InspectError::Io { .. } if target::check_exists(pid).is_err() => {
                 TraceError::NoSuchProcess(pid)
             }
             source => TraceError::Inspect { pid, source },
-        })?;
+        },
+    )?;
     let mut reporter = Reporter::new(opts.format, sink(opts.output.as_ref())?);
     let mut notes = inspection.notes.clone();
     let bias = super::bias::load_bias(pid, inspection.first_load_vaddr);
@@ -90,6 +102,7 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         notes.push(note);
     }
     let ring = loaded.take_events()?;
+    let stacks = loaded.take_stacks();
     announce(&inspection, pid, hit_cost, &opts);
 
     let gc = GcTracker::new(StwRules::new(&inspection.version));
@@ -122,7 +135,18 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         hit_cost_ns: hit_cost.as_nanos() as u64,
         groups: duty.sampler.summary(),
     };
-    let summary = Summary::new(&meta, &agg, &counters, opts.top, sampling);
+    let mut summary = Summary::new(&meta, &agg, &counters, opts.top, sampling);
+    // Symbolized from the executable's bytes as the trace began (it may have been replaced on
+    // disk since; /proc/PID/exe is gone once the target exits).
+    let elf = inspect::GoElf::parse(&inspection.path, &exe_bytes).ok();
+    let mut resolver = super::stacks::StackResolver {
+        stacks,
+        symbolizer: elf.and_then(|e| {
+            inspect::symbolize::Symbolizer::for_elf(&e, inspection.version.minor).ok()
+        }),
+        bias: bias.unwrap_or(0),
+    };
+    summary.sites = crate::report::sites::sites(&agg, |s| resolver.resolve(s), opts.top);
     reporter.summary(&summary)?;
     Ok(summary)
 }

@@ -19,6 +19,9 @@ pub extern "C" fn mapleak_calibration_target(x: u64) -> u64 {
 }
 
 const CALLS: u64 = 300;
+/// Batches timed; their median is taken, after one untimed batch of warm-up (the first hits
+/// of a new uprobe pay one-time setup that a long-running target does not).
+const BATCHES: usize = 5;
 
 fn run_calls() -> Duration {
     let start = Instant::now();
@@ -28,6 +31,13 @@ fn run_calls() -> Duration {
     }
     std::hint::black_box(x);
     start.elapsed()
+}
+
+fn median_of_batches() -> Duration {
+    run_calls();
+    let mut times: Vec<Duration> = (0..BATCHES).map(|_| run_calls()).collect();
+    times.sort_unstable();
+    times[BATCHES / 2]
 }
 
 impl Loaded {
@@ -49,7 +59,7 @@ impl Loaded {
             )
             .map_err(|e| error_chain(&e))?;
         let before = self.hits(ProbeId::Calibrate);
-        let probed = run_calls();
+        let probed = median_of_batches();
         let hits = self.hits(ProbeId::Calibrate) - before;
         let program: &mut UProbe = self
             .ebpf_mut()

@@ -14,7 +14,7 @@ use super::{
     TraceError,
     governor::{Governor, IntervalUse},
     loader::{Loaded, ProbeGroup},
-    sampler::Sampler,
+    sampler::{Sampler, Window},
     target,
 };
 use crate::aggregate::IntervalStats;
@@ -25,6 +25,9 @@ pub const MIN_WINDOW: Duration = Duration::from_millis(50);
 struct GroupDuty {
     attached_since: Option<Instant>,
     attached_ns: u64,
+    /// Target CPU time when last attached, and spent while attached this interval.
+    cpu_at_attach: u64,
+    cpu_attached_ns: u64,
     hits_at_start: u64,
     share: f64,
     /// Attached stretch and full period of the duty cycle at this share.
@@ -49,16 +52,20 @@ impl DutyCycle {
     /// Every group starts attached (the loader attached them).
     pub fn new(
         governor: Option<Governor>,
+        cost_ns: f64,
         now: Instant,
         loaded: &Loaded,
         interval: Duration,
     ) -> Self {
+        let cpu = target::cpu_ns(loaded.pid()).unwrap_or(0);
         let groups = ProbeGroup::ALL
             .iter()
             .map(|g| {
                 let duty = GroupDuty {
                     attached_since: Some(now),
                     attached_ns: 0,
+                    cpu_at_attach: cpu,
+                    cpu_attached_ns: 0,
                     hits_at_start: loaded.group_hits(*g),
                     share: 1.0,
                     window: Duration::ZERO,
@@ -74,9 +81,9 @@ impl DutyCycle {
             groups,
             interval_start: now,
             slice: interval / SLICES,
-            cpu_at_start: target::cpu_ns(loaded.pid()),
+            cpu_at_start: Some(cpu),
             was_governed: false,
-            sampler: Sampler::default(),
+            sampler: Sampler::new(cost_ns),
         }
     }
 
@@ -93,6 +100,7 @@ impl DutyCycle {
         loaded: &mut Loaded,
     ) -> Result<Vec<ProbeGroup>, TraceError> {
         let mut switched = Vec::new();
+        let cpu = target::cpu_ns(loaded.pid()).unwrap_or(0);
         for (group, duty) in &mut self.groups {
             if !duty.next_toggle.is_some_and(|at| at <= now) {
                 continue;
@@ -101,12 +109,14 @@ impl DutyCycle {
                 Some(since) => {
                     loaded.set_group(*group, false)?;
                     duty.attached_ns += (now - since).as_nanos() as u64;
+                    duty.cpu_attached_ns += cpu.saturating_sub(duty.cpu_at_attach);
                     duty.next_toggle = Some(duty.slice_start + duty.period);
                 }
                 None => {
                     loaded.set_group(*group, true)?;
                     // Live once the attach returns, which can wait on an earlier detach.
                     let live = Instant::now();
+                    duty.cpu_at_attach = target::cpu_ns(loaded.pid()).unwrap_or(cpu);
                     duty.attached_since = Some(live);
                     duty.slice_start = live;
                     duty.next_toggle = Some(live + duty.window);
@@ -132,10 +142,13 @@ impl DutyCycle {
             .zip(self.cpu_at_start)
             .map_or(0, |(b, a)| b.saturating_sub(a));
         let mut reattached = Vec::new();
+        let cpu = cpu_now.unwrap_or(0);
         for (group, duty) in &mut self.groups {
             if let Some(since) = duty.attached_since {
                 duty.attached_ns += (now - since).as_nanos() as u64;
                 duty.attached_since = Some(now);
+                duty.cpu_attached_ns += cpu.saturating_sub(duty.cpu_at_attach);
+                duty.cpu_at_attach = cpu;
             }
             let hits_now = loaded.group_hits(*group);
             let used = IntervalUse {
@@ -147,8 +160,14 @@ impl DutyCycle {
                 ProbeGroup::Growth => (stats.grow_events, stats.grow_bytes),
                 ProbeGroup::Gc => (stats.gc_cycles, stats.gc_pause_ns),
             };
-            self.sampler
-                .record(*group, (wall_ns, used.attached_ns), used.hits, observed);
+            let window = Window {
+                wall_ns,
+                attached_ns: used.attached_ns,
+                cpu_ns,
+                cpu_attached_ns: std::mem::take(&mut duty.cpu_attached_ns),
+                hits: used.hits,
+            };
+            self.sampler.record(*group, window, observed);
             let Some(governor) = &mut self.governor else {
                 continue;
             };
@@ -161,6 +180,7 @@ impl DutyCycle {
                 if duty.attached_since.is_none() {
                     loaded.set_group(*group, true)?;
                     duty.attached_since = Some(Instant::now());
+                    duty.cpu_at_attach = target::cpu_ns(loaded.pid()).unwrap_or(cpu);
                     reattached.push(*group);
                 }
             } else if was >= 1.0 {

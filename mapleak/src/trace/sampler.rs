@@ -17,37 +17,61 @@ struct Totals {
     estimated_bytes: f64,
 }
 
-#[derive(Default)]
 pub struct Sampler {
     groups: BTreeMap<ProbeGroup, Totals>,
+    /// Cost of one hit, to take the probes' own share out of the target's CPU time.
+    cost_ns: f64,
+}
+
+/// One interval of one group.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Window {
+    pub wall_ns: u64,
+    pub attached_ns: u64,
+    /// Target CPU time in the interval, and in the part of it the group was attached.
+    pub cpu_ns: u64,
+    pub cpu_attached_ns: u64,
+    pub hits: u64,
 }
 
 impl Sampler {
-    /// Records one interval of `group`: `events`/`bytes` were observed while attached for
-    /// `attached_ns` of `wall_ns`.
-    pub fn record(
-        &mut self,
-        group: ProbeGroup,
-        (wall_ns, attached_ns): (u64, u64),
-        hits: u64,
-        (events, bytes): (u64, u64),
-    ) {
+    pub fn new(cost_ns: f64) -> Self {
+        Self {
+            groups: BTreeMap::new(),
+            cost_ns,
+        }
+    }
+
+    /// Records one interval of `group` in which `events`/`bytes` were observed.
+    ///
+    /// Events scale with the target's own work, not with wall time: while attached, the probes
+    /// slow it down. So the estimate is the events per CPU-ns of the target's own work inside
+    /// the windows (their CPU time less the probes' cost) times that work over the interval.
+    /// Without usable CPU figures it falls back to the attached share of wall time.
+    pub fn record(&mut self, group: ProbeGroup, w: Window, (events, bytes): (u64, u64)) {
         let t = self.groups.entry(group).or_default();
-        t.wall_ns += wall_ns;
-        t.attached_ns += attached_ns.min(wall_ns);
-        t.hits += hits;
+        let attached_ns = w.attached_ns.min(w.wall_ns);
+        t.wall_ns += w.wall_ns;
+        t.attached_ns += attached_ns;
+        t.hits += w.hits;
         t.observed_events += events;
         t.observed_bytes += bytes;
-        let share = if wall_ns == 0 {
-            1.0
-        } else {
-            (attached_ns.min(wall_ns) as f64 / wall_ns as f64).max(f64::EPSILON)
-        };
-        if share < 1.0 {
-            t.sampled = true;
+        if attached_ns >= w.wall_ns {
+            t.estimated_events += events as f64;
+            t.estimated_bytes += bytes as f64;
+            return;
         }
-        t.estimated_events += events as f64 / share;
-        t.estimated_bytes += bytes as f64 / share;
+        t.sampled = true;
+        let probes = w.hits as f64 * self.cost_ns;
+        let own_inside = w.cpu_attached_ns as f64 - probes;
+        let own_total = w.cpu_ns as f64 - probes;
+        let scale = if own_inside > 0.0 && own_total >= own_inside {
+            own_total / own_inside
+        } else {
+            w.wall_ns as f64 / (attached_ns as f64).max(1.0)
+        };
+        t.estimated_events += events as f64 * scale;
+        t.estimated_bytes += bytes as f64 * scale;
     }
 
     pub fn summary(&self) -> Vec<GroupSampling> {
@@ -78,22 +102,56 @@ impl Sampler {
 mod tests {
     use super::*;
 
+    fn window(
+        wall_ns: u64,
+        attached_ns: u64,
+        cpu_ns: u64,
+        cpu_attached_ns: u64,
+        hits: u64,
+    ) -> Window {
+        Window {
+            wall_ns,
+            attached_ns,
+            cpu_ns,
+            cpu_attached_ns,
+            hits,
+        }
+    }
+
     #[test]
-    fn estimates_scale_each_interval_by_its_own_share() {
-        let mut s = Sampler::default();
-        s.record(ProbeGroup::Growth, (1000, 1000), 5, (10, 100));
-        s.record(ProbeGroup::Growth, (1000, 250), 5, (3, 30));
+    fn estimates_scale_by_the_targets_own_work() {
+        let mut s = Sampler::new(10.0);
+        // Fully attached: exact.
+        s.record(
+            ProbeGroup::Growth,
+            window(1000, 1000, 900, 900, 5),
+            (10, 100),
+        );
+        // Attached a quarter of the time; inside it the target did 100 ns of its own work plus
+        // 20 hits × 10 ns of probes, out of 1 000 ns of own work in the interval (+ probes).
+        s.record(
+            ProbeGroup::Growth,
+            window(1000, 250, 1200, 300, 20),
+            (20, 200),
+        );
         let g = &s.summary()[0];
-        assert_eq!((g.observed_events, g.estimated_events), (13, 10 + 12));
-        assert_eq!((g.observed_bytes, g.estimated_bytes), (130, 100 + 120));
+        assert_eq!((g.observed_events, g.estimated_events), (30, 10 + 200));
+        assert_eq!((g.observed_bytes, g.estimated_bytes), (300, 100 + 2000));
         assert!(g.sampled);
         assert!((g.attached_fraction - 0.625).abs() < 1e-12);
     }
 
     #[test]
+    fn without_cpu_figures_the_attached_share_scales() {
+        let mut s = Sampler::new(10.0);
+        s.record(ProbeGroup::Growth, window(1000, 250, 0, 0, 0), (3, 30));
+        assert_eq!(s.summary()[0].estimated_events, 12);
+    }
+
+    #[test]
     fn always_attached_is_exact() {
-        let mut s = Sampler::default();
-        s.record(ProbeGroup::Gc, (1000, 1000), 6, (2, 0));
+        let mut s = Sampler::new(10.0);
+        s.record(ProbeGroup::Gc, window(1000, 1000, 500, 500, 6), (2, 0));
         let g = &s.summary()[0];
         assert!(!g.sampled);
         assert_eq!((g.observed_events, g.estimated_events), (2, 2));

@@ -97,7 +97,13 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     let started = Instant::now();
     let governor =
         (!opts.exact).then(|| Governor::new(opts.max_overhead, hit_cost.as_nanos() as f64));
-    let mut duty = DutyCycle::new(governor, started, &loaded, opts.interval);
+    let mut duty = DutyCycle::new(
+        governor,
+        hit_cost.as_nanos() as f64,
+        started,
+        &loaded,
+        opts.interval,
+    );
     if let Err(note) = loaded.attach_syscalls() {
         notes.push(note);
     }

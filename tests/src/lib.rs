@@ -42,3 +42,48 @@ pub fn require_root() {
         "the integration tests load eBPF programs and must run as root (use `cargo xtask test`)"
     );
 }
+
+/// Failures of a test that checks many cases, all reported at the end instead of at the first.
+#[derive(Default)]
+pub struct Failures {
+    what: &'static str,
+    failed: Vec<String>,
+    cases: usize,
+}
+
+impl Failures {
+    pub fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            ..Default::default()
+        }
+    }
+
+    /// Runs one case; a panic inside it is recorded with the case's name and the run goes on.
+    pub fn check(&mut self, name: &str, case: impl FnOnce()) {
+        self.cases += 1;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(case)) {
+            Ok(()) => eprintln!("{}: {name}: ok", self.what),
+            Err(e) => {
+                let why = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                eprintln!("{}: {name}: FAILED", self.what);
+                self.failed.push(format!("{name}: {why}"));
+            }
+        }
+    }
+
+    /// Fails the test if any case failed, listing them all.
+    pub fn assert_none(self) {
+        assert!(
+            self.failed.is_empty(),
+            "{} of {} cases failed:\n{}",
+            self.failed.len(),
+            self.cases,
+            self.failed.join("\n")
+        );
+    }
+}

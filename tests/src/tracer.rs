@@ -26,6 +26,22 @@ pub fn run(args: &[&str]) -> Output {
         .expect("run mapleak")
 }
 
+/// `mapleak …` run as an unprivileged user with no capabilities.
+pub fn run_unprivileged(args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(mapleak_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run setpriv")
+}
+
 /// A `mapleak trace` in progress, already attached.
 pub struct Tracer {
     child: Child,

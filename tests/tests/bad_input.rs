@@ -1,9 +1,9 @@
 //! Bad input gets one clear sentence and a non-zero exit; a target that goes away still gets its
 //! report.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use mapleak_tests::{Fixture, GoBuild, Tracer, build, mapleak_bin, require_root, tracer};
+use mapleak_tests::{Fixture, GoBuild, Tracer, build, require_root, tracer};
 
 const GO121: GoBuild = GoBuild {
     name: "mapgrow",
@@ -94,24 +94,13 @@ fn missing_privileges_name_the_capabilities() {
     require_root();
     let fixture = Fixture::start(&build(&GO121), &["fill", "10", "1"], &[]);
     // The same binary as an unprivileged user with no capabilities.
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(mapleak_bin())
-        .args([
-            "trace",
-            "--duration",
-            "10s",
-            "--pid",
-            &fixture.pid().to_string(),
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run setpriv");
+    let out = tracer::run_unprivileged(&[
+        "trace",
+        "--duration",
+        "10s",
+        "--pid",
+        &fixture.pid().to_string(),
+    ]);
     fixture.kill();
     assert_one_sentence(&out, &["needs root", "CAP_BPF", "CAP_PERFMON"]);
 }

@@ -2,10 +2,7 @@
 //! `GODEBUG=gctrace=1`, and the runtime's own per-cycle stop-the-world accounting
 //! (`MemStats.PauseNs`), on every Go of the matrix.
 
-use std::{
-    collections::BTreeMap,
-    panic::{AssertUnwindSafe, catch_unwind},
-};
+use std::collections::BTreeMap;
 
 use mapleak_tests::{
     Fixture, Tracer, build,
@@ -136,25 +133,14 @@ fn check(config: &GoConfig) {
 #[test]
 fn gc_cycles_and_pauses_match_the_runtime_on_every_go() {
     mapleak_tests::require_root();
-    let mut failures = Vec::new();
+    let mut failures = mapleak_tests::Failures::new("gc");
     for config in MATRIX {
         let name = format!(
             "go {}{}",
             config.go,
             if config.noswissmap { " noswissmap" } else { "" }
         );
-        match catch_unwind(AssertUnwindSafe(|| check(config))) {
-            Ok(()) => eprintln!("gc: {name}: ok"),
-            Err(e) => {
-                let why = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                eprintln!("gc: {name}: FAILED");
-                failures.push(format!("{name}: {why}"));
-            }
-        }
+        failures.check(&name, || check(config));
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    failures.assert_none();
 }

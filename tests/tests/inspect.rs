@@ -4,7 +4,7 @@
 use std::{path::Path, process::Command};
 
 use mapleak_tests::{
-    GoBuild, build, mapleak_bin, tracer,
+    GoBuild, build, tracer,
     versions::{MATRIX, Mode},
 };
 
@@ -98,17 +98,7 @@ fn truncated_and_garbled_go_binaries_never_panic() {
 #[test]
 fn a_file_needs_no_privileges() {
     let exe = build(&GO121);
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(mapleak_bin())
-        .args(["inspect", "--format", "json", exe.to_str().unwrap()])
-        .output()
-        .expect("run setpriv");
+    let out = tracer::run_unprivileged(&["inspect", "--format", "json", exe.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",

@@ -2,8 +2,6 @@
 //! the traced growth of a 100 000-int fill equals what the runtime's rules predict, and `inspect`
 //! places the probes at the same addresses with and without a symbol table.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use mapleak_tests::{
     Fixture, Tracer, build, tracer,
     versions::{GoConfig, MATRIX, Mode},
@@ -94,7 +92,7 @@ fn every_go_grows_by_the_runtime_rules() {
     mapleak_tests::require_root();
     let cases = cases();
     let exes = build_all(&cases);
-    let mut failures = Vec::new();
+    let mut failures = mapleak_tests::Failures::new("matrix");
     for ((config, mode), exe) in cases.iter().zip(&exes) {
         let name = format!(
             "go {}{} {mode:?}",
@@ -104,7 +102,7 @@ fn every_go_grows_by_the_runtime_rules() {
         let twin = cases.iter().position(|(c, m)| {
             c.go == config.go && c.noswissmap == config.noswissmap && *m == Mode::Normal
         });
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
+        failures.check(&name, || {
             check_fill(config, exe);
             if *mode == Mode::Stripped {
                 // `-s -w` relinks and moves code, so the address twin is the normal build with
@@ -127,25 +125,7 @@ fn every_go_grows_by_the_runtime_rules() {
                 );
                 check_fill(config, &stripped);
             }
-        }));
-        match outcome {
-            Ok(()) => eprintln!("matrix: {name}: ok"),
-            Err(e) => {
-                let why = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                eprintln!("matrix: {name}: FAILED");
-                failures.push(format!("{name}: {why}"));
-            }
-        }
+        });
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} builds failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    failures.assert_none();
 }

@@ -481,7 +481,7 @@ fn member_offset(value: AttributeValue<Slice>) -> Option<u64> {
 mod tests {
     use std::{
         path::{Path, PathBuf},
-        process::{Command, Stdio},
+        process::Stdio,
     };
 
     use super::*;
@@ -513,25 +513,10 @@ func main() {
             .to_path_buf()
     }
 
-    /// The toolchains `cargo xtask setup` installs, plus Debian's go1.19.
-    fn go_bin(version: &str) -> PathBuf {
-        if version == "1.19" {
-            return PathBuf::from("/usr/lib/go-1.19/bin/go");
-        }
-        let cache = std::env::var_os("MAPLEAK_GO_CACHE")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                let home = std::env::var_os("HOME").unwrap_or_default();
-                Path::new(&home).join(".cache/mapleak/go")
-            });
-        cache.join(version).join("bin/go")
-    }
-
     /// Builds the map program with `version` (cached by name under `target/`), or `None` with a
     /// note when that Go is not installed.
     fn fixture(version: &str, tag: &str, flags: &[&str], env: &[(&str, &str)]) -> Option<PathBuf> {
-        let go = go_bin(version);
+        let go = crate::inspect::testgo::go_bin(version);
         if !go.exists() {
             eprintln!("skipping Go {version}: {} is not installed", go.display());
             return None;
@@ -555,16 +540,13 @@ func main() {
         std::fs::write(src.join("go.mod"), "module dwarffixture\n\ngo 1.19\n")
             .expect("write go.mod");
         let tmp = dir.join(format!("{version}{tag}.{unique}.tmp"));
-        let status = Command::new(&go)
+        let status = crate::inspect::testgo::go_cmd(&go)
             .arg("build")
             .args(flags)
             .arg("-o")
             .arg(&tmp)
             .arg(".")
             .current_dir(&src)
-            .env("GOTOOLCHAIN", "local")
-            .env("GOPROXY", "off")
-            .env("GOFLAGS", "-buildvcs=false")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .status()
@@ -636,7 +618,7 @@ func main() {
             .iter()
             .rev()
             .map(|&(v, _)| v)
-            .find(|v| go_bin(v).exists())
+            .find(|v| crate::inspect::testgo::go_bin(v).exists())
     }
 
     #[test]

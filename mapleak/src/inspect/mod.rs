@@ -10,6 +10,8 @@ pub mod plan;
 pub mod prologue;
 pub mod symbolize;
 pub mod symbols;
+#[cfg(test)]
+pub(crate) mod testgo;
 pub mod version;
 
 pub use buildinfo::BuildInfo;

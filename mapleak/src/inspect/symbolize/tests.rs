@@ -13,6 +13,7 @@ use iced_x86::{Decoder, DecoderOptions};
 use object::{Object, ObjectSection};
 
 use super::{Frame, Symbolizer};
+use crate::inspect::testgo::{go_cmd, toolchains};
 use crate::inspect::{GoElf, GoVersion, buildinfo};
 
 const FIXTURE: &str = r#"package main
@@ -130,41 +131,6 @@ func main() {
 "#;
 
 const GO_MOD: &str = "module fixture\n\ngo 1.19\n";
-
-/// `(label, go binary)` for every toolchain present.
-fn toolchains() -> Vec<(String, PathBuf)> {
-    let mut found = Vec::new();
-    let debian = PathBuf::from("/usr/lib/go-1.19/bin/go");
-    if debian.exists() {
-        found.push(("1.19".to_owned(), debian));
-    } else {
-        eprintln!("note: {} missing, Go 1.19 not checked", debian.display());
-    }
-    let Some(home) = std::env::var_os("HOME") else {
-        eprintln!("note: HOME unset, cached Go toolchains not checked");
-        return found;
-    };
-    for v in [
-        "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
-    ] {
-        let go = Path::new(&home).join(format!(".cache/mapleak/go/{v}/bin/go"));
-        if go.exists() {
-            found.push((v.to_owned(), go));
-        } else {
-            eprintln!("note: {} missing, Go {v} not checked", go.display());
-        }
-    }
-    found
-}
-
-fn go_cmd(go: &Path) -> Command {
-    let mut cmd = Command::new(go);
-    cmd.env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GOFLAGS", "-buildvcs=false")
-        .env("GOWORK", "off");
-    cmd
-}
 
 /// Tests share fixture directories; one builds at a time.
 static BUILDING: Mutex<()> = Mutex::new(());

@@ -8,7 +8,11 @@ use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
 use super::super::Pclntab;
 use crate::inspect::elf::{FuncSym, GoElf};
-use crate::inspect::{buildinfo, version::GoVersion};
+use crate::inspect::{
+    buildinfo,
+    testgo::{go_cmd, toolchains},
+    version::GoVersion,
+};
 
 const FIXTURE: &str = r#"package main
 
@@ -30,32 +34,6 @@ func main() {
 
 const GO_MOD: &str = "module fixture\n\ngo 1.19\n";
 
-/// `(label, go binary)` for every toolchain present.
-fn toolchains() -> Vec<(String, PathBuf)> {
-    let mut found = Vec::new();
-    let debian = PathBuf::from("/usr/lib/go-1.19/bin/go");
-    if debian.exists() {
-        found.push(("1.19".to_owned(), debian));
-    } else {
-        eprintln!("note: {} missing, Go 1.19 not checked", debian.display());
-    }
-    let Some(home) = std::env::var_os("HOME") else {
-        eprintln!("note: HOME unset, cached Go toolchains not checked");
-        return found;
-    };
-    for v in [
-        "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
-    ] {
-        let go = Path::new(&home).join(format!(".cache/mapleak/go/{v}/bin/go"));
-        if go.exists() {
-            found.push((v.to_owned(), go));
-        } else {
-            eprintln!("note: {} missing, Go {v} not checked", go.display());
-        }
-    }
-    found
-}
-
 fn fixture_dir(label: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/pclntab-fixtures")
@@ -72,12 +50,8 @@ fn build(go: &Path, dir: &Path, out: &str, args: &[&str], cgo: bool) -> Result<P
     std::fs::write(dir.join("main.go"), FIXTURE).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("go.mod"), GO_MOD).map_err(|e| e.to_string())?;
     let tmp = format!("{out}.tmp");
-    let status = Command::new(go)
+    let status = go_cmd(go)
         .current_dir(dir)
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GOWORK", "off")
-        .env("GOFLAGS", "")
         .env("CGO_ENABLED", if cgo { "1" } else { "0" })
         .args(["build", "-o", &tmp])
         .args(args)

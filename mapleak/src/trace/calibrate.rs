@@ -41,15 +41,18 @@ fn median_of_batches() -> Duration {
 }
 
 impl Loaded {
-    /// Times [`CALLS`] calls with and without a probe; the difference per call is the cost.
-    pub fn calibrate(&mut self) -> Result<Duration, String> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let program: &mut UProbe = self
-            .ebpf_mut()
+    fn calibration_program(&mut self) -> Result<&mut UProbe, String> {
+        self.ebpf_mut()
             .program_mut(ProbeId::Calibrate.program())
             .ok_or("the eBPF object has no calibration program")?
             .try_into()
-            .map_err(|e| error_chain(&e))?;
+            .map_err(|e| error_chain(&e))
+    }
+
+    /// Times [`CALLS`] calls with and without a probe; the difference per call is the cost.
+    pub fn calibrate(&mut self) -> Result<Duration, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let program = self.calibration_program()?;
         program.load().map_err(|e| error_chain(&e))?;
         let link = program
             .attach(
@@ -61,12 +64,7 @@ impl Loaded {
         let before = self.hits(ProbeId::Calibrate);
         let probed = median_of_batches();
         let hits = self.hits(ProbeId::Calibrate) - before;
-        let program: &mut UProbe = self
-            .ebpf_mut()
-            .program_mut(ProbeId::Calibrate.program())
-            .ok_or("the eBPF object has no calibration program")?
-            .try_into()
-            .map_err(|e| error_chain(&e))?;
+        let program = self.calibration_program()?;
         program.detach(link).map_err(|e| error_chain(&e))?;
         let bare = run_calls();
         if hits != CALLS {

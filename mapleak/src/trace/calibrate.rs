@@ -66,10 +66,11 @@ impl Loaded {
         let hits = self.hits(ProbeId::Calibrate) - before;
         let program = self.calibration_program()?;
         program.detach(link).map_err(|e| error_chain(&e))?;
-        let bare = run_calls();
-        if hits != CALLS {
+        let bare = median_of_batches();
+        let calls = CALLS * (BATCHES as u64 + 1);
+        if hits != calls {
             return Err(format!(
-                "the calibration probe fired {hits} times for {CALLS} calls"
+                "the calibration probe fired {hits} times for {calls} calls"
             ));
         }
         Ok(probed.saturating_sub(bare) / CALLS as u32)

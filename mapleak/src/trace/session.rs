@@ -109,6 +109,11 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     }
     let ring = loaded.take_events()?;
     let stacks = loaded.take_stacks();
+    // Before the banner: whoever reacts to it with Ctrl-C must get the final report.
+    let stops = Stops {
+        interrupt: signal(SignalKind::interrupt())?,
+        terminate: signal(SignalKind::terminate())?,
+    };
     announce(&inspection, pid, hit_cost, &opts);
 
     let gc = GcTracker::new(StwRules::new(&inspection.version));
@@ -121,6 +126,7 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         &mut agg,
         &mut reporter,
         &mut duty,
+        stops,
         started,
     )
     .await?;
@@ -166,12 +172,11 @@ async fn pump(
     agg: &mut Aggregator,
     reporter: &mut Reporter,
     duty: &mut DutyCycle,
+    mut stops: Stops,
     started: Instant,
 ) -> Result<StopReason, TraceError> {
     let mut ring = register(ring)?;
     let exited = register(exited)?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
     let mut ticker = tokio::time::interval_at(started + opts.interval, opts.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let deadline = opts.duration.map(|d| started + d);
@@ -213,8 +218,8 @@ async fn pump(
                 }
                 reporter.interval(&Interval::new(elapsed, &stats, agg, &loaded.counters()))?;
             }
-            _ = interrupt.recv() => break StopReason::Interrupted,
-            _ = terminate.recv() => break StopReason::Interrupted,
+            _ = stops.interrupt.recv() => break StopReason::Interrupted,
+            _ = stops.terminate.recv() => break StopReason::Interrupted,
             _ = sleep_until(deadline) => break StopReason::Duration,
             _ = exited.readable() => break StopReason::TargetExited,
         }
@@ -230,6 +235,12 @@ async fn pump(
         agg.sample_rss(rss);
     }
     Ok(stop)
+}
+
+/// The signals that end a trace with its report.
+struct Stops {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
 }
 
 /// A switched GC group leaves no half-seen pause behind to be misattributed later.

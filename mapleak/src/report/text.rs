@@ -48,6 +48,18 @@ pub fn summary(s: &Summary) -> String {
         count(m.maps_seen),
         bytes(m.grow_bytes)
     );
+    for g in s.sampling.groups.iter().filter(|g| g.sampled) {
+        let _ = writeln!(
+            out,
+            "sampled: the {} probes were attached {:.1}% of the time to keep the target's overhead under {}%; \
+             counts are what was seen ({} events; at least {} by the target's CPU time); --exact sees all",
+            g.group,
+            g.attached_fraction * 100.0,
+            s.sampling.max_overhead * 100.0,
+            count(g.observed_events),
+            count(g.estimated_events),
+        );
+    }
     if !m.top.is_empty() {
         let _ = writeln!(
             out,

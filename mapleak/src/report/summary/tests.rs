@@ -82,3 +82,27 @@ fn text_summary_names_the_map_and_warns_about_loss() {
     assert!(text.contains("3 lost"), "{text}");
     assert!(text.contains("raise --ring-size"), "{text}");
 }
+
+#[test]
+fn text_summary_says_when_counts_are_sampled() {
+    let mut s = summary();
+    s.sampling = crate::report::sampling::SamplingSummary {
+        governor: true,
+        max_overhead: 0.01,
+        hit_cost_ns: 10_000,
+        groups: vec![crate::report::sampling::GroupSampling {
+            group: "growth",
+            attached_fraction: 0.12,
+            sampled: true,
+            observed_events: 40,
+            estimated_events: 300,
+            ..Default::default()
+        }],
+    };
+    let text = crate::report::text::summary(&s);
+    assert!(
+        text.contains("growth probes were attached 12.0% of the time"),
+        "{text}"
+    );
+    assert!(text.contains("--exact"), "{text}");
+}

@@ -25,6 +25,11 @@ fn assert_one_sentence(out: &Output, needles: &[&str]) {
     assert!(out.stdout.is_empty(), "no report on error");
 }
 
+/// `mapleak trace` of `pid`, bounded so that a wrongly accepted target cannot hang the suite.
+fn trace_briefly(run: fn(&[&str]) -> Output, pid: u32) -> Output {
+    run(&["trace", "--duration", "10s", "--pid", &pid.to_string()])
+}
+
 #[test]
 fn a_pid_that_does_not_exist() {
     require_root();
@@ -39,13 +44,7 @@ fn a_pid_that_does_not_exist() {
 fn a_process_that_is_not_go() {
     require_root();
     let mut sleep = Command::new("sleep").arg("60").spawn().unwrap();
-    let out = tracer::run(&[
-        "trace",
-        "--duration",
-        "10s",
-        "--pid",
-        &sleep.id().to_string(),
-    ]);
+    let out = trace_briefly(tracer::run, sleep.id());
     let _ = sleep.kill();
     let _ = sleep.wait();
     assert_one_sentence(&out, &["is not a Go program"]);
@@ -72,13 +71,7 @@ fn an_unsupported_go_version_names_the_supported_range() {
     )
     .unwrap();
     let fixture = Fixture::start(&patched, &["fill", "10", "1"], &[]);
-    let out = tracer::run(&[
-        "trace",
-        "--duration",
-        "10s",
-        "--pid",
-        &fixture.pid().to_string(),
-    ]);
+    let out = trace_briefly(tracer::run, fixture.pid());
     fixture.kill();
     assert_one_sentence(
         &out,
@@ -94,13 +87,7 @@ fn missing_privileges_name_the_capabilities() {
     require_root();
     let fixture = Fixture::start(&build(&GO121), &["fill", "10", "1"], &[]);
     // The same binary as an unprivileged user with no capabilities.
-    let out = tracer::run_unprivileged(&[
-        "trace",
-        "--duration",
-        "10s",
-        "--pid",
-        &fixture.pid().to_string(),
-    ]);
+    let out = trace_briefly(tracer::run_unprivileged, fixture.pid());
     fixture.kill();
     assert_one_sentence(&out, &["needs root", "CAP_BPF", "CAP_PERFMON"]);
 }

@@ -51,3 +51,20 @@ pub fn go_cmd(go: &Path) -> Command {
         .env("GOWORK", "off");
     cmd
 }
+
+/// `go build -o TMP ARGS .` in `dir`, cgo on only when asked; the compiler's output on failure.
+pub fn go_build(go: &Path, dir: &Path, tmp: &str, args: &[&str], cgo: bool) -> Result<(), String> {
+    let out = go_cmd(go)
+        .current_dir(dir)
+        .env("CGO_ENABLED", if cgo { "1" } else { "0" })
+        .args(["build", "-o", tmp])
+        .args(args)
+        .arg(".")
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}

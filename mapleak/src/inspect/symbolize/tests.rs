@@ -13,7 +13,7 @@ use iced_x86::{Decoder, DecoderOptions};
 use object::{Object, ObjectSection};
 
 use super::{Frame, Symbolizer};
-use crate::inspect::testgo::{go_cmd, toolchains};
+use crate::inspect::testgo::{go_build, go_cmd, toolchains};
 use crate::inspect::{GoElf, GoVersion, buildinfo};
 
 const FIXTURE: &str = r#"package main
@@ -161,17 +161,7 @@ fn build(go: &Path, dir: &Path, name: &str, args: &[&str]) -> Result<(PathBuf, P
     }
     let cgo = args.iter().any(|a| a.contains("external"));
     let tmp = format!("{name}.tmp");
-    let out = go_cmd(go)
-        .current_dir(dir)
-        .env("CGO_ENABLED", if cgo { "1" } else { "0" })
-        .args(["build", "-o", &tmp])
-        .args(args)
-        .arg(".")
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
+    go_build(go, dir, &tmp, args, cgo)?;
     // The stripped twin first: `full` existing means both are complete.
     let out = Command::new("strip")
         .arg("-o")

@@ -10,7 +10,7 @@ use super::super::Pclntab;
 use crate::inspect::elf::{FuncSym, GoElf};
 use crate::inspect::{
     buildinfo,
-    testgo::{go_cmd, toolchains},
+    testgo::{go_build, toolchains},
     version::GoVersion,
 };
 
@@ -50,17 +50,7 @@ fn build(go: &Path, dir: &Path, out: &str, args: &[&str], cgo: bool) -> Result<P
     std::fs::write(dir.join("main.go"), FIXTURE).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("go.mod"), GO_MOD).map_err(|e| e.to_string())?;
     let tmp = format!("{out}.tmp");
-    let status = go_cmd(go)
-        .current_dir(dir)
-        .env("CGO_ENABLED", if cgo { "1" } else { "0" })
-        .args(["build", "-o", &tmp])
-        .args(args)
-        .arg(".")
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !status.status.success() {
-        return Err(String::from_utf8_lossy(&status.stderr).into_owned());
-    }
+    go_build(go, dir, &tmp, args, cgo)?;
     std::fs::rename(dir.join(&tmp), &bin).map_err(|e| e.to_string())?;
     Ok(bin)
 }

@@ -21,19 +21,6 @@ pub enum ProbeId {
 }
 
 impl ProbeId {
-    pub const ALL: [ProbeId; 11] = [
-        ProbeId::HashGrow,
-        ProbeId::SwissGrowToSmall,
-        ProbeId::SwissGrowToTable,
-        ProbeId::SwissRehash,
-        ProbeId::StopTheWorld,
-        ProbeId::StartTheWorld,
-        ProbeId::StartTheWorldReturn,
-        ProbeId::Mmap,
-        ProbeId::Munmap,
-        ProbeId::Madvise,
-        ProbeId::Calibrate,
-    ];
     /// Number of slots in the `HITS` array; larger than today's probe count so that new probes
     /// need no map resize.
     pub const SLOTS: u32 = 32;

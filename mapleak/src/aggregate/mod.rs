@@ -215,10 +215,6 @@ impl Aggregator {
         self.totals
     }
 
-    pub fn rules(&self) -> GoRules {
-        self.rules
-    }
-
     /// Tracked maps, most bytes first (ties: most grows, then address for a stable order).
     pub fn top_maps(&self, n: usize) -> Vec<&MapState> {
         let mut all: Vec<&MapState> = self.maps.values().collect();

@@ -21,7 +21,8 @@ fn f(name: &'static str, entry: u32, size: u32) -> F {
     }
 }
 
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+/// Go's uvarint, for the synthetic tables here and in the line-table tests.
+pub(in crate::inspect::pclntab) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;

@@ -1,16 +1,8 @@
 //! Synthetic tables with file, line and inline information; real binaries are checked in
 //! `inspect::symbolize`'s tests.
 
-use super::super::{MAGIC_GO118, MAGIC_GO120};
+use super::super::{MAGIC_GO118, MAGIC_GO120, tests::put_uvarint};
 use super::*;
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
 
 /// A pc-value table: each `(value, end)` holds from the previous end (0 first) to `end`.
 fn pcvalue_table(runs: &[(i32, u32)]) -> Vec<u8> {

@@ -12,6 +12,8 @@ pub enum EventKind {
     Stw = 3,
     /// A completed mmap, munmap or madvise of the target.
     Mem = 4,
+    /// `runtime.makemap` or `runtime.makemap_small` returned a new map (opt-in probe).
+    Create = 5,
 }
 
 impl TryFrom<u32> for EventKind {
@@ -23,6 +25,7 @@ impl TryFrom<u32> for EventKind {
             2 => Ok(Self::SwissGrow),
             3 => Ok(Self::Stw),
             4 => Ok(Self::Mem),
+            5 => Ok(Self::Create),
             other => Err(other),
         }
     }
@@ -201,3 +204,25 @@ pub struct MemEvent {
 }
 
 const _: () = assert!(core::mem::size_of::<MemEvent>() == 24 + 24 + 8 + 8);
+
+/// [`CreateEvent::op`]: which constructor returned.
+pub const CREATE_MAKEMAP: u8 = 1;
+pub const CREATE_MAKEMAP_SMALL: u8 = 2;
+
+/// A map was made: read at a RET of `runtime.makemap` / `makemap_small`, where RAX holds the
+/// new map (both implementations; never a uretprobe).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CreateEvent {
+    pub header: EventHeader,
+    /// Address of the new `hmap` / `maps.Map`.
+    pub map: u64,
+    /// Classic: `h.B` as made (0 unless sized by a hint). Swiss: `m.dirLen` (0: small map).
+    pub size: u64,
+    /// [`CREATE_MAKEMAP`] or [`CREATE_MAKEMAP_SMALL`].
+    pub op: u8,
+    pub _pad: [u8; 7],
+    pub site: Site,
+}
+
+const _: () = assert!(core::mem::size_of::<CreateEvent>() == 24 + 24 + 16);

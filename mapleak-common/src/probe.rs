@@ -18,6 +18,10 @@ pub enum ProbeId {
     Madvise = 9,
     /// A no-op function in mapleak itself, probed at start-up to measure what one hit costs.
     Calibrate = 10,
+    /// Every RET of `runtime.makemap` and of `runtime.makemap_small` (opt-in: creation is a
+    /// hot path in some programs).
+    MakeMapReturn = 11,
+    MakeMapSmallReturn = 12,
 }
 
 impl ProbeId {
@@ -39,6 +43,8 @@ impl ProbeId {
             ProbeId::Munmap => "mem_exit_munmap",
             ProbeId::Madvise => "mem_exit_madvise",
             ProbeId::Calibrate => "calibrate",
+            ProbeId::MakeMapReturn => "create_makemap_ret",
+            ProbeId::MakeMapSmallReturn => "create_makemap_small_ret",
         }
     }
 }

@@ -7,7 +7,7 @@ use mapleak_common::{
 };
 
 use crate::{
-    counters::{count, hit},
+    counters::{finish, hit},
     go::{GoRegs, header, read, site},
     maps::{EVENTS, config},
 };
@@ -15,13 +15,7 @@ use crate::{
 #[uprobe]
 pub fn classic_hash_grow(ctx: ProbeContext) -> u32 {
     hit(ProbeId::HashGrow);
-    match try_classic_hash_grow(&ctx) {
-        Ok(()) => 0,
-        Err(counter) => {
-            count(counter);
-            0
-        }
-    }
+    finish(try_classic_hash_grow(&ctx))
 }
 
 #[inline(always)]

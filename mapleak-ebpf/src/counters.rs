@@ -20,3 +20,12 @@ pub fn hit(probe: ProbeId) {
 pub fn count(counter: u32) {
     bump(&COUNTERS, counter);
 }
+
+/// Ends a probe: a failure counts in the counter it names; uprobes always return 0.
+#[inline(always)]
+pub fn finish(result: Result<(), u32>) -> u32 {
+    if let Err(counter) = result {
+        count(counter);
+    }
+    0
+}

@@ -9,7 +9,7 @@ use mapleak_common::{
 };
 
 use crate::{
-    counters::{count, hit},
+    counters::{finish, hit},
     go::{GoRegs, header, read},
     maps::{EVENTS, config},
 };
@@ -31,14 +31,6 @@ pub fn gc_start_the_world(ctx: ProbeContext) -> u32 {
 pub fn gc_start_the_world_ret(ctx: ProbeContext) -> u32 {
     hit(ProbeId::StartTheWorldReturn);
     finish(emit(&ctx, STW_RETURN))
-}
-
-#[inline(always)]
-fn finish(result: Result<(), u32>) -> u32 {
-    if let Err(counter) = result {
-        count(counter);
-    }
-    0
 }
 
 #[inline(always)]

@@ -8,6 +8,7 @@
 mod calibrate;
 mod classic;
 mod counters;
+mod create;
 mod gc;
 mod go;
 mod maps;

@@ -47,7 +47,8 @@ static CONFIG: Config = Config {
     swiss_map_global_depth: 0,
     swiss_table_capacity: 0,
     swiss_table_local_depth: 0,
-    _pad: [0; 4],
+    swiss: 0,
+    _pad: [0; 3],
 };
 
 #[inline(always)]

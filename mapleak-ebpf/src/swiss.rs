@@ -8,7 +8,7 @@ use mapleak_common::{
 };
 
 use crate::{
-    counters::{count, hit},
+    counters::{finish, hit},
     go::{GoRegs, header, read, site},
     maps::{EVENTS, config},
 };
@@ -56,14 +56,6 @@ pub fn swiss_rehash(ctx: ProbeContext) -> u32 {
         regs.arg(0),
         regs.arg(1),
     ))
-}
-
-#[inline(always)]
-fn finish(result: Result<(), u32>) -> u32 {
-    if let Err(counter) = result {
-        count(counter);
-    }
-    0
 }
 
 #[inline(always)]

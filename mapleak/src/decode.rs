@@ -2,7 +2,7 @@
 //! untrusted bytes.
 
 use mapleak_common::{
-    ClassicGrowEvent, EventHeader, EventKind, MemEvent, StwEvent, SwissGrowEvent,
+    ClassicGrowEvent, CreateEvent, EventHeader, EventKind, MemEvent, StwEvent, SwissGrowEvent,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,6 +11,7 @@ pub enum Event {
     SwissGrow(SwissGrowEvent),
     Stw(StwEvent),
     Mem(MemEvent),
+    Create(CreateEvent),
 }
 
 impl Event {
@@ -20,6 +21,7 @@ impl Event {
             Event::SwissGrow(e) => &e.header,
             Event::Stw(e) => &e.header,
             Event::Mem(e) => &e.header,
+            Event::Create(e) => &e.header,
         }
     }
 }
@@ -43,6 +45,7 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
         EventKind::SwissGrow => Ok(Event::SwissGrow(read(record, "Swiss grow event")?)),
         EventKind::Stw => Ok(Event::Stw(read(record, "stop-the-world event")?)),
         EventKind::Mem => Ok(Event::Mem(read(record, "memory event")?)),
+        EventKind::Create => Ok(Event::Create(read(record, "map creation event")?)),
     }
 }
 

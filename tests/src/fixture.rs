@@ -50,6 +50,20 @@ pub fn go_bin(version: &str) -> PathBuf {
     go
 }
 
+/// A copy of `exe` without symbols or DWARF (`strip`), next to it.
+pub fn strip(exe: &Path) -> PathBuf {
+    let stripped = exe.with_extension("strip");
+    let ok = Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(exe)
+        .status()
+        .expect("run strip")
+        .success();
+    assert!(ok, "strip {}", exe.display());
+    stripped
+}
+
 /// Builds the fixture (or reuses the cached build of the same inputs) and returns its path.
 pub fn build(spec: &GoBuild) -> PathBuf {
     let src = workspace_root().join("tests/fixtures").join(spec.name);
@@ -135,10 +149,31 @@ impl Fixture {
         self.child.id()
     }
 
-    /// Lets the workload start, without waiting for it.
+    /// Lets the workload start, without waiting for it. Standard input stays open: fixtures
+    /// that wait for a second line before exiting get it from [`Fixture::release`].
     pub fn go(&mut self) {
-        let mut stdin = self.stdin.take().expect("stdin still open");
+        let stdin = self.stdin.as_mut().expect("stdin still open");
         stdin.write_all(b"go\n").expect("write to fixture");
+        stdin.flush().expect("flush fixture stdin");
+    }
+
+    /// Closes standard input: a fixture waiting for its last line exits.
+    pub fn release(&mut self) {
+        drop(self.stdin.take());
+    }
+
+    /// Lines the fixture prints up to (not including) `last`.
+    pub fn read_until(&mut self, last: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.read_line();
+            assert!(!line.is_empty(), "fixture exited before printing {last:?}");
+            let line = line.trim_end().to_owned();
+            if line == last {
+                return lines;
+            }
+            lines.push(line);
+        }
     }
 
     /// The next line the fixture prints (blocking).

@@ -5,7 +5,7 @@ pub mod fixture;
 pub mod tracer;
 pub mod versions;
 
-pub use fixture::{Fixture, GoBuild, Output, build};
+pub use fixture::{Fixture, GoBuild, Output, build, strip};
 pub use tracer::{Tracer, mapleak_bin};
 
 /// The JSON lines a trace printed: every `interval` object, then the one `summary`.

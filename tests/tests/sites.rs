@@ -23,18 +23,10 @@ fn fill_insert_line() -> u32 {
 /// `grows_per_fill`: exact for classic maps; `None` for Swiss, whose split count depends on each
 /// map's random hash seed.
 fn check(spec: &GoBuild, strip: bool, grows_per_fill: Option<u64>) {
-    let mut exe = build(spec);
+    let built = build(spec);
+    let mut exe = built.clone();
     if strip {
-        let stripped = exe.with_extension("strip");
-        let ok = std::process::Command::new("strip")
-            .arg("-o")
-            .arg(&stripped)
-            .arg(&exe)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-        exe = stripped;
+        exe = mapleak_tests::strip(&exe);
     }
     let fixture = Fixture::start(&exe, &["fill", "100000", "3"], &[]);
     let tracer = Tracer::attach(fixture.pid(), &[]);
@@ -63,6 +55,7 @@ fn check(spec: &GoBuild, strip: bool, grows_per_fill: Option<u64>) {
         assert_eq!(grown, 3 * per_fill, "{site}");
     }
     assert_eq!(site["maps"], 3, "{site}");
+    agrees_with_addr2line(spec, &built, &site["frames"]);
     let stack = site["stack"].as_array().unwrap();
     assert!(
         stack
@@ -70,6 +63,45 @@ fn check(spec: &GoBuild, strip: bool, grows_per_fill: Option<u64>) {
             .any(|f| f.as_str().unwrap().starts_with("main.main ")),
         "{site}"
     );
+}
+
+/// Every frame agrees with `go tool addr2line` (of the toolchain that built the binary), which
+/// names the physical function at a PC and the innermost source position of its inline tree:
+/// our first frame at each PC must have that file:line, our last frame there that function.
+fn agrees_with_addr2line(spec: &GoBuild, exe: &std::path::Path, frames: &serde_json::Value) {
+    let frames = frames.as_array().unwrap();
+    let mut pcs: Vec<&str> = frames.iter().map(|f| f["pc"].as_str().unwrap()).collect();
+    pcs.dedup();
+    assert!(pcs.len() >= 3, "a stack with its callers: {frames:?}");
+    let mut child = std::process::Command::new(mapleak_tests::fixture::go_bin(spec.go))
+        .args(["tool", "addr2line"])
+        .arg(exe)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run go tool addr2line");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), pcs.join("\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let answers: Vec<(&str, &str)> = text
+        .lines()
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .map(|c| (c[0], c[1]))
+        .collect();
+    assert_eq!(answers.len(), pcs.len(), "{text}");
+    for (pc, (function, position)) in pcs.iter().zip(answers) {
+        let at: Vec<&serde_json::Value> = frames.iter().filter(|f| f["pc"] == *pc).collect();
+        let inner = at[0];
+        let outer = at[at.len() - 1];
+        assert_eq!(
+            format!("{}:{}", inner["file"].as_str().unwrap(), inner["line"]),
+            position,
+            "{pc}"
+        );
+        assert_eq!(outer["function"], function, "{pc}");
+    }
 }
 
 #[test]

@@ -56,14 +56,14 @@ pub fn capacity(b: u8) -> u64 {
 }
 
 /// `overLoadFactor(count, B)`.
-fn over_load_factor(rules: &GoRules, count: u64, b: u8) -> Option<bool> {
+pub(super) fn over_load_factor(rules: &GoRules, count: u64, b: u8) -> Option<bool> {
     let shift = 1u64.checked_shl(u32::from(b))?;
     Some(count > BUCKET_SLOTS && count > rules.load_factor_num * (shift / LOAD_FACTOR_DEN))
 }
 
 /// `makeBucketArray`'s bucket count for `b`: 2^b, plus 2^(b-4) overflow buckets from b = 4,
 /// rounded up to fill the malloc size class.
-fn bucket_count(rules: &GoRules, b: u8, bucket_size: u64, noscan: bool) -> Option<u64> {
+pub(super) fn bucket_count(rules: &GoRules, b: u8, bucket_size: u64, noscan: bool) -> Option<u64> {
     if b >= 48 || bucket_size == 0 {
         return None;
     }

@@ -190,6 +190,11 @@ impl GcTracker {
         }
     }
 
+    /// Whether a cycle is in its concurrent mark phase.
+    pub fn marking(&self) -> bool {
+        self.open.is_some() && self.sweep_end_ns.is_some()
+    }
+
     pub fn on_stw(&mut self, e: &StwEvent) {
         let ts = e.header.ts_ns;
         match e.op {

@@ -3,6 +3,7 @@
 use mapleak_common::Site;
 
 use super::{
+    births::Birth,
     classic,
     growth::{Detail, GrowKind, Growth},
     swiss::{GROUP_SLOTS, MAX_TABLE_CAPACITY},
@@ -21,6 +22,8 @@ pub struct MapIdentity {
     pub value_size: u32,
     /// Bytes of a bucket (classic) or group (Swiss).
     pub unit_size: u64,
+    /// Classic: buckets hold no pointers (decides the allocator's size class).
+    pub noscan: bool,
     /// Where this growth came from.
     pub site: Site,
 }
@@ -48,10 +51,25 @@ pub struct MapState {
     pub last_ns: u64,
     /// `(timestamp, growth)`, oldest first, at most [`MAX_HISTORY`].
     pub history: Vec<(u64, Growth)>,
+    /// Where it was made, when the creation probe saw it.
+    pub created: Option<Birth>,
+    /// Its size as last read from the target's memory.
+    pub live: Option<LiveMap>,
+}
+
+/// A map's header as read from the target's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveMap {
+    /// Entries (`h.count` / `m.used`).
+    pub entries: u64,
+    /// Slots the map holds allocated.
+    pub capacity: u64,
+    /// Bytes of its bucket or group arrays.
+    pub bytes: u64,
 }
 
 impl MapState {
-    pub fn new(id: MapIdentity, ts: u64, instance: u32) -> Self {
+    pub fn new(id: MapIdentity, ts: u64, instance: u32, created: Option<Birth>) -> Self {
         Self {
             id,
             instance,
@@ -67,7 +85,16 @@ impl MapState {
             first_ns: ts,
             last_ns: ts,
             history: Vec::new(),
+            created,
+            live: None,
         }
+    }
+
+    /// The size the map reached: its live entries when read, else one more than at its last
+    /// growth (the insert that made it grow), a lower bound.
+    pub fn reached(&self) -> u64 {
+        let grown = self.entries + 1;
+        self.live.map_or(grown, |l| l.entries.max(grown))
     }
 
     /// Maps never shrink and never change type: a growth that could only start a map's life, on

@@ -43,6 +43,9 @@ pub struct AddressSpace {
     ranges: BTreeMap<u64, (u64, State)>,
     stats: MemoryStats,
     rss_bytes: Option<u64>,
+    lazy_free_bytes: u64,
+    /// `gcController.heapMarked`: the heap the last GC found live.
+    heap_marked: Option<u64>,
 }
 
 impl AddressSpace {
@@ -85,13 +88,28 @@ impl AddressSpace {
         }
     }
 
-    /// The latest resident set size read from /proc.
-    pub fn sample_rss(&mut self, bytes: u64) {
-        self.rss_bytes = Some(bytes);
+    /// The latest resident set size read from /proc, and how much of it is MADV_FREE'd pages
+    /// the kernel has not taken back yet.
+    pub fn sample_rss(&mut self, rss: u64, lazy_free: u64) {
+        self.rss_bytes = Some(rss);
+        self.lazy_free_bytes = lazy_free;
     }
 
     pub fn rss_bytes(&self) -> Option<u64> {
         self.rss_bytes
+    }
+
+    pub fn lazy_free_bytes(&self) -> u64 {
+        self.lazy_free_bytes
+    }
+
+    /// The live heap after the last GC, read from the target's memory.
+    pub fn sample_heap_marked(&mut self, bytes: u64) {
+        self.heap_marked = Some(bytes);
+    }
+
+    pub fn heap_marked(&self) -> Option<u64> {
+        self.heap_marked
     }
 
     pub fn stats(&self) -> &MemoryStats {

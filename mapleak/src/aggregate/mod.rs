@@ -1,20 +1,23 @@
 //! The aggregator: events in, state out. No I/O, no clock, no aya — unit-tested and benchmarked
 //! without root.
 
+pub mod births;
 pub mod classic;
 pub mod gc;
 pub mod growth;
 pub mod malloc;
 pub mod maps;
 pub mod memory;
+pub mod sizing;
 pub mod swiss;
 
 use rustc_hash::FxHashMap as HashMap;
 
+pub use births::{Birth, CreateStats};
 pub use classic::GoRules;
 pub use gc::{GcTracker, StwKind, StwRules};
 pub use growth::{Detail, GrowKind, Growth};
-pub use maps::{MapIdentity, MapState};
+pub use maps::{LiveMap, MapIdentity, MapState};
 
 use crate::decode::{self, Event};
 
@@ -34,13 +37,47 @@ pub struct Totals {
     pub received: u64,
     /// Records that failed to decode or carried impossible values.
     pub invalid: u64,
+    /// Maps made, seen by the opt-in creation probe.
+    pub maps_created: u64,
+}
+
+/// Maps kept in detail per site once their address is reused; the counts go on beyond.
+const MAX_FINISHED_PER_SITE: usize = 4096;
+
+/// A map that is gone: what it reached and what its growth cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapRecord {
+    pub reached: u64,
+    pub grow_events: u64,
+    pub bytes: u64,
+}
+
+impl MapRecord {
+    pub fn of(m: &MapState) -> Self {
+        Self {
+            reached: m.reached(),
+            grow_events: m.grow_events,
+            bytes: m.bytes,
+        }
+    }
 }
 
 /// Growth from one stack.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SiteStats {
     pub grow_events: u64,
     pub bytes: u64,
+    /// Growth while a GC cycle was marking.
+    pub mark_grow_events: u64,
+    pub mark_bytes: u64,
+    /// Map instances whose first growth seen came from here.
+    pub new_maps: u64,
+    /// Maps last grown here whose address later held a new map: freed during the trace.
+    pub recycled: u64,
+    /// The first [`MAX_FINISHED_PER_SITE`] of those.
+    pub finished: Vec<MapRecord>,
+    pub first_ns: u64,
+    pub last_ns: u64,
 }
 
 /// Growth since the previous interval.
@@ -49,6 +86,7 @@ pub struct IntervalStats {
     pub grow_events: u64,
     pub grow_bytes: u64,
     pub maps_grown: u64,
+    pub maps_created: u64,
     pub received: u64,
     pub gc_cycles: u64,
     pub gc_pause_ns: u64,
@@ -68,6 +106,7 @@ pub struct Aggregator {
     /// GC cycles and pause total at the previous interval.
     gc_at_interval: (u64, u64),
     memory: memory::AddressSpace,
+    births: births::Births,
 }
 
 impl Aggregator {
@@ -86,6 +125,7 @@ impl Aggregator {
             memory: memory::AddressSpace::default(),
             gc_at_interval: (0, 0),
             sites: HashMap::default(),
+            births: births::Births::new(max_tracked.max(1)),
             gc: GcTracker::new(StwRules {
                 reason_in_stop: true,
                 worldstop_in_start: true,
@@ -112,9 +152,8 @@ impl Aggregator {
         self.gc.gap();
     }
 
-    /// The target's resident set size, sampled from /proc by the caller.
-    pub fn sample_rss(&mut self, bytes: u64) {
-        self.memory.sample_rss(bytes);
+    pub fn memory_mut(&mut self) -> &mut memory::AddressSpace {
+        &mut self.memory
     }
 
     /// Decodes and records one ring-buffer record.
@@ -141,6 +180,12 @@ impl Aggregator {
                 self.memory.on_event(e);
                 return;
             }
+            Event::Create(e) => {
+                self.totals.maps_created += 1;
+                self.interval.maps_created += 1;
+                self.births.on_create(e);
+                return;
+            }
             Event::ClassicGrow(e) => (
                 MapIdentity {
                     addr: e.map,
@@ -148,6 +193,7 @@ impl Aggregator {
                     key_size: e.key_size.into(),
                     value_size: e.value_size.into(),
                     unit_size: e.bucket_size,
+                    noscan: e.bucket_ptr_bytes == 0,
                     site: e.site,
                 },
                 classic::classic_growth(&self.rules, e),
@@ -159,6 +205,7 @@ impl Aggregator {
                     key_size: e.key_size,
                     value_size: e.elem_size,
                     unit_size: e.group_size,
+                    noscan: false,
                     site: e.site,
                 },
                 swiss::swiss_growth(e),
@@ -178,25 +225,68 @@ impl Aggregator {
         }
         self.interval.grow_events += 1;
         self.interval.grow_bytes += growth.bytes;
+        let marking = self.gc.marking();
         self.gc.on_growth(id.addr, growth.bytes);
         if self.interval_maps.insert(id.addr, ()).is_none() {
             self.interval.maps_grown += 1;
         }
+        let birth = self.births.get(id.addr);
+        let mut new_map = false;
         let state = self.maps.entry(id.addr).or_insert_with(|| {
-            self.totals.maps_seen += 1;
-            MapState::new(id, ts, 0)
+            new_map = true;
+            MapState::new(id, ts, 0, birth)
         });
-        if state.is_reused_by(&id, growth) {
-            self.totals.maps_seen += 1;
-            *state = MapState::new(id, ts, state.instance + 1);
+        // Made again since it last grew (creation probe), or a growth only a new map makes.
+        let reborn = birth.is_some_and(|b| b.ts > state.last_ns && state.grow_events > 0);
+        if reborn || state.is_reused_by(&id, growth) {
+            new_map = true;
+            let old = self.sites.entry(state.site).or_default();
+            old.recycled += 1;
+            if old.finished.len() < MAX_FINISHED_PER_SITE {
+                old.finished.push(MapRecord::of(state));
+            }
+            self.births.on_freed(state);
+            *state = MapState::new(id, ts, state.instance + 1, birth);
         }
         state.apply(growth, id.site, ts);
+        self.births.on_growth(state, growth.bytes);
         let site = self.sites.entry(id.site).or_default();
+        if site.grow_events == 0 {
+            site.first_ns = ts;
+        }
+        site.last_ns = ts;
         site.grow_events += 1;
         site.bytes += growth.bytes;
-        if self.maps.len() > self.max_tracked {
-            self.evict_oldest();
+        if marking {
+            site.mark_grow_events += 1;
+            site.mark_bytes += growth.bytes;
         }
+        if new_map {
+            self.totals.maps_seen += 1;
+            site.new_maps += 1;
+        }
+        if self.maps.len() > self.max_tracked {
+            let before = self.maps.len();
+            births::evict_older_half(&mut self.maps, |m| m.last_ns);
+            self.totals.maps_evicted += (before - self.maps.len()) as u64;
+        }
+    }
+
+    /// Maps made per creation stack (empty unless the creation probe was on).
+    pub fn creations(&self) -> impl Iterator<Item = (&mapleak_common::Site, &CreateStats)> {
+        self.births.sites()
+    }
+
+    /// What was read from the target's memory about the map at `addr` (see `trace::live`).
+    pub fn set_live(&mut self, addr: u64, live: Option<LiveMap>) {
+        if let Some(m) = self.maps.get_mut(&addr) {
+            m.live = live;
+        }
+    }
+
+    /// The GoRules this trace decodes with (Go version dependent).
+    pub fn rules(&self) -> &GoRules {
+        &self.rules
     }
 
     /// Growth and GC since the last call.
@@ -234,17 +324,6 @@ impl Aggregator {
 
     pub fn map(&self, addr: u64) -> Option<&MapState> {
         self.maps.get(&addr)
-    }
-
-    /// Drops the older half of the tracked maps (by last growth): amortised O(1) per event.
-    fn evict_oldest(&mut self) {
-        let mut last: Vec<u64> = self.maps.values().map(|m| m.last_ns).collect();
-        let mid = last.len() / 2;
-        let (_, cutoff, _) = last.select_nth_unstable(mid);
-        let cutoff = *cutoff;
-        let before = self.maps.len();
-        self.maps.retain(|_, m| m.last_ns > cutoff);
-        self.totals.maps_evicted += (before - self.maps.len()) as u64;
     }
 }
 

@@ -2,7 +2,7 @@ use std::{path::PathBuf, time::Duration};
 
 use crate::{
     report::Format,
-    trace::{self, TraceOptions},
+    trace::{self, OptInProbe, TraceOptions},
 };
 
 /// Attach to a running Go process and report its map growth live.
@@ -36,6 +36,10 @@ pub struct TraceArgs {
     /// Keep every probe attached whatever it costs (exact counts; for debugging and tests).
     #[arg(long)]
     exact: bool,
+    /// Opt-in probes, comma-separated. `create`: map creation per call site (finds maps made
+    /// and dropped at a high rate); duty-cycled under --max-overhead like the others.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    probes: Vec<OptInProbe>,
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -78,6 +82,7 @@ pub fn run(args: TraceArgs) -> Result<(), String> {
         ring_size: args.ring_size,
         max_overhead: args.max_overhead,
         exact: args.exact,
+        probes: args.probes,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

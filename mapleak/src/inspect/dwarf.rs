@@ -28,52 +28,66 @@ const MAX_SECTION_BYTES: u64 = 1 << 30;
 /// DEFLATE cannot expand input by more than about 1032:1, so a bigger claimed size is a lie.
 const MAX_INFLATE_RATIO: u64 = 1100;
 
-/// One slot per `Config` offset mapleak can read from DWARF: the struct stays in step with
-/// `Config` because both are spelled by the same list.
+/// One slot per offset mapleak can read from DWARF: the struct stays in step with `Config`
+/// because both are spelled by the same list. `user` offsets are read by user space itself
+/// (with `process_vm_readv`), so they have a slot but no `Config` field.
 macro_rules! dwarf_offsets {
-    ($($field:ident),* $(,)?) => {
-        /// Offsets found in the binary's DWARF, named after the `Config` fields they feed.
+    (config: [$($field:ident),* $(,)?], user: [$($user:ident),* $(,)?] $(,)?) => {
+        /// Offsets found in the binary's DWARF, named after the `Config` fields they feed (or,
+        /// for user-space offsets, after what they locate).
         /// `None`: the member was not found (absent in this Go version, or no such struct).
         #[derive(Clone, Debug, Default, PartialEq, Eq)]
         pub struct DwarfOffsets {
             $(pub $field: Option<u16>,)*
-            /// The `Config` fields this Go version and map implementation rely on.
+            $(pub $user: Option<u16>,)*
+            /// The fields this Go version and map implementation rely on.
             expected: Vec<&'static str>,
         }
 
-        const SLOTS: &[Slot] = &[$(Slot {
-            field: stringify!($field),
-            config: |c| &mut c.$field,
-            get: |d| d.$field,
-            set: |d| &mut d.$field,
-        }),*];
+        const SLOTS: &[Slot] = &[
+            $(Slot {
+                field: stringify!($field),
+                config: Some(|c| &mut c.$field),
+                get: |d| d.$field,
+                set: |d| &mut d.$field,
+            },)*
+            $(Slot {
+                field: stringify!($user),
+                config: None,
+                get: |d| d.$user,
+                set: |d| &mut d.$user,
+            },)*
+        ];
     };
 }
 
 dwarf_offsets!(
-    g_goid,
-    hmap_count,
-    hmap_flags,
-    hmap_b,
-    hmap_noverflow,
-    maptype_bucket,
-    maptype_key_size,
-    maptype_value_size,
-    type_size,
-    type_ptr_bytes,
-    maptype_key,
-    maptype_elem,
-    maptype_group_size,
-    swiss_map_used,
-    swiss_map_dir_len,
-    swiss_map_global_depth,
-    swiss_table_capacity,
-    swiss_table_local_depth,
+    config: [
+        g_goid,
+        hmap_count,
+        hmap_flags,
+        hmap_b,
+        hmap_noverflow,
+        maptype_bucket,
+        maptype_key_size,
+        maptype_value_size,
+        type_size,
+        type_ptr_bytes,
+        maptype_key,
+        maptype_elem,
+        maptype_group_size,
+        swiss_map_used,
+        swiss_map_dir_len,
+        swiss_map_global_depth,
+        swiss_table_capacity,
+        swiss_table_local_depth,
+    ],
+    user: [heap_marked],
 );
 
 struct Slot {
     field: &'static str,
-    config: fn(&mut Config) -> &mut u16,
+    config: Option<fn(&mut Config) -> &mut u16>,
     get: fn(&DwarfOffsets) -> Option<u16>,
     set: fn(&mut DwarfOffsets) -> &mut Option<u16>,
 }
@@ -89,8 +103,8 @@ impl DwarfOffsets {
         let mut config = base;
         let mut differ = Vec::new();
         for slot in SLOTS {
-            if let Some(found) = (slot.get)(self) {
-                let value = (slot.config)(&mut config);
+            if let (Some(found), Some(field)) = ((slot.get)(self), slot.config) {
+                let value = field(&mut config);
                 if *value != found {
                     differ.push(slot.field);
                     *value = found;
@@ -100,7 +114,7 @@ impl DwarfOffsets {
         (config, differ)
     }
 
-    /// The `Config` fields this Go version and map implementation need that DWARF lacked.
+    /// The fields this Go version and map implementation need that DWARF lacked.
     pub fn missing(&self) -> Vec<&'static str> {
         self.expected
             .iter()
@@ -115,16 +129,22 @@ impl DwarfOffsets {
     }
 }
 
-/// A struct to look for and which of its members feed which `Config` field.
+/// A struct to look for and which of its members feed which slot.
 struct Wanted {
     name: &'static str,
-    /// (DWARF member name, `Config` field)
+    /// (DWARF member name, `DwarfOffsets` field)
     members: &'static [(&'static str, &'static str)],
 }
 
 const G: Wanted = Wanted {
     name: "runtime.g",
     members: &[("goid", "g_goid")],
+};
+
+/// `heapMarked`: the live heap after the last GC, which user space reads from `gcController`.
+const GC_CONTROLLER: Wanted = Wanted {
+    name: "runtime.gcControllerState",
+    members: &[("heapMarked", "heap_marked")],
 };
 
 const HMAP: Wanted = Wanted {
@@ -196,7 +216,7 @@ fn wanted(go_minor: u32, swiss: bool) -> Vec<Wanted> {
     } else {
         ABI_TYPE
     };
-    let mut list = vec![G, abi_type];
+    let mut list = vec![G, GC_CONTROLLER, abi_type];
     let map_type = match (swiss, go_minor) {
         (false, ..=20) => Some(("runtime.maptype", RUNTIME_MAPTYPE_MEMBERS)),
         (false, 21..=23) => Some(("internal/abi.MapType", ABI_CLASSIC_MAPTYPE_MEMBERS)),
@@ -479,83 +499,8 @@ fn member_offset(value: AttributeValue<Slice>) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        path::{Path, PathBuf},
-        process::Stdio,
-    };
-
     use super::*;
-    use crate::inspect::{GoVersion, buildinfo, offsets};
-
-    const MAP_PROGRAM: &str = r#"package main
-
-import "fmt"
-
-type key struct{ a, b int64 }
-
-func main() {
-	m := map[int]int{}
-	s := map[string][]byte{}
-	k := make(map[key][3]int64, 100)
-	for i := 0; i < 1000; i++ {
-		m[i] = i
-		s[fmt.Sprint(i)] = nil
-		k[key{int64(i), 1}] = [3]int64{}
-	}
-	fmt.Println(len(m), len(s), len(k))
-}
-"#;
-
-    fn workspace_root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("mapleak/ has a parent")
-            .to_path_buf()
-    }
-
-    /// Builds the map program with `version` (cached by name under `target/`), or `None` with a
-    /// note when that Go is not installed.
-    fn fixture(version: &str, tag: &str, flags: &[&str], env: &[(&str, &str)]) -> Option<PathBuf> {
-        let go = crate::inspect::testgo::go_bin(version);
-        if !go.exists() {
-            eprintln!("skipping Go {version}: {} is not installed", go.display());
-            return None;
-        }
-        let dir = workspace_root().join("target/dwarf-fixtures");
-        let exe = dir.join(format!("{version}{tag}"));
-        if exe.exists() {
-            return Some(exe);
-        }
-        // Tests run in parallel and may want the same fixture: build in a private place and
-        // rename into the shared one, which is atomic.
-        static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let unique = format!(
-            "{}-{}",
-            std::process::id(),
-            BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let src = dir.join(format!("src-{version}{tag}-{unique}"));
-        std::fs::create_dir_all(&src).expect("create fixture source directory");
-        std::fs::write(src.join("main.go"), MAP_PROGRAM).expect("write main.go");
-        std::fs::write(src.join("go.mod"), "module dwarffixture\n\ngo 1.19\n")
-            .expect("write go.mod");
-        let tmp = dir.join(format!("{version}{tag}.{unique}.tmp"));
-        let status = crate::inspect::testgo::go_cmd(&go)
-            .arg("build")
-            .args(flags)
-            .arg("-o")
-            .arg(&tmp)
-            .arg(".")
-            .current_dir(&src)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .status()
-            .expect("run go build");
-        let _ = std::fs::remove_dir_all(&src);
-        assert!(status.success(), "go build with Go {version}{tag} failed");
-        std::fs::rename(&tmp, &exe).expect("move fixture into place");
-        Some(exe)
-    }
+    use crate::inspect::{GoVersion, buildinfo, offsets, testgo::fixture};
 
     fn version_of(elf: &GoElf) -> GoVersion {
         let info = elf.section(".go.buildinfo").expect(".go.buildinfo");
@@ -597,7 +542,11 @@ func main() {
                 .expect("fixture has DWARF");
             let missing = offsets.missing();
             let table = offsets::config(&version);
-            let (config, differ) = offsets.apply(table);
+            let (config, mut differ) = offsets.apply(table);
+            let heap_marked = offsets::heap_marked(&version);
+            if offsets.heap_marked.map(u64::from) != heap_marked {
+                differ.push("heap_marked");
+            }
             eprintln!(
                 "{}{tag}: {} offsets from DWARF, missing {missing:?}, differ {differ:?}",
                 version.raw,
@@ -605,8 +554,9 @@ func main() {
             );
             if !missing.is_empty() || !differ.is_empty() {
                 failures.push(format!(
-                    "{}{tag}: missing {missing:?}, differ {differ:?}\n  table {table:?}\n  dwarf {config:?}",
-                    version.raw
+                    "{}{tag}: missing {missing:?}, differ {differ:?}\n  table {table:?}, heap_marked \
+                     {heap_marked:?}\n  dwarf {config:?}, heap_marked {:?}",
+                    version.raw, offsets.heap_marked
                 ));
             }
         }
@@ -636,8 +586,9 @@ func main() {
         assert_eq!(struct_offsets(&elf, minor, minor >= 24).unwrap(), None);
     }
 
-    /// A tiny DWARF 4 unit: `runtime.g { pad@0, goid@152 }` and an `internal/abi.Type` whose
-    /// `PtrBytes` is a `DW_OP_plus_uconst` expression, as older producers write it.
+    /// A tiny DWARF 4 unit: `runtime.g { pad@0, goid@152 }`, a `runtime.gcControllerState`,
+    /// and an `internal/abi.Type` whose `PtrBytes` is a `DW_OP_plus_uconst` expression, as
+    /// older producers write it.
     fn synthetic() -> (Vec<u8>, Vec<u8>) {
         // code, tag, has children, (attribute, form)…, 0, 0
         #[rustfmt::skip]
@@ -678,6 +629,10 @@ func main() {
         strukt("runtime.m", &[("goid", 7, false)]);
         strukt("runtime.g", &[("stack", 0, false), ("goid", 152, false)]);
         strukt(
+            "runtime.gcControllerState",
+            &[("heapLive", 104, false), ("heapMarked", 152, false)],
+        );
+        strukt(
             "internal/abi.Type",
             &[("Size_", 0, false), ("PtrBytes", 8, true)],
         );
@@ -693,7 +648,7 @@ func main() {
     }
 
     #[test]
-    fn dwarf_wanted_members_all_name_config_fields() {
+    fn dwarf_wanted_members_all_have_slots() {
         for minor in 19..=30 {
             for swiss in [false, true] {
                 for w in wanted(minor, swiss) {
@@ -719,11 +674,13 @@ func main() {
         assert_eq!(found.type_ptr_bytes, Some(8));
         assert_eq!(found.hmap_b, None);
         assert!(found.missing().contains(&"hmap_b"));
+        assert_eq!(found.heap_marked, Some(152));
         let mut base = Config {
             g_goid: 160,
             ..Config::default()
         };
         base.type_ptr_bytes = 8;
+        // heap_marked feeds no `Config` field, so it can neither differ nor be applied.
         let (config, differ) = found.apply(base);
         assert_eq!(differ, vec!["g_goid"]);
         assert_eq!(config.g_goid, 152);

@@ -3,6 +3,7 @@
 pub mod buildinfo;
 pub mod dwarf;
 pub mod elf;
+pub mod gccontroller;
 pub mod gcdata;
 pub mod offsets;
 pub mod pclntab;

@@ -25,6 +25,16 @@ pub fn work_pause_start(v: &GoVersion) -> Option<u64> {
     }
 }
 
+/// `runtime.gcControllerState.heapMarked`, which user space reads (not the kernel programs):
+/// 1.21 dropped three words ahead of it. Go 1.20 is absent, as for [`work_pause_start`].
+pub fn heap_marked(v: &GoVersion) -> Option<u64> {
+    match v.minor {
+        19 => Some(184),
+        21..=27 => Some(152),
+        _ => None,
+    }
+}
+
 pub fn config(v: &GoVersion) -> Config {
     Config {
         // Filled in at load time, with the load bias applied.
@@ -55,7 +65,9 @@ pub fn config(v: &GoVersion) -> Config {
         swiss_map_global_depth: 32,
         swiss_table_capacity: 2,
         swiss_table_local_depth: 6,
-        _pad: [0; 4],
+        // Set by the plan, which knows the map implementation.
+        swiss: 0,
+        _pad: [0; 3],
     }
 }
 
@@ -73,5 +85,15 @@ mod tests {
         assert_eq!(at("go1.24.11"), 160);
         assert_eq!(at("go1.25.5"), 152);
         assert_eq!(at("go1.27.3"), 152);
+    }
+
+    #[test]
+    fn heap_marked_offset_follows_the_gc_controller_layout() {
+        let at = |s| heap_marked(&GoVersion::parse(s).unwrap());
+        assert_eq!(at("go1.19.8"), Some(184));
+        assert_eq!(at("go1.20.14"), None);
+        assert_eq!(at("go1.21.13"), Some(152));
+        assert_eq!(at("go1.23.9"), Some(152));
+        assert_eq!(at("go1.27.3"), Some(152));
     }
 }

@@ -98,6 +98,12 @@ fn name_is(tail: &[u8], want: &[u8]) -> bool {
     tail.get(..want.len()) == Some(want) && tail.get(want.len()) == Some(&0)
 }
 
+/// The `NUL`-terminated name at the start of `tail`, if it is UTF-8.
+fn name_str(tail: &[u8]) -> Option<&str> {
+    let len = tail.iter().position(|&b| b == 0)?;
+    std::str::from_utf8(tail.get(..len)?).ok()
+}
+
 impl<'a> Pclntab<'a> {
     /// Parses and validates the bytes of the `.gopclntab` section.
     ///
@@ -311,9 +317,7 @@ impl<'a> Pclntab<'a> {
                 continue;
             };
             if let Some(k) = names.iter().position(|n| name_is(tail, n.as_bytes())) {
-                let wrapper = self.wrapper_id.is_some()
-                    && rec.get(self.func_id_off).copied() == self.wrapper_id;
-                matches.push((k, i, wrapper));
+                matches.push((k, i, self.is_wrapper(rec)));
             }
         }
         let mut found = Vec::new();
@@ -334,15 +338,30 @@ impl<'a> Pclntab<'a> {
         found
     }
 
+    /// Every function whose name starts with `prefix`, ABI wrappers left out (they only call
+    /// the function they wrap), in address order, with sizes as [`Pclntab::functions`] gives.
+    pub fn functions_with_prefix(&self, prefix: &str) -> Vec<(&'a str, FuncSym)> {
+        (0..self.nfunc)
+            .filter_map(|i| {
+                let rec = self.record(i)?;
+                let tail = self.name_tail(rec)?;
+                if !tail.starts_with(prefix.as_bytes()) || self.is_wrapper(rec) {
+                    return None;
+                }
+                let (address, end) = self.bounds(i)?;
+                let size = end - address;
+                Some((name_str(tail)?, FuncSym { address, size }))
+            })
+            .collect()
+    }
+
     /// The function whose code contains `pc`: `(name, entry, end)`, `end` exclusive.
     ///
     /// `None` outside every function, in the alignment padding between two functions, and for
     /// names that are not UTF-8.
     pub fn func_at(&self, pc: u64) -> Option<(&'a str, u64, u64)> {
         let (i, entry, end) = self.index_at(pc)?;
-        let tail = self.name_tail(self.record(i)?)?;
-        let len = tail.iter().position(|&b| b == 0)?;
-        let name = std::str::from_utf8(tail.get(..len)?).ok()?;
+        let name = name_str(self.name_tail(self.record(i)?)?)?;
         Some((name, entry, end))
     }
 
@@ -364,6 +383,10 @@ impl<'a> Pclntab<'a> {
         }
         let (entry, end) = self.bounds(lo)?;
         (pc < end).then_some((lo, entry, end))
+    }
+
+    fn is_wrapper(&self, rec: &[u8]) -> bool {
+        self.wrapper_id.is_some() && rec.get(self.func_id_off).copied() == self.wrapper_id
     }
 
     fn entry_off(&self, i: usize) -> Option<u32> {

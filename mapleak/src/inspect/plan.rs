@@ -4,8 +4,8 @@ use mapleak_common::{Config, ProbeId};
 use serde::Serialize;
 
 use super::{
-    BuildInfo, GoElf, GoVersion, InspectError, buildinfo, dwarf, elf::FuncSym, gcdata, offsets,
-    prologue, symbols,
+    BuildInfo, GoElf, GoVersion, InspectError, buildinfo, dwarf, elf::FuncSym, gccontroller,
+    gcdata, offsets, prologue, symbols,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -72,6 +72,8 @@ pub struct Inspection {
     pub offsets: OffsetsSource,
     pub build: BuildInfo,
     pub probes: Vec<ProbeSite>,
+    /// Opt-in creation probes (attached at their RETs), when the binary has them.
+    pub create_probes: Vec<ProbeSite>,
     /// Link-time address of `runtime.memstats.numgc` (load bias not applied).
     pub numgc_address: Option<u64>,
     /// Lowest loadable segment address, to compute the load bias at run time.
@@ -80,6 +82,11 @@ pub struct Inspection {
     /// time) and, before 1.21, `runtime.gcphase` (which tells GC stops apart).
     pub pause_start_address: Option<u64>,
     pub gcphase_address: Option<u64>,
+    /// Link-time address of `runtime.gcController` (load bias not applied), whose `heapMarked`
+    /// user space reads as the live heap: the bytes the last GC marked.
+    pub gc_controller_address: Option<u64>,
+    /// Offset of `heapMarked` in `runtime.gcControllerState`.
+    pub heap_marked_offset: Option<u64>,
     /// What mapleak cannot observe in this binary, and why.
     pub notes: Vec<String>,
     #[serde(skip)]
@@ -121,6 +128,12 @@ const GC_PROBES: &[(ProbeId, &str)] = &[
     (ProbeId::StartTheWorld, "runtime.startTheWorldWithSema"),
 ];
 const GC_MARK_TERMINATION: &str = "runtime.gcMarkTermination";
+/// Map creation, probed at every RET (opt-in: `--probes create`). Both map implementations keep
+/// these two entry points, which the compiler calls for every map it cannot build inline.
+const CREATE_PROBES: &[(ProbeId, &str)] = &[
+    (ProbeId::MakeMapReturn, "runtime.makemap"),
+    (ProbeId::MakeMapSmallReturn, "runtime.makemap_small"),
+];
 
 pub fn inspect_file(path: &str) -> Result<Inspection, InspectError> {
     let data = std::fs::read(path).map_err(|source| InspectError::Io {
@@ -150,6 +163,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
     let mut names: Vec<&str> = map_probes
         .iter()
         .chain(GC_PROBES)
+        .chain(CREATE_PROBES)
         .map(|(_, n)| *n)
         .collect();
     names.push(GC_MARK_TERMINATION);
@@ -165,13 +179,34 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
             Err(e) => notes.push(format!("GC pauses are not traced: {e}")),
         }
     }
+    let create_probes = CREATE_PROBES
+        .iter()
+        .map(|&(probe, symbol)| place(&elf, &found, source, probe, symbol))
+        .collect::<Result<Vec<_>, _>>()
+        .ok()
+        .filter(|sites| sites.iter().all(|s| !s.ret_offsets.is_empty()))
+        .unwrap_or_default();
     let numgc_address = lookup(&found, GC_MARK_TERMINATION)
         .and_then(|f| gcdata::numgc_address(elf.code(f.address, f.size)?, f.address));
     let (pause_start_address, gcphase_address) = old_gc_data(&elf, &version, &mut notes);
-    let (config, offsets) = struct_offsets(&elf, &version, map_impl, &mut notes);
+    let (mut config, offsets, heap_marked_offset) =
+        struct_offsets(&elf, &version, map_impl, &mut notes);
+    config.swiss = u16::from(map_impl == MapImpl::Swiss);
     if numgc_address.is_none() {
         notes.push(format!(
             "GC cycles are not numbered: memstats.numgc was not found in {GC_MARK_TERMINATION}"
+        ));
+    }
+    let gc_controller_address = gccontroller::address(&elf);
+    if gc_controller_address.is_none() {
+        notes.push(format!(
+            "the live heap is not known: {} was found neither in .symtab nor in the code of the runtime.gc* functions",
+            gccontroller::SYMBOL
+        ));
+    }
+    if heap_marked_offset.is_none() {
+        notes.push(format!(
+            "the live heap is not known: gcControllerState.heapMarked is in neither the binary's DWARF nor mapleak's {version} table"
         ));
     }
     Ok(Inspection {
@@ -183,11 +218,14 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         symtab: elf.has_symtab(),
         build,
         probes,
+        create_probes,
         offsets,
         numgc_address,
         first_load_vaddr: elf.first_load_vaddr(),
         pause_start_address,
         gcphase_address,
+        gc_controller_address,
+        heap_marked_offset,
         notes,
         config,
         version,
@@ -210,29 +248,41 @@ fn read_buildinfo(elf: &GoElf) -> Result<BuildInfo, InspectError> {
 }
 
 /// Offsets from the binary's DWARF where it has them (checked against the table: a difference is
-/// worth knowing), else from the per-version table.
+/// worth knowing), else from the per-version table; `heapMarked`'s last, for user space.
 fn struct_offsets(
     elf: &GoElf,
     version: &GoVersion,
     map_impl: MapImpl,
     notes: &mut Vec<String>,
-) -> (Config, OffsetsSource) {
+) -> (Config, OffsetsSource, Option<u64>) {
     let table = offsets::config(version);
+    let heap_marked = offsets::heap_marked(version);
     match dwarf::struct_offsets(elf, version.minor, map_impl == MapImpl::Swiss) {
         Ok(Some(found)) => {
-            let (config, differ) = found.apply(table);
+            let (config, mut differ) = found.apply(table);
+            let found_heap_marked = found.heap_marked.map(u64::from);
+            if found_heap_marked
+                .zip(heap_marked)
+                .is_some_and(|(f, t)| f != t)
+            {
+                differ.push("heap_marked");
+            }
             if !differ.is_empty() {
                 notes.push(format!(
                     "struct offsets from DWARF differ from mapleak's {version} table for {}; using DWARF's",
                     differ.join(", ")
                 ));
             }
-            (config, OffsetsSource::Dwarf)
+            (
+                config,
+                OffsetsSource::Dwarf,
+                found_heap_marked.or(heap_marked),
+            )
         }
-        Ok(None) => (table, OffsetsSource::Table),
+        Ok(None) => (table, OffsetsSource::Table, heap_marked),
         Err(e) => {
             notes.push(format!("{e}; using mapleak's {version} offsets"));
-            (table, OffsetsSource::Table)
+            (table, OffsetsSource::Table, heap_marked)
         }
     }
 }

@@ -85,6 +85,12 @@ impl<'a> Symbolizer<'a> {
     /// pointer-receiver methods) are left out unless they called a panic; addresses outside
     /// Go code are skipped.
     pub fn stack(&mut self, pcs: &[u64]) -> Vec<Frame> {
+        self.stack_pcs(pcs).into_iter().map(|(_, f)| f).collect()
+    }
+
+    /// [`Symbolizer::stack`], each frame with the PC it was looked up at (`ret - 1` for
+    /// return addresses), to check against other symbolizers.
+    pub fn stack_pcs(&mut self, pcs: &[u64]) -> Vec<(u64, Frame)> {
         let mut out = Vec::new();
         let mut callee_panics = false;
         for (k, &pc) in pcs.iter().enumerate() {
@@ -92,7 +98,7 @@ impl<'a> Symbolizer<'a> {
             let entry = self.entry(pc);
             for (frame, &wrapper) in entry.frames.iter().zip(&entry.wrapper) {
                 if !wrapper || callee_panics {
-                    out.push(frame.clone());
+                    out.push((pc, frame.clone()));
                 }
                 callee_panics = PANICS.contains(&frame.function.as_str());
             }

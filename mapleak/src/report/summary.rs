@@ -59,6 +59,8 @@ pub struct Summary {
     pub memory: MemorySummary,
     /// Growth by call site, most bytes first.
     pub sites: Vec<super::sites::SiteRow>,
+    /// What to change, with the evidence and the saving expected.
+    pub findings: Vec<super::findings::Finding>,
     /// What share of the trace each probe group saw; counts of a sampled group are estimates.
     pub sampling: super::sampling::SamplingSummary,
     /// What mapleak could not observe in this binary, and why.
@@ -81,6 +83,11 @@ pub struct MemorySummary {
     pub held_bytes: u64,
     /// Resident set size (smaps_rollup) at the last sample.
     pub rss_bytes: u64,
+    /// Of that, pages given back with MADV_FREE the kernel has not reclaimed yet.
+    pub lazy_free_bytes: u64,
+    /// The heap the last GC found live (`gcController.heapMarked`), when mapleak could read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heap_live_bytes: Option<u64>,
     pub mmap_calls: u64,
     pub munmap_calls: u64,
     pub madvise_calls: u64,
@@ -241,6 +248,7 @@ impl Summary {
             stw_other: super::gc::other_stw(agg.gc()),
             memory: MemorySummary::new(agg.memory()),
             sites: Vec::new(),
+            findings: Vec::new(),
             sampling,
             notes: meta.notes.clone(),
         }
@@ -259,6 +267,8 @@ impl MemorySummary {
             reserved_bytes: s.reserved_bytes,
             held_bytes: m.bytes_in(crate::aggregate::memory::State::Committed),
             rss_bytes: m.rss_bytes().unwrap_or(0),
+            lazy_free_bytes: m.lazy_free_bytes(),
+            heap_live_bytes: m.heap_marked(),
             mmap_calls: s.mmap_calls,
             munmap_calls: s.munmap_calls,
             madvise_calls: s.madvise_calls,

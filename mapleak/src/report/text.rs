@@ -106,6 +106,7 @@ pub fn summary(s: &Summary) -> String {
             );
         }
     }
+    findings_section(&mut out, s);
     gc_section(&mut out, s);
     let m = &s.memory;
     let _ = writeln!(
@@ -204,6 +205,32 @@ fn gc_section(out: &mut String, s: &Summary) {
             count(o.count),
             duration(o.total_ns),
             duration(o.max_ns)
+        );
+    }
+}
+
+fn findings_section(out: &mut String, s: &Summary) {
+    if s.findings.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nFINDINGS");
+    for f in &s.findings {
+        let kind = serde_json::to_value(f.kind).unwrap_or_default();
+        let place = if f.line == 0 {
+            "the whole process".to_owned()
+        } else {
+            format!("{} {}:{}", f.function, f.file, f.line)
+        };
+        let _ = writeln!(
+            out,
+            "- {}{} at {place}\n  {}",
+            kind.as_str().unwrap_or("?"),
+            if f.estimated {
+                " (estimated: sampled)"
+            } else {
+                ""
+            },
+            f.suggestion
         );
     }
 }

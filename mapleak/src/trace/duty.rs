@@ -49,16 +49,17 @@ pub struct DutyCycle {
 }
 
 impl DutyCycle {
-    /// Every group starts attached (the loader attached them).
+    /// Every group in `attached` starts attached (the loader attached them).
     pub fn new(
         governor: Option<Governor>,
         cost_ns: f64,
         now: Instant,
         loaded: &Loaded,
         interval: Duration,
+        attached: &[ProbeGroup],
     ) -> Self {
         let cpu = target::cpu_ns(loaded.pid()).unwrap_or(0);
-        let groups = ProbeGroup::ALL
+        let groups = attached
             .iter()
             .map(|g| {
                 let duty = GroupDuty {
@@ -141,8 +142,8 @@ impl DutyCycle {
         let cpu_ns = cpu_now
             .zip(self.cpu_at_start)
             .map_or(0, |(b, a)| b.saturating_sub(a));
-        let mut reattached = Vec::new();
         let cpu = cpu_now.unwrap_or(0);
+        let mut uses = Vec::with_capacity(self.groups.len());
         for (group, duty) in &mut self.groups {
             if let Some(since) = duty.attached_since {
                 duty.attached_ns += (now - since).as_nanos() as u64;
@@ -159,6 +160,7 @@ impl DutyCycle {
             let observed = match group {
                 ProbeGroup::Growth => (stats.grow_events, stats.grow_bytes),
                 ProbeGroup::Gc => (stats.gc_cycles, stats.gc_pause_ns),
+                ProbeGroup::Create => (stats.maps_created, 0),
             };
             let window = Window {
                 wall_ns,
@@ -168,11 +170,18 @@ impl DutyCycle {
                 hits: used.hits,
             };
             self.sampler.record(*group, window, observed);
-            let Some(governor) = &mut self.governor else {
-                continue;
-            };
+            uses.push((*group, used));
+        }
+        let mut reattached = Vec::new();
+        let Some(governor) = &mut self.governor else {
+            self.interval_start = now;
+            self.cpu_at_start = cpu_now;
+            return Ok(reattached);
+        };
+        let shares = governor.update_all(&uses, cpu_ns, wall_ns);
+        for (group, duty) in &mut self.groups {
             let was = duty.share;
-            duty.share = governor.update(*group, used, cpu_ns, wall_ns);
+            duty.share = shares[group];
             duty.window = self.slice.mul_f64(duty.share).max(MIN_WINDOW);
             duty.period = duty.window.div_f64(duty.share);
             if duty.share >= 1.0 {

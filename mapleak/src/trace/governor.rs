@@ -32,7 +32,7 @@ impl Governor {
         Self {
             budget,
             cost_ns,
-            fractions: ProbeGroup::ALL.iter().map(|g| (*g, 1.0)).collect(),
+            fractions: BTreeMap::new(),
         }
     }
 
@@ -52,8 +52,44 @@ impl Governor {
         probe_ns_per_wall_ns / cpu_share
     }
 
-    /// Sets the attached fraction for the next interval from the one that ended: all of it
-    /// while the projected cost fits the budget, else the share the budget allows.
+    /// Sets every group's attached fraction for the next interval from the one that ended.
+    ///
+    /// The groups share one budget: the cheapest are served first, in full when they fit their
+    /// even share, and what they leave goes to the busier ones (water-filling), so that a quiet
+    /// GC group does not strand half the budget.
+    pub fn update_all(
+        &mut self,
+        used: &[(ProbeGroup, IntervalUse)],
+        cpu_ns: u64,
+        wall_ns: u64,
+    ) -> BTreeMap<ProbeGroup, f64> {
+        let mut by_cost: Vec<(ProbeGroup, f64)> = used
+            .iter()
+            .map(|&(g, u)| (g, self.projected_overhead(u, cpu_ns, wall_ns)))
+            .collect();
+        by_cost.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let mut left = self.budget;
+        let mut out = BTreeMap::new();
+        for (i, &(group, overhead)) in by_cost.iter().enumerate() {
+            let share = left / (by_cost.len() - i) as f64;
+            let allowed = if overhead <= share {
+                left -= overhead;
+                1.0
+            } else {
+                left -= share;
+                (share / overhead).clamp(MIN_FRACTION, 1.0)
+            };
+            // Cut at once, recover by doubling: a quiet interval seen through a narrow window
+            // may just have missed the busy part.
+            let fraction = allowed.min(2.0 * self.fraction(group));
+            self.fractions.insert(group, fraction);
+            out.insert(group, fraction);
+        }
+        out
+    }
+
+    /// [`Governor::update_all`] for a single group.
+    #[cfg(test)]
     pub fn update(
         &mut self,
         group: ProbeGroup,
@@ -61,17 +97,7 @@ impl Governor {
         cpu_ns: u64,
         wall_ns: u64,
     ) -> f64 {
-        let overhead = self.projected_overhead(used, cpu_ns, wall_ns);
-        let allowed = if overhead <= self.budget {
-            1.0
-        } else {
-            (self.budget / overhead).clamp(MIN_FRACTION, 1.0)
-        };
-        // Cut at once, recover by doubling: a quiet interval seen through a narrow window may
-        // just have missed the busy part.
-        let fraction = allowed.min(2.0 * self.fraction(group));
-        self.fractions.insert(group, fraction);
-        fraction
+        self.update_all(&[(group, used)], cpu_ns, wall_ns)[&group]
     }
 }
 
@@ -133,6 +159,31 @@ mod tests {
             f = next;
         }
         assert_eq!(f, 1.0);
+    }
+
+    #[test]
+    fn a_quiet_group_leaves_its_unused_budget_to_a_busy_one() {
+        let mut g = Governor::new(0.01, 10_000.0);
+        // GC: 10 hits/s = 0.01 % of a CPU. Growth: 10 000 hits/s = 10 %.
+        let gc = IntervalUse {
+            hits: 10,
+            attached_ns: SECOND,
+        };
+        let growth = IntervalUse {
+            hits: 10_000,
+            attached_ns: SECOND,
+        };
+        let got = g.update_all(
+            &[(ProbeGroup::Growth, growth), (ProbeGroup::Gc, gc)],
+            2 * SECOND,
+            SECOND,
+        );
+        assert_eq!(got[&ProbeGroup::Gc], 1.0);
+        let gc_cost = g.projected_overhead(gc, 2 * SECOND, SECOND);
+        let growth_cost = g.projected_overhead(growth, 2 * SECOND, SECOND);
+        let f = got[&ProbeGroup::Growth];
+        // Together exactly the budget: not half of it.
+        assert!((gc_cost + f * growth_cost - 0.01).abs() < 1e-12, "{f}");
     }
 
     #[test]

@@ -32,10 +32,13 @@ pub enum ProbeGroup {
     Growth,
     /// Stop-the-world: a few hits per GC cycle.
     Gc,
+    /// Map creation (opt-in): one hit per map made, a hot path in programs that churn maps.
+    Create,
 }
 
 impl ProbeGroup {
-    pub const ALL: [ProbeGroup; 2] = [ProbeGroup::Growth, ProbeGroup::Gc];
+    /// Always attached (under the governor).
+    pub const DEFAULT: [ProbeGroup; 2] = [ProbeGroup::Growth, ProbeGroup::Gc];
 
     pub fn of(probe: ProbeId) -> Option<Self> {
         match probe {
@@ -46,6 +49,7 @@ impl ProbeGroup {
             ProbeId::StopTheWorld | ProbeId::StartTheWorld | ProbeId::StartTheWorldReturn => {
                 Some(ProbeGroup::Gc)
             }
+            ProbeId::MakeMapReturn | ProbeId::MakeMapSmallReturn => Some(ProbeGroup::Create),
             _ => None,
         }
     }
@@ -102,11 +106,31 @@ fn check_kernel() -> Result<(), TraceError> {
 }
 
 impl Loaded {
-    /// Loads every uprobe program of the plan and attaches it to `pid` only: at the
-    /// post-prologue offset, and for `startTheWorldWithSema` also at each RET.
-    pub fn attach(&mut self, inspection: &Inspection, pid: u32) -> Result<(), TraceError> {
+    /// Loads every uprobe program of the plan and attaches `groups` to `pid` only: at the
+    /// post-prologue offset, for `startTheWorldWithSema` also at each RET, and the creation
+    /// probes at their RETs only.
+    pub fn attach(
+        &mut self,
+        inspection: &Inspection,
+        pid: u32,
+        groups: &[ProbeGroup],
+    ) -> Result<(), TraceError> {
         self.pid = pid;
         self.exe = target::exe_path(pid);
+        if groups.contains(&ProbeGroup::Create) {
+            for site in &inspection.create_probes {
+                self.uprobes.push(Uprobe {
+                    probe: site.probe,
+                    symbol: site.symbol,
+                    offsets: site
+                        .ret_offsets
+                        .iter()
+                        .map(|r| site.file_offset + r)
+                        .collect(),
+                    link: None,
+                });
+            }
+        }
         for site in &inspection.probes {
             self.uprobes.push(Uprobe {
                 probe: site.probe,
@@ -131,7 +155,7 @@ impl Loaded {
             let program = self.program(i)?;
             program.load().map_err(|e| self.attach_error(i, &e))?;
         }
-        for group in ProbeGroup::ALL {
+        for &group in groups {
             self.set_group(group, true)?;
         }
         Ok(())

@@ -6,6 +6,7 @@ pub mod calibrate;
 pub mod duty;
 pub mod error;
 pub mod governor;
+pub mod live;
 pub mod loader;
 pub mod sampler;
 pub mod session;
@@ -13,4 +14,4 @@ pub mod stacks;
 pub mod target;
 
 pub use error::TraceError;
-pub use session::{TraceOptions, run};
+pub use session::{OptInProbe, TraceOptions, run};

@@ -81,6 +81,7 @@ impl Sampler {
                 group: match group {
                     ProbeGroup::Growth => "growth",
                     ProbeGroup::Gc => "gc",
+                    ProbeGroup::Create => "create",
                 },
                 attached_fraction: if t.wall_ns == 0 {
                     1.0

@@ -14,14 +14,17 @@ use super::{
     TraceError,
     duty::DutyCycle,
     governor::Governor,
+    live::LiveReader,
     loader::{self, ProbeGroup},
     target,
 };
 use crate::{
     aggregate::{Aggregator, GcTracker, GoRules, StwRules},
+    inspect::MapImpl,
     inspect::{self, Inspection},
     report::{
-        Format, Interval, Reporter, StopReason, Summary, TraceMeta, sampling::SamplingSummary,
+        Format, Interval, Reporter, StopReason, Summary, TraceMeta, findings,
+        sampling::SamplingSummary, sites::Resolutions,
     },
 };
 
@@ -37,6 +40,34 @@ pub struct TraceOptions {
     pub max_overhead: f64,
     /// Governor off: every probe stays attached whatever it costs.
     pub exact: bool,
+    /// Opt-in probes to attach besides the default ones.
+    pub probes: Vec<OptInProbe>,
+}
+
+/// Probes that are off by default because they can fire on a hot path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptInProbe {
+    /// `runtime.makemap` and `makemap_small`: maps made per call site (finds map churn).
+    Create,
+}
+
+/// The default groups, plus the opt-in ones this binary can have.
+fn probe_groups(
+    opts: &TraceOptions,
+    inspection: &Inspection,
+    notes: &mut Vec<String>,
+) -> Vec<ProbeGroup> {
+    let mut groups = ProbeGroup::DEFAULT.to_vec();
+    if opts.probes.contains(&OptInProbe::Create) {
+        if inspection.create_probes.is_empty() {
+            notes.push(
+                "map creation is not traced: runtime.makemap or makemap_small was not found".into(),
+            );
+        } else {
+            groups.push(ProbeGroup::Create);
+        }
+    }
+    groups
 }
 
 /// Assumed when calibration fails: a uprobe hit on the slow end of what virtual machines show.
@@ -93,7 +124,8 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
 
     // Opened before attaching so that an exit during start-up is still seen.
     let exited = target::pidfd(pid).map_err(|_| TraceError::NoSuchProcess(pid))?;
-    loaded.attach(&inspection, pid)?;
+    let groups = probe_groups(&opts, &inspection, &mut notes);
+    loaded.attach(&inspection, pid, &groups)?;
     let started = Instant::now();
     let governor =
         (!opts.exact).then(|| Governor::new(opts.max_overhead, hit_cost.as_nanos() as f64));
@@ -103,6 +135,7 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         started,
         &loaded,
         opts.interval,
+        &groups,
     );
     if let Err(note) = loaded.attach_syscalls() {
         notes.push(note);
@@ -117,7 +150,14 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     announce(&inspection, pid, hit_cost, &opts);
 
     let gc = GcTracker::new(StwRules::new(&inspection.version));
-    let mut agg = Aggregator::new(GoRules::new(&inspection.version, &inspection.build)).with_gc(gc);
+    let rules = GoRules::new(&inspection.version, &inspection.build);
+    let mut agg = Aggregator::new(rules).with_gc(gc);
+    let heap_marked = inspection
+        .gc_controller_address
+        .zip(inspection.heap_marked_offset)
+        .zip(bias)
+        .map(|((addr, off), bias)| addr + off + bias);
+    let live = LiveReader::new(pid, config, rules, heap_marked);
     let stop = pump(
         &opts,
         &mut loaded,
@@ -128,6 +168,7 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         &mut duty,
         stops,
         started,
+        &live,
     )
     .await?;
     let counters = loaded.counters();
@@ -158,7 +199,25 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         }),
         bias: bias.unwrap_or(0),
     };
-    summary.sites = crate::report::sites::sites(&agg, |s| resolver.resolve(s), opts.top);
+    let res = Resolutions::build(&agg, |s| resolver.resolve(s));
+    summary.sites = crate::report::sites::sites(&agg, &res, opts.top);
+    let share = |name: &str| {
+        summary
+            .sampling
+            .groups
+            .iter()
+            .find(|g| g.group == name)
+            .map(|g| g.attached_fraction)
+    };
+    summary.findings = findings::findings(&findings::Inputs {
+        agg: &agg,
+        res: &res,
+        swiss: inspection.map_impl == MapImpl::Swiss,
+        go_minor: inspection.version.minor,
+        duration_ns: summary.duration_ns,
+        growth_share: share("growth").unwrap_or(1.0),
+        create_share: share("create"),
+    });
     reporter.summary(&summary)?;
     Ok(summary)
 }
@@ -174,6 +233,7 @@ async fn pump(
     duty: &mut DutyCycle,
     mut stops: Stops,
     started: Instant,
+    live: &LiveReader,
 ) -> Result<StopReason, TraceError> {
     let mut ring = register(ring)?;
     let exited = register(exited)?;
@@ -181,9 +241,7 @@ async fn pump(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let deadline = opts.duration.map(|d| started + d);
     // A first sample, so that a target that exits within the first interval still has one.
-    if let Some(rss) = target::rss_bytes(loaded.pid()) {
-        agg.sample_rss(rss);
-    }
+    live.sample(agg);
     let stop = loop {
         tokio::select! {
             guard = ring.readable_mut() => {
@@ -204,9 +262,7 @@ async fn pump(
             }
             _ = ticker.tick() => {
                 drain(ring.get_mut(), agg);
-                if let Some(rss) = target::rss_bytes(loaded.pid()) {
-                    agg.sample_rss(rss);
-                }
+                live.sample(agg);
                 let stats = agg.take_interval();
                 let elapsed = started.elapsed().as_nanos() as u64;
                 match duty.end_interval(Instant::now(), loaded, &stats) {
@@ -231,9 +287,8 @@ async fn pump(
     duty.take_governor();
     // With the governor gone nothing is attached here, so only a vanished target can fail it.
     let _ = duty.end_interval(Instant::now(), loaded, &stats);
-    if let Some(rss) = target::rss_bytes(loaded.pid()) {
-        agg.sample_rss(rss);
-    }
+    // The target is still there unless it exited: its maps' final sizes, read once more.
+    live.sample(agg);
     Ok(stop)
 }
 

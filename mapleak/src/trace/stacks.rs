@@ -5,7 +5,7 @@ use mapleak_common::Site;
 
 use crate::{
     inspect::symbolize::Symbolizer,
-    report::sites::{ResolvedStack, SourceSite},
+    report::sites::{ResolvedStack, SourceSite, StackFrame},
 };
 
 /// Frames of the runtime itself: a call site is the first frame outside them.
@@ -40,11 +40,11 @@ impl StackResolver<'_> {
         }
         pcs.extend(ips.iter().skip(1).copied());
         let pcs: Vec<u64> = pcs.iter().map(|pc| pc.wrapping_sub(self.bias)).collect();
-        let frames = symbolizer.stack(&pcs);
+        let frames = symbolizer.stack_pcs(&pcs);
         let site = frames
             .iter()
-            .find(|f| !RUNTIME_PREFIXES.iter().any(|p| f.function.starts_with(p)))
-            .map(|f| SourceSite {
+            .find(|(_, f)| !RUNTIME_PREFIXES.iter().any(|p| f.function.starts_with(p)))
+            .map(|(_, f)| SourceSite {
                 function: f.function.clone(),
                 file: f.file.clone(),
                 line: f.line,
@@ -52,8 +52,14 @@ impl StackResolver<'_> {
         ResolvedStack {
             site,
             frames: frames
-                .iter()
-                .map(|f| format!("{} {}:{}", f.function, f.file, f.line))
+                .into_iter()
+                .map(|(pc, f)| StackFrame {
+                    pc: format!("{pc:#x}"),
+                    function: f.function,
+                    file: f.file,
+                    line: f.line,
+                    inlined: f.inlined,
+                })
                 .collect(),
         }
     }

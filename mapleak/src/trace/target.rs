@@ -43,20 +43,35 @@ pub fn exe_path(pid: u32) -> String {
     format!("/proc/{pid}/exe")
 }
 
-/// `Rss:` of `/proc/PID/smaps_rollup`, in bytes; `None` once the process is gone.
-pub fn rss_bytes(pid: u32) -> Option<u64> {
-    parse_rss(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?)
+/// What `/proc/PID/smaps_rollup` says about the whole process, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rollup {
+    pub rss: u64,
+    /// Pages given back with MADV_FREE that the kernel has not reclaimed yet: still in `rss`.
+    pub lazy_free: u64,
 }
 
-fn parse_rss(rollup: &str) -> Option<u64> {
-    let line = rollup.lines().find(|l| l.starts_with("Rss:"))?;
-    let kib: u64 = line["Rss:".len()..]
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    kib.checked_mul(1024)
+/// `None` once the process is gone.
+pub fn rollup(pid: u32) -> Option<Rollup> {
+    parse_rollup(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?)
+}
+
+fn parse_rollup(rollup: &str) -> Option<Rollup> {
+    let field = |name: &str| -> Option<u64> {
+        let line = rollup.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line[name.len()..]
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()?;
+        kib.checked_mul(1024)
+    };
+    Some(Rollup {
+        rss: field("Rss:")?,
+        // Absent on kernels before 4.12.
+        lazy_free: field("LazyFree:").unwrap_or(0),
+    })
 }
 
 /// Time the process's threads have spent on a CPU, to the nanosecond: the first field of each
@@ -111,11 +126,19 @@ mod tests {
     }
 
     #[test]
-    fn reads_rss_from_smaps_rollup() {
-        let rollup = "55d4c000-7ffd1000 ---p 00000000 00:00 0 [rollup]\nRss:                3400 kB\nPss:   1 kB\n";
-        assert_eq!(parse_rss(rollup), Some(3400 * 1024));
-        assert_eq!(parse_rss("Pss: 1 kB\n"), None);
-        assert!(rss_bytes(std::process::id()).is_some_and(|b| b > 0));
+    fn reads_rss_and_lazy_free_from_smaps_rollup() {
+        let rollup = "55d4c000-7ffd1000 ---p 00000000 00:00 0 [rollup]\nRss:                3400 kB\nPss:   1 kB\nLazyFree:   12 kB\n";
+        let want = Rollup {
+            rss: 3400 * 1024,
+            lazy_free: 12 * 1024,
+        };
+        assert_eq!(parse_rollup(rollup), Some(want));
+        assert_eq!(parse_rollup("Pss: 1 kB\n"), None);
+        assert!(rollup_of_self().is_some_and(|r| r.rss > 0));
+    }
+
+    fn rollup_of_self() -> Option<Rollup> {
+        rollup(std::process::id())
     }
 
     #[test]

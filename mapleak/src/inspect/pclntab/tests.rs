@@ -267,6 +267,30 @@ fn distinct_functions_sharing_a_name_are_all_returned() {
 }
 
 #[test]
+fn prefix_lookup_skips_wrappers_and_other_names() {
+    let data = Table::new(
+        with_ids(&[
+            ("runtime.gcStart", 0, 0),
+            ("runtime.gcStart", 32, 23),
+            ("runtime.g", 64, 0),
+            ("main.gcStart", 96, 0),
+            ("runtime.gcDrain", 128, 0),
+        ]),
+        160,
+    )
+    .bytes();
+    let tab = Pclntab::parse(&data, 0).unwrap();
+    assert_eq!(
+        tab.functions_with_prefix("runtime.gc"),
+        vec![
+            ("runtime.gcStart", sym(0x40_1000, 16)),
+            ("runtime.gcDrain", sym(0x40_1080, 16)),
+        ]
+    );
+    assert!(tab.functions_with_prefix("nope").is_empty());
+}
+
+#[test]
 fn func_at_finds_the_enclosing_function() {
     let data = sample().bytes();
     let tab = Pclntab::parse(&data, 0).unwrap();

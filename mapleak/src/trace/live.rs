@@ -1,0 +1,168 @@
+//! Reads the target's memory at each interval: the live size of the maps that grew (deletes
+//! never shrink a Go map, so a map emptied by deletes keeps its capacity) and the live heap.
+//!
+//! Only process_vm_readv, which fails cleanly on unmapped memory; every value read is checked
+//! against what the growth events said before it is believed.
+
+use mapleak_common::Config;
+
+use super::target;
+use crate::aggregate::{
+    Aggregator, LiveMap, MapState,
+    classic::{self, GoRules},
+    sizing,
+    swiss::{GROUP_SLOTS, MAX_TABLE_CAPACITY},
+};
+
+/// Maps read per interval, the ones with most bytes grown first.
+const MAPS_PER_READ: usize = 256;
+/// A directory longer than this is garbage (2^20 tables would be a billion slots).
+const MAX_DIR_LEN: u64 = 1 << 20;
+/// `maps.Map.dirPtr` sits right before `dirLen` in every Swiss release (1.24–1.27).
+const DIR_PTR_BEFORE_DIR_LEN: u16 = 8;
+/// `maps.table` header bytes read: used, capacity, growthLeft, localDepth.
+const TABLE_HEADER: usize = 8;
+
+pub struct LiveReader {
+    pid: u32,
+    config: Config,
+    swiss: bool,
+    rules: GoRules,
+    /// Run-time address of `gcController.heapMarked`.
+    heap_marked: Option<u64>,
+}
+
+impl LiveReader {
+    pub fn new(pid: u32, config: Config, rules: GoRules, heap_marked: Option<u64>) -> Self {
+        Self {
+            pid,
+            config,
+            swiss: config.swiss != 0,
+            rules,
+            heap_marked,
+        }
+    }
+
+    /// Samples RSS, the live heap and the live maps into `agg`.
+    pub fn sample(&self, agg: &mut Aggregator) {
+        if let Some(r) = target::rollup(self.pid) {
+            agg.memory_mut().sample_rss(r.rss, r.lazy_free);
+        }
+        if let Some(bytes) = self.heap_marked.and_then(|a| self.read_u64(a)) {
+            agg.memory_mut().sample_heap_marked(bytes);
+        }
+        let reads: Vec<(u64, Option<LiveMap>)> = agg
+            .top_maps(MAPS_PER_READ)
+            .into_iter()
+            .map(|m| (m.id.addr, self.read_map(m)))
+            .collect();
+        for (addr, live) in reads {
+            agg.set_live(addr, live);
+        }
+    }
+
+    fn read_map(&self, m: &MapState) -> Option<LiveMap> {
+        let (entries, capacity, bytes) = if self.swiss {
+            self.read_swiss(m)?
+        } else {
+            self.read_classic(m)?
+        };
+        Some(LiveMap {
+            entries,
+            capacity,
+            bytes,
+        })
+    }
+
+    fn read_classic(&self, m: &MapState) -> Option<(u64, u64, u64)> {
+        let c = &self.config;
+        let count = self.read_u64(m.id.addr + u64::from(c.hmap_count))?;
+        let b = self.read::<1>(m.id.addr + u64::from(c.hmap_b))?[0];
+        // B never shrinks: a smaller one means the address holds something else now.
+        if m.b.is_some_and(|seen| b < seen) || b >= 48 {
+            return None;
+        }
+        let capacity = classic::capacity(b);
+        // Growth keeps count within the load factor of 2^B buckets (+1 for the insert that
+        // triggers the next growth).
+        let limit = (self.rules.load_factor_num * (1u64 << b) / 2).max(8) + 1;
+        if count > limit {
+            return None;
+        }
+        let bytes = sizing::classic_array_bytes(&self.rules, &m.id, b)?;
+        Some((count, capacity, bytes))
+    }
+
+    fn read_swiss(&self, m: &MapState) -> Option<(u64, u64, u64)> {
+        let c = &self.config;
+        let used = self.read_u64(m.id.addr + u64::from(c.swiss_map_used))?;
+        let dir_len = self.read_u64(m.id.addr + u64::from(c.swiss_map_dir_len))?;
+        if dir_len == 0 {
+            // A small map: one group, or none yet.
+            return (used <= GROUP_SLOTS).then_some((used, GROUP_SLOTS, m.id.unit_size));
+        }
+        if dir_len > MAX_DIR_LEN || !dir_len.is_power_of_two() || dir_len < m.dir_len {
+            return None;
+        }
+        let global_depth = self.read::<1>(m.id.addr + u64::from(c.swiss_map_global_depth))?[0];
+        if 1u64.checked_shl(u32::from(global_depth)) != Some(dir_len) {
+            return None;
+        }
+        let dir_ptr =
+            self.read_u64(m.id.addr + u64::from(c.swiss_map_dir_len - DIR_PTR_BEFORE_DIR_LEN))?;
+        let dir = self.read_vec(dir_ptr, dir_len as usize * 8)?;
+        let (entries, _) = dir.as_chunks::<8>();
+        let mut tables: Vec<u64> = entries.iter().map(|p| u64::from_le_bytes(*p)).collect();
+        // A table of local depth d fills 2^(global - d) consecutive directory entries.
+        tables.dedup();
+        let mut capacity = 0u64;
+        for table in tables {
+            let header = self.read::<TABLE_HEADER>(table)?;
+            let at = |off: u16| usize::from(off);
+            let cap = u64::from(u16::from_le_bytes([
+                header[at(c.swiss_table_capacity)],
+                header[at(c.swiss_table_capacity) + 1],
+            ]));
+            let local_depth = header[at(c.swiss_table_local_depth)];
+            if !cap.is_power_of_two()
+                || !(GROUP_SLOTS..=MAX_TABLE_CAPACITY).contains(&cap)
+                || local_depth > global_depth
+            {
+                return None;
+            }
+            capacity += cap;
+        }
+        if used > capacity {
+            return None;
+        }
+        Some((used, capacity, capacity / GROUP_SLOTS * m.id.unit_size))
+    }
+
+    fn read_u64(&self, addr: u64) -> Option<u64> {
+        self.read::<8>(addr).map(u64::from_le_bytes)
+    }
+
+    fn read<const N: usize>(&self, addr: u64) -> Option<[u8; N]> {
+        self.read_vec(addr, N)?.try_into().ok()
+    }
+
+    fn read_vec(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        if addr == 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; len];
+        let local = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: len,
+        };
+        let remote = libc::iovec {
+            iov_base: addr as *mut libc::c_void,
+            iov_len: len,
+        };
+        // SAFETY: `local` describes `buf`, which outlives the call; the remote range is only read
+        // by the kernel, which fails (short or -1) instead of faulting on unmapped memory.
+        let n =
+            unsafe { libc::process_vm_readv(self.pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+        (usize::try_from(n).ok() == Some(len)).then_some(buf)
+    }
+}

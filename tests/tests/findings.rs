@@ -1,0 +1,250 @@
+//! Findings: each fires on a fixture built to show it, at the fixture's own source line (on a
+//! stripped build too), with numbers checked against the fixture's own view; and none fires on
+//! the twin written the right way.
+
+use mapleak_tests::{Fixture, GoBuild, Report, Tracer, build, require_root, strip};
+use serde_json::Value;
+
+const FIXTURE: &str = "tests/fixtures/findings/main.go";
+const CHURN_MAPS: u64 = 20_000;
+
+fn classic() -> GoBuild<'static> {
+    GoBuild {
+        name: "findings",
+        go: "1.21.13",
+        flags: &[],
+        env: &[],
+    }
+}
+
+/// Swiss maps, stripped: symbols and DWARF gone, only `.gopclntab` left.
+fn swiss_stripped() -> GoBuild<'static> {
+    GoBuild {
+        go: "1.27.3",
+        ..classic()
+    }
+}
+
+/// The line marked `// site:NAME` in the fixture's source.
+fn site_line(name: &str) -> u32 {
+    let src = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/findings/main.go"),
+    )
+    .unwrap();
+    let marker = format!("// site:{name}");
+    let found: Vec<usize> = src
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_end().ends_with(&marker))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(found.len(), 1, "one {marker} in the fixture");
+    found[0] as u32
+}
+
+struct Run {
+    report: Report,
+    /// What the fixture printed before "done".
+    lines: Vec<String>,
+}
+
+impl Run {
+    /// The fixture's `KEY VALUE` line.
+    fn printed(&self, key: &str) -> u64 {
+        self.lines
+            .iter()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("the fixture printed no {key}: {:?}", self.lines))
+    }
+
+    fn findings(&self, kind: &str) -> Vec<&Value> {
+        self.report.summary["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == kind)
+            .collect()
+    }
+
+    /// The only finding of `kind`, checked to name the fixture line marked `site`.
+    fn the(&self, kind: &str, site: Option<&str>) -> &Value {
+        let all = self.findings(kind);
+        assert_eq!(
+            all.len(),
+            1,
+            "one {kind}: {}",
+            self.report.summary["findings"]
+        );
+        let f = all[0];
+        match site {
+            Some(site) => {
+                assert!(f["file"].as_str().unwrap().ends_with(FIXTURE), "{f}");
+                assert_eq!(f["line"], site_line(site), "{f}");
+            }
+            None => assert_eq!(f["line"], 0, "{f}"),
+        }
+        assert_eq!(f["estimated"], false, "{f}");
+        assert!(!f["suggestion"].as_str().unwrap().is_empty(), "{f}");
+        f
+    }
+
+    fn assert_no_findings(&self) {
+        assert_eq!(
+            self.report.summary["findings"],
+            serde_json::json!([]),
+            "the right way shows no finding"
+        );
+    }
+}
+
+/// Runs `mode` under `mapleak trace --exact EXTRA…`; mapleak is stopped (Ctrl-C) while the
+/// fixture is still alive, so that its last reads of the fixture's memory see the final state.
+fn trace(spec: &GoBuild, stripped: bool, mode: &str, extra: &[&str]) -> Run {
+    let mut exe = build(spec);
+    if stripped {
+        exe = strip(&exe);
+    }
+    let n = CHURN_MAPS.to_string();
+    let mut fixture = Fixture::start(&exe, &[mode, &n], &[]);
+    let tracer = Tracer::attach(fixture.pid(), extra);
+    fixture.go();
+    let lines = fixture.read_until("done");
+    tracer.signal(libc::SIGINT);
+    let report = tracer.finish();
+    fixture.release();
+    Run { report, lines }
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("{v} is not a count"))
+}
+
+fn check_unsized(spec: &GoBuild, stripped: bool) {
+    let run = trace(spec, stripped, "unsized", &[]);
+    let f = run.the("unsized_map", Some("unsized"));
+    let e = &f["evidence"];
+    let maps = Fixture::maps(&run.lines);
+    assert_eq!(maps.len(), 20);
+    let grown: u64 = maps
+        .iter()
+        .map(|(addr, _)| u(&run.report.map(addr).expect("each map grew")["grow_events"]))
+        .sum();
+    assert_eq!(u(&e["maps"]), 20, "{e}");
+    assert_eq!(u(&e["grow_events"]), grown, "{e}");
+    assert_eq!(u(&e["grow_events_saved"]), grown, "{e}");
+    // The live entries mapleak read from each map: what the fixture's len(m) says.
+    assert!(maps.iter().all(|(_, len)| *len == 50_000));
+    assert_eq!(u(&e["hint"]), 50_000, "{e}");
+    assert_eq!(u(&e["maps_covered"]), 20, "{e}");
+    if spec.go == classic().go {
+        // What the runtime allocated for make(map[int]int, 50000), less the 48-byte hmap and
+        // the 24-byte mapextra that points at the preallocated overflow buckets.
+        let presized = run.printed("alloc") - 48 - 24;
+        assert_eq!(u(&e["bytes_saved"]), u(&e["bytes"]) - 20 * presized, "{e}");
+    }
+}
+
+#[test]
+fn unsized_maps_get_a_hint_from_their_live_size() {
+    require_root();
+    check_unsized(&classic(), false);
+    check_unsized(&swiss_stripped(), true);
+    trace(&swiss_stripped(), true, "presized", &[]).assert_no_findings();
+}
+
+fn check_churn(spec: &GoBuild, stripped: bool) {
+    // With the creation probe: counted where the maps are made.
+    let run = trace(spec, stripped, "churn", &["--probes", "create"]);
+    let f = run.the("map_churn", Some("churn-make"));
+    let e = &f["evidence"];
+    assert_eq!(u(&e["maps"]), CHURN_MAPS, "{e}");
+    assert_eq!(e["from_creation_probe"], true, "{e}");
+    let grown = run.the("unsized_map", Some("churn"));
+    let made_at = format!("{FIXTURE}:{}", site_line("churn-make"));
+    assert!(
+        grown["evidence"]["created_at"]
+            .as_str()
+            .unwrap()
+            .ends_with(&made_at),
+        "{grown}"
+    );
+    // Without it: counted where they grow, one new map per first growth.
+    let run = trace(spec, stripped, "churn", &[]);
+    let f = run.the("map_churn", Some("churn"));
+    assert_eq!(u(&f["evidence"]["maps"]), CHURN_MAPS, "{f}");
+    assert_eq!(f["evidence"]["from_creation_probe"], false, "{f}");
+}
+
+#[test]
+fn map_churn_is_found_where_maps_are_made_and_where_they_grow() {
+    require_root();
+    check_churn(&classic(), false);
+    check_churn(&swiss_stripped(), true);
+    trace(&swiss_stripped(), true, "reuse", &["--probes", "create"]).assert_no_findings();
+    trace(&classic(), false, "reuse", &[]).assert_no_findings();
+}
+
+fn check_retained(spec: &GoBuild, stripped: bool) {
+    let run = trace(spec, stripped, "retained", &[]);
+    let f = run.the("retained_capacity", Some("retained"));
+    let e = &f["evidence"];
+    let maps = Fixture::maps(&run.lines);
+    let (addr, len) = &maps[0];
+    assert_eq!(&e["map"], addr, "{e}");
+    assert_eq!(u(&e["entries"]), *len, "{e}");
+    let row = run.report.map(addr).expect("the map grew");
+    assert_eq!(u(&e["peak_entries"]), u(&row["entries"]), "{e}");
+    assert_eq!(u(&e["capacity"]), u(&row["capacity"]), "{e}");
+    assert!(u(&e["bytes_reclaimable"]) < u(&e["bytes"]), "{e}");
+    assert!(u(&e["bytes_reclaimable"]) > u(&e["bytes"]) / 2, "{e}");
+}
+
+#[test]
+fn retained_capacity_is_read_from_the_live_map() {
+    require_root();
+    check_retained(&classic(), false);
+    check_retained(&swiss_stripped(), true);
+    trace(&swiss_stripped(), true, "kept", &[]).assert_no_findings();
+}
+
+fn check_growth_in_gc(spec: &GoBuild, stripped: bool) {
+    let run = trace(spec, stripped, "gcgrow", &[]);
+    let f = run.the("growth_in_gc", Some("gcgrow"));
+    let e = &f["evidence"];
+    let s = &run.report.summary;
+    assert_eq!(u(&e["grow_events"]), u(&s["maps"]["grow_events"]), "{e}");
+    assert_eq!(u(&e["bytes"]), u(&s["maps"]["grow_bytes"]), "{e}");
+    let per_cycle = s["gc"]["per_cycle"].as_array().unwrap();
+    let mark_bytes: u64 = per_cycle.iter().map(|c| u(&c["mark_grow_bytes"])).sum();
+    assert_eq!(u(&e["mark_bytes"]), mark_bytes, "{e}");
+    assert!(e["mark_share"].as_f64().unwrap() >= 0.25, "{e}");
+    assert_eq!(u(&e["pause_max_ns"]), u(&s["gc"]["pause_max_ns"]), "{e}");
+}
+
+#[test]
+fn growth_during_gc_marking_is_found() {
+    require_root();
+    check_growth_in_gc(&classic(), false);
+    check_growth_in_gc(&swiss_stripped(), true);
+    trace(&swiss_stripped(), true, "gcpresized", &[]).assert_no_findings();
+}
+
+fn check_unreleased(spec: &GoBuild, stripped: bool) {
+    let run = trace(spec, stripped, "unreleased", &[]);
+    let f = run.the("unreleased_memory", None);
+    let e = &f["evidence"];
+    // The runtime's own metric of what the last GC marked live, read by the fixture.
+    assert_eq!(u(&e["heap_live_bytes"]), run.printed("heaplive"), "{e}");
+    // RSS as the fixture read it just before; the scavenger may return a little meanwhile.
+    let rss = run.printed("rss") as f64;
+    let seen = u(&e["rss_bytes"]) as f64;
+    assert!((seen - rss).abs() / rss < 0.05, "{e} vs rss {rss}");
+}
+
+#[test]
+fn unreleased_memory_is_compared_with_the_live_heap() {
+    require_root();
+    check_unreleased(&classic(), false);
+    check_unreleased(&swiss_stripped(), true);
+    trace(&swiss_stripped(), true, "released", &[]).assert_no_findings();
+}

@@ -9,7 +9,7 @@ use mapleak_common::{
 use crate::{
     counters::{finish, hit},
     go::{GoRegs, header, read, site},
-    maps::{EVENTS, config},
+    maps::{EVENTS, config, wakeup},
 };
 
 #[uprobe]
@@ -42,6 +42,6 @@ fn try_classic_hash_grow(ctx: &ProbeContext) -> Result<(), u32> {
     };
     let mut entry = EVENTS.reserve::<ClassicGrowEvent>(0).ok_or(COUNTER_LOST)?;
     entry.write(event);
-    entry.submit(0);
+    entry.submit(wakeup());
     Ok(())
 }

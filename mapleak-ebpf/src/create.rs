@@ -10,7 +10,7 @@ use mapleak_common::{
 use crate::{
     counters::{finish, hit},
     go::{GoRegs, header, read, site},
-    maps::{EVENTS, config},
+    maps::{EVENTS, config, wakeup},
 };
 
 #[uprobe]
@@ -47,6 +47,6 @@ fn emit(ctx: &ProbeContext, op: u8) -> Result<(), u32> {
     };
     let mut entry = EVENTS.reserve::<CreateEvent>(0).ok_or(COUNTER_LOST)?;
     entry.write(event);
-    entry.submit(0);
+    entry.submit(wakeup());
     Ok(())
 }

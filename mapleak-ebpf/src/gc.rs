@@ -11,7 +11,7 @@ use mapleak_common::{
 use crate::{
     counters::{finish, hit},
     go::{GoRegs, header, read},
-    maps::{EVENTS, config},
+    maps::{EVENTS, config, wakeup},
 };
 
 #[uprobe]
@@ -70,6 +70,6 @@ fn emit(ctx: &ProbeContext, op: u8) -> Result<(), u32> {
     };
     let mut entry = EVENTS.reserve::<StwEvent>(0).ok_or(COUNTER_LOST)?;
     entry.write(event);
-    entry.submit(0);
+    entry.submit(wakeup());
     Ok(())
 }

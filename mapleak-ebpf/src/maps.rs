@@ -1,6 +1,7 @@
 //! Maps shared by every probe family, and the configuration user space writes before load.
 
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     macros::map,
     maps::{PerCpuArray, RingBuf, StackTrace},
 };
@@ -9,6 +10,22 @@ use mapleak_common::{Config, ProbeId, probe::COUNTER_SLOTS};
 /// Events to user space. User space resizes it at load time (`--ring-size`).
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+/// Submit flags for the next event: wake the reader only once the ring is a quarter full.
+///
+/// A wake-up per record (the default when the reader keeps up) costs the traced thread an
+/// interrupt and a reschedule on every probe hit; user space drains on a short timer instead,
+/// and the forced wake-up keeps a burst from overrunning the ring before the timer fires.
+#[inline(always)]
+pub fn wakeup() -> u64 {
+    let pending = EVENTS.query(BPF_RB_AVAIL_DATA.into());
+    let size = EVENTS.query(BPF_RB_RING_SIZE.into());
+    if pending >= size / 4 {
+        BPF_RB_FORCE_WAKEUP.into()
+    } else {
+        BPF_RB_NO_WAKEUP.into()
+    }
+}
 
 /// User stacks of growth events, deduplicated by the kernel.
 #[map]

@@ -14,7 +14,7 @@ use mapleak_common::{
 
 use crate::{
     counters::{count, hit},
-    maps::{EVENTS, config},
+    maps::{EVENTS, config, wakeup},
 };
 
 /// Offsets in `sys_enter_*` records: the arguments, 8 bytes each from 16.
@@ -80,7 +80,7 @@ fn exit(ctx: &TracePointContext, probe: ProbeId) -> u32 {
     match EVENTS.reserve::<MemEvent>(0) {
         Some(mut entry) => {
             entry.write(event);
-            entry.submit(0);
+            entry.submit(wakeup());
         }
         None => count(COUNTER_LOST),
     }

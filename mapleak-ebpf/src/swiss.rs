@@ -10,7 +10,7 @@ use mapleak_common::{
 use crate::{
     counters::{finish, hit},
     go::{GoRegs, header, read, site},
-    maps::{EVENTS, config},
+    maps::{EVENTS, config, wakeup},
 };
 
 /// `(*Map).growToSmall(m, typ)`.
@@ -98,6 +98,6 @@ fn emit(
     };
     let mut entry = EVENTS.reserve::<SwissGrowEvent>(0).ok_or(COUNTER_LOST)?;
     entry.write(event);
-    entry.submit(0);
+    entry.submit(wakeup());
     Ok(())
 }

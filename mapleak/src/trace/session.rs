@@ -70,6 +70,10 @@ fn probe_groups(
     groups
 }
 
+/// How often the ring buffer is drained: the kernel wakes mapleak only for a quarter-full
+/// ring, so that probe hits do not each pay for a wake-up.
+const DRAIN_PERIOD: Duration = Duration::from_millis(20);
+
 /// Assumed when calibration fails: a uprobe hit on the slow end of what virtual machines show.
 const FALLBACK_HIT_COST: Duration = Duration::from_micros(12);
 
@@ -239,6 +243,8 @@ async fn pump(
     let exited = register(exited)?;
     let mut ticker = tokio::time::interval_at(started + opts.interval, opts.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut drains = tokio::time::interval(DRAIN_PERIOD);
+    drains.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let deadline = opts.duration.map(|d| started + d);
     // A first sample, so that a target that exits within the first interval still has one.
     live.sample(agg);
@@ -249,6 +255,7 @@ async fn pump(
                 drain(guard.get_inner_mut(), agg);
                 guard.clear_ready();
             }
+            _ = drains.tick() => drain(ring.get_mut(), agg),
             _ = sleep_until(duty.next_toggle()) => {
                 // Count everything the attached stretch produced before switching.
                 drain(ring.get_mut(), agg);

@@ -328,4 +328,4 @@ impl Aggregator {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

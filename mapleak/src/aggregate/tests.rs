@@ -8,7 +8,8 @@ const RULES: GoRules = GoRules {
     malloc_headers: true,
 };
 
-fn grow(map: u64, count: u64, b: u8, ts: u64) -> ClassicGrowEvent {
+/// A `map[int]int` grow event (144-byte buckets) as the kernel sends it.
+pub(crate) fn grow(map: u64, count: u64, b: u8, ts: u64) -> ClassicGrowEvent {
     ClassicGrowEvent {
         header: EventHeader {
             kind: EventKind::ClassicGrow as u32,

@@ -64,6 +64,22 @@ struct Uprobe {
     link: Option<UProbeLinkId>,
 }
 
+impl Uprobe {
+    /// `probe` on every RET of the planned function.
+    fn at_rets(site: &crate::inspect::ProbeSite, probe: ProbeId) -> Self {
+        Self {
+            probe,
+            symbol: site.symbol,
+            offsets: site
+                .ret_offsets
+                .iter()
+                .map(|r| site.file_offset + r)
+                .collect(),
+            link: None,
+        }
+    }
+}
+
 pub struct Loaded {
     ebpf: Ebpf,
     pid: u32,
@@ -119,16 +135,7 @@ impl Loaded {
         self.exe = target::exe_path(pid);
         if groups.contains(&ProbeGroup::Create) {
             for site in &inspection.create_probes {
-                self.uprobes.push(Uprobe {
-                    probe: site.probe,
-                    symbol: site.symbol,
-                    offsets: site
-                        .ret_offsets
-                        .iter()
-                        .map(|r| site.file_offset + r)
-                        .collect(),
-                    link: None,
-                });
+                self.uprobes.push(Uprobe::at_rets(site, site.probe));
             }
         }
         for site in &inspection.probes {
@@ -139,16 +146,8 @@ impl Loaded {
                 link: None,
             });
             if site.probe == ProbeId::StartTheWorld && !site.ret_offsets.is_empty() {
-                self.uprobes.push(Uprobe {
-                    probe: ProbeId::StartTheWorldReturn,
-                    symbol: site.symbol,
-                    offsets: site
-                        .ret_offsets
-                        .iter()
-                        .map(|r| site.file_offset + r)
-                        .collect(),
-                    link: None,
-                });
+                self.uprobes
+                    .push(Uprobe::at_rets(site, ProbeId::StartTheWorldReturn));
             }
         }
         for i in 0..self.uprobes.len() {

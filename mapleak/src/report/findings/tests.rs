@@ -25,19 +25,11 @@ fn header(kind: EventKind, ts: u64) -> EventHeader {
 
 fn grow(map: u64, count: u64, b: u8, ts: u64) -> Vec<u8> {
     encode(&ClassicGrowEvent {
-        header: header(EventKind::ClassicGrow, ts),
-        map,
-        map_type: 0x4a0000,
-        count,
-        bucket_size: 144,
-        b,
-        key_size: 8,
-        value_size: 8,
         site: Site {
             stack_id: 1,
             caller: 0x1000,
         },
-        ..Default::default()
+        ..crate::aggregate::tests::grow(map, count, b, ts)
     })
 }
 

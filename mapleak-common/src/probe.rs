@@ -22,6 +22,13 @@ pub enum ProbeId {
     /// hot path in some programs).
     MakeMapReturn = 11,
     MakeMapSmallReturn = 12,
+    /// `runtime.mapassign` and its key-specialised siblings (opt-in: one hit per insert or
+    /// update; counted per map in the kernel, no event).
+    MapAssign = 13,
+    MapAssignFast32 = 14,
+    MapAssignFast64 = 15,
+    MapAssignFast64Ptr = 16,
+    MapAssignFastStr = 17,
 }
 
 impl ProbeId {
@@ -45,6 +52,11 @@ impl ProbeId {
             ProbeId::Calibrate => "calibrate",
             ProbeId::MakeMapReturn => "create_makemap_ret",
             ProbeId::MakeMapSmallReturn => "create_makemap_small_ret",
+            ProbeId::MapAssign => "assign",
+            ProbeId::MapAssignFast32 => "assign_fast32",
+            ProbeId::MapAssignFast64 => "assign_fast64",
+            ProbeId::MapAssignFast64Ptr => "assign_fast64ptr",
+            ProbeId::MapAssignFastStr => "assign_faststr",
         }
     }
 }

@@ -5,6 +5,7 @@
 #![no_std]
 #![no_main]
 
+mod assign;
 mod calibrate;
 mod classic;
 mod counters;

@@ -3,7 +3,7 @@
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     macros::map,
-    maps::{PerCpuArray, RingBuf, StackTrace},
+    maps::{LruPerCpuHashMap, PerCpuArray, RingBuf, StackTrace},
 };
 use mapleak_common::{Config, ProbeId, probe::COUNTER_SLOTS};
 
@@ -30,6 +30,10 @@ pub fn wakeup() -> u64 {
 /// User stacks of growth events, deduplicated by the kernel.
 #[map]
 pub static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
+
+/// Assignments per map address (opt-in assign probes): counted here, never sent as events.
+#[map]
+pub static ASSIGNS: LruPerCpuHashMap<u64, u64> = LruPerCpuHashMap::with_max_entries(65536, 0);
 
 /// Hits per probe, counted whether or not an event could be emitted.
 #[map]

@@ -55,6 +55,8 @@ pub struct MapState {
     pub created: Option<Birth>,
     /// Its size as last read from the target's memory.
     pub live: Option<LiveMap>,
+    /// Inserts and updates counted by the assign probes at this address.
+    pub assigns: Option<u64>,
 }
 
 /// A map's header as read from the target's memory.
@@ -87,6 +89,7 @@ impl MapState {
             history: Vec::new(),
             created,
             live: None,
+            assigns: None,
         }
     }
 

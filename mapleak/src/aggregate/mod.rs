@@ -39,6 +39,8 @@ pub struct Totals {
     pub invalid: u64,
     /// Maps made, seen by the opt-in creation probe.
     pub maps_created: u64,
+    /// Inserts and updates counted by the opt-in assign probes (every map, grown or not).
+    pub assigns: u64,
 }
 
 /// Maps kept in detail per site once their address is reused; the counts go on beyond.
@@ -282,6 +284,16 @@ impl Aggregator {
         if let Some(m) = self.maps.get_mut(&addr) {
             m.live = live;
         }
+    }
+
+    /// Assignment counts per map address, from the kernel (cumulative).
+    pub fn set_assigns(&mut self, counts: &[(u64, u64)]) {
+        for &(addr, n) in counts {
+            if let Some(m) = self.maps.get_mut(&addr) {
+                m.assigns = Some(n);
+            }
+        }
+        self.totals.assigns = self.totals.assigns.max(counts.iter().map(|(_, n)| n).sum());
     }
 
     /// The GoRules this trace decodes with (Go version dependent).

@@ -74,6 +74,8 @@ pub struct Inspection {
     pub probes: Vec<ProbeSite>,
     /// Opt-in creation probes (attached at their RETs), when the binary has them.
     pub create_probes: Vec<ProbeSite>,
+    /// Opt-in assignment probes, those the binary has.
+    pub assign_probes: Vec<ProbeSite>,
     /// Link-time address of `runtime.memstats.numgc` (load bias not applied).
     pub numgc_address: Option<u64>,
     /// Lowest loadable segment address, to compute the load bias at run time.
@@ -128,6 +130,15 @@ const GC_PROBES: &[(ProbeId, &str)] = &[
     (ProbeId::StartTheWorld, "runtime.startTheWorldWithSema"),
 ];
 const GC_MARK_TERMINATION: &str = "runtime.gcMarkTermination";
+/// Map assignment (opt-in: `--probes assign`): the generic entry point and the key-specialised
+/// ones the compiler picks; a binary has only those its maps use.
+const ASSIGN_PROBES: &[(ProbeId, &str)] = &[
+    (ProbeId::MapAssign, "runtime.mapassign"),
+    (ProbeId::MapAssignFast32, "runtime.mapassign_fast32"),
+    (ProbeId::MapAssignFast64, "runtime.mapassign_fast64"),
+    (ProbeId::MapAssignFast64Ptr, "runtime.mapassign_fast64ptr"),
+    (ProbeId::MapAssignFastStr, "runtime.mapassign_faststr"),
+];
 /// Map creation, probed at every RET (opt-in: `--probes create`). Both map implementations keep
 /// these two entry points, which the compiler calls for every map it cannot build inline.
 const CREATE_PROBES: &[(ProbeId, &str)] = &[
@@ -164,6 +175,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         .iter()
         .chain(GC_PROBES)
         .chain(CREATE_PROBES)
+        .chain(ASSIGN_PROBES)
         .map(|(_, n)| *n)
         .collect();
     names.push(GC_MARK_TERMINATION);
@@ -186,6 +198,10 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         .ok()
         .filter(|sites| sites.iter().all(|s| !s.ret_offsets.is_empty()))
         .unwrap_or_default();
+    let assign_probes = ASSIGN_PROBES
+        .iter()
+        .filter_map(|&(probe, symbol)| place(&elf, &found, source, probe, symbol).ok())
+        .collect();
     let numgc_address = lookup(&found, GC_MARK_TERMINATION)
         .and_then(|f| gcdata::numgc_address(elf.code(f.address, f.size)?, f.address));
     let (pause_start_address, gcphase_address) = old_gc_data(&elf, &version, &mut notes);
@@ -219,6 +235,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         build,
         probes,
         create_probes,
+        assign_probes,
         offsets,
         numgc_address,
         first_load_vaddr: elf.first_load_vaddr(),

@@ -101,6 +101,9 @@ pub struct MapsSummary {
     pub maps_seen: u64,
     /// Maps dropped from `top` to bound memory; their growth is still in the totals.
     pub maps_evicted: u64,
+    /// Inserts and updates into any map (`--probes assign`; an estimate when sampled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assigns: Option<u64>,
     pub top: Vec<MapRow>,
 }
 
@@ -117,6 +120,9 @@ pub struct MapRow {
     pub capacity: u64,
     /// Bytes allocated by this map's growths.
     pub bytes: u64,
+    /// Inserts and updates seen by `--probes assign`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assigns: Option<u64>,
     pub key_size: u32,
     pub value_size: u32,
     /// Classic maps: bytes per bucket and B.
@@ -240,6 +246,7 @@ impl Summary {
                 same_size_grows: t.same_size_grows,
                 maps_seen: t.maps_seen,
                 maps_evicted: t.maps_evicted,
+                assigns: (t.assigns > 0).then_some(t.assigns),
                 top: agg.top_maps(top).into_iter().map(MapRow::from).collect(),
             },
             events: EventCounts::new(agg, k),
@@ -286,6 +293,7 @@ impl From<&MapState> for MapRow {
             entries: m.entries,
             capacity: m.capacity,
             bytes: m.bytes,
+            assigns: m.assigns,
             key_size: m.id.key_size,
             value_size: m.id.value_size,
             bucket_size: (!swiss).then_some(m.id.unit_size),

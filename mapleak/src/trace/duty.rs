@@ -161,6 +161,8 @@ impl DutyCycle {
                 ProbeGroup::Growth => (stats.grow_events, stats.grow_bytes),
                 ProbeGroup::Gc => (stats.gc_cycles, stats.gc_pause_ns),
                 ProbeGroup::Create => (stats.maps_created, 0),
+                // Counted in the kernel: every hit is an assignment.
+                ProbeGroup::Assign => (used.hits, 0),
             };
             let window = Window {
                 wall_ns,

@@ -34,6 +34,8 @@ pub enum ProbeGroup {
     Gc,
     /// Map creation (opt-in): one hit per map made, a hot path in programs that churn maps.
     Create,
+    /// Map assignment (opt-in): one hit per insert or update, the hottest path of all.
+    Assign,
 }
 
 impl ProbeGroup {
@@ -50,6 +52,11 @@ impl ProbeGroup {
                 Some(ProbeGroup::Gc)
             }
             ProbeId::MakeMapReturn | ProbeId::MakeMapSmallReturn => Some(ProbeGroup::Create),
+            ProbeId::MapAssign
+            | ProbeId::MapAssignFast32
+            | ProbeId::MapAssignFast64
+            | ProbeId::MapAssignFast64Ptr
+            | ProbeId::MapAssignFastStr => Some(ProbeGroup::Assign),
             _ => None,
         }
     }
@@ -65,6 +72,16 @@ struct Uprobe {
 }
 
 impl Uprobe {
+    /// The planned probe, after the function's prologue.
+    fn at_entry(site: &crate::inspect::ProbeSite) -> Self {
+        Self {
+            probe: site.probe,
+            symbol: site.symbol,
+            offsets: vec![site.attach_offset],
+            link: None,
+        }
+    }
+
     /// `probe` on every RET of the planned function.
     fn at_rets(site: &crate::inspect::ProbeSite, probe: ProbeId) -> Self {
         Self {
@@ -138,13 +155,13 @@ impl Loaded {
                 self.uprobes.push(Uprobe::at_rets(site, site.probe));
             }
         }
+        if groups.contains(&ProbeGroup::Assign) {
+            for site in &inspection.assign_probes {
+                self.uprobes.push(Uprobe::at_entry(site));
+            }
+        }
         for site in &inspection.probes {
-            self.uprobes.push(Uprobe {
-                probe: site.probe,
-                symbol: site.symbol,
-                offsets: vec![site.attach_offset],
-                link: None,
-            });
+            self.uprobes.push(Uprobe::at_entry(site));
             if site.probe == ProbeId::StartTheWorld && !site.ret_offsets.is_empty() {
                 self.uprobes
                     .push(Uprobe::at_rets(site, ProbeId::StartTheWorldReturn));
@@ -272,6 +289,21 @@ impl Loaded {
             self.syscalls.push((probe, call));
         }
         Ok(())
+    }
+
+    /// Assignments counted per map address so far (the assign probes), summed over CPUs.
+    pub fn assigns(&self) -> Vec<(u64, u64)> {
+        let Some(map) = self.ebpf.map("ASSIGNS") else {
+            return Vec::new();
+        };
+        let Ok(counts) = aya::maps::PerCpuHashMap::<_, u64, u64>::try_from(map) else {
+            return Vec::new();
+        };
+        counts
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(addr, per_cpu)| (addr, per_cpu.iter().sum()))
+            .collect()
     }
 
     /// The stack map, moved out to be read when the report is made.

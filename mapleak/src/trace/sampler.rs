@@ -82,6 +82,7 @@ impl Sampler {
                     ProbeGroup::Growth => "growth",
                     ProbeGroup::Gc => "gc",
                     ProbeGroup::Create => "create",
+                    ProbeGroup::Assign => "assign",
                 },
                 attached_fraction: if t.wall_ns == 0 {
                     1.0

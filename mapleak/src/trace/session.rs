@@ -49,6 +49,8 @@ pub struct TraceOptions {
 pub enum OptInProbe {
     /// `runtime.makemap` and `makemap_small`: maps made per call site (finds map churn).
     Create,
+    /// `runtime.mapassign*`: inserts and updates per map, counted in the kernel.
+    Assign,
 }
 
 /// The default groups, plus the opt-in ones this binary can have.
@@ -65,6 +67,15 @@ fn probe_groups(
             );
         } else {
             groups.push(ProbeGroup::Create);
+        }
+    }
+    if opts.probes.contains(&OptInProbe::Assign) {
+        if inspection.assign_probes.is_empty() {
+            notes.push(
+                "map assignments are not counted: no runtime.mapassign function was found".into(),
+            );
+        } else {
+            groups.push(ProbeGroup::Assign);
         }
     }
     groups
@@ -270,6 +281,7 @@ async fn pump(
             _ = ticker.tick() => {
                 drain(ring.get_mut(), agg);
                 live.sample(agg);
+                agg.set_assigns(&loaded.assigns());
                 let stats = agg.take_interval();
                 let elapsed = started.elapsed().as_nanos() as u64;
                 match duty.end_interval(Instant::now(), loaded, &stats) {
@@ -296,6 +308,7 @@ async fn pump(
     let _ = duty.end_interval(Instant::now(), loaded, &stats);
     // The target is still there unless it exited: its maps' final sizes, read once more.
     live.sample(agg);
+    agg.set_assigns(&loaded.assigns());
     Ok(stop)
 }
 

@@ -17,7 +17,7 @@ pub struct Config {
     pub target_tgid: u32,
     /// `runtime.g.goid`.
     pub g_goid: u16,
-    /// `runtime.hmap.count`, `.flags`, `.B`, `.noverflow`.
+    /// `runtime.hmap.count`, `.flags`, `.B`, `.noverflow`, `.oldbuckets`.
     pub hmap_count: u16,
     pub hmap_flags: u16,
     pub hmap_b: u16,
@@ -42,7 +42,8 @@ pub struct Config {
     pub swiss_table_local_depth: u16,
     /// 1 when the target uses Swiss maps: decides which header a new map has.
     pub swiss: u16,
-    pub _pad: [u16; 3],
+    pub hmap_oldbuckets: u16,
+    pub _pad: [u16; 2],
 }
 
 const _: () = assert!(core::mem::size_of::<Config>() == 72);

@@ -14,6 +14,8 @@ pub enum EventKind {
     Mem = 4,
     /// `runtime.makemap` or `runtime.makemap_small` returned a new map (opt-in probe).
     Create = 5,
+    /// A classic map's old bucket array was seen for the last time (opt-in probe).
+    Evacuated = 6,
 }
 
 impl TryFrom<u32> for EventKind {
@@ -26,6 +28,7 @@ impl TryFrom<u32> for EventKind {
             3 => Ok(Self::Stw),
             4 => Ok(Self::Mem),
             5 => Ok(Self::Create),
+            6 => Ok(Self::Evacuated),
             other => Err(other),
         }
     }
@@ -226,3 +229,20 @@ pub struct CreateEvent {
 }
 
 const _: () = assert!(core::mem::size_of::<CreateEvent>() == 24 + 24 + 16);
+
+/// One growth's evacuation of a classic map, from the opt-in `runtime.evacuate*` probes: sent
+/// when the map's old bucket array changes (the next growth) or user space asks at the end.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvacuatedEvent {
+    pub header: EventHeader,
+    pub map: u64,
+    /// The old bucket array being evacuated (identifies the growth).
+    pub old_buckets: u64,
+    /// First and last `evacuate` call seen for it, and how many.
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub calls: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<EvacuatedEvent>() == 24 + 40);

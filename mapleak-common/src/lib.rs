@@ -11,8 +11,8 @@ pub mod probe;
 
 pub use config::Config;
 pub use event::{
-    CREATE_MAKEMAP, CREATE_MAKEMAP_SMALL, ClassicGrowEvent, CreateEvent, EventHeader, EventKind,
-    MEM_MADVISE, MEM_MMAP, MEM_MUNMAP, MemEvent, STW_RETURN, STW_START, STW_STOP, Site, StwEvent,
-    SwissGrowEvent, SwissOp,
+    CREATE_MAKEMAP, CREATE_MAKEMAP_SMALL, ClassicGrowEvent, CreateEvent, EvacuatedEvent,
+    EventHeader, EventKind, MEM_MADVISE, MEM_MMAP, MEM_MUNMAP, MemEvent, STW_RETURN, STW_START,
+    STW_STOP, Site, StwEvent, SwissGrowEvent, SwissOp,
 };
 pub use probe::ProbeId;

@@ -29,6 +29,11 @@ pub enum ProbeId {
     MapAssignFast64 = 15,
     MapAssignFast64Ptr = 16,
     MapAssignFastStr = 17,
+    /// Classic `runtime.evacuate` and its siblings (opt-in: one hit per old bucket moved).
+    Evacuate = 18,
+    EvacuateFast32 = 19,
+    EvacuateFast64 = 20,
+    EvacuateFastStr = 21,
 }
 
 impl ProbeId {
@@ -57,6 +62,10 @@ impl ProbeId {
             ProbeId::MapAssignFast64 => "assign_fast64",
             ProbeId::MapAssignFast64Ptr => "assign_fast64ptr",
             ProbeId::MapAssignFastStr => "assign_faststr",
+            ProbeId::Evacuate => "evacuate",
+            ProbeId::EvacuateFast32 => "evacuate_fast32",
+            ProbeId::EvacuateFast64 => "evacuate_fast64",
+            ProbeId::EvacuateFastStr => "evacuate_faststr",
         }
     }
 }

@@ -10,6 +10,7 @@ mod calibrate;
 mod classic;
 mod counters;
 mod create;
+mod evacuate;
 mod gc;
 mod go;
 mod maps;

@@ -3,7 +3,7 @@
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     macros::map,
-    maps::{LruPerCpuHashMap, PerCpuArray, RingBuf, StackTrace},
+    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf, StackTrace},
 };
 use mapleak_common::{Config, ProbeId, probe::COUNTER_SLOTS};
 
@@ -34,6 +34,20 @@ pub static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
 /// Assignments per map address (opt-in assign probes): counted here, never sent as events.
 #[map]
 pub static ASSIGNS: LruPerCpuHashMap<u64, u64> = LruPerCpuHashMap::with_max_entries(65536, 0);
+
+/// Evacuation in progress per classic map (opt-in evacuate probes).
+#[map]
+pub static EVACUATING: LruHashMap<u64, Evacuation> = LruHashMap::with_max_entries(16384, 0);
+
+/// What the evacuate probes saw of one map's current growth.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Evacuation {
+    pub old_buckets: u64,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub calls: u64,
+}
 
 /// Hits per probe, counted whether or not an event could be emitted.
 #[map]
@@ -69,7 +83,8 @@ static CONFIG: Config = Config {
     swiss_table_capacity: 0,
     swiss_table_local_depth: 0,
     swiss: 0,
-    _pad: [0; 3],
+    hmap_oldbuckets: 0,
+    _pad: [0; 2],
 };
 
 #[inline(always)]

@@ -2,7 +2,8 @@
 //! untrusted bytes.
 
 use mapleak_common::{
-    ClassicGrowEvent, CreateEvent, EventHeader, EventKind, MemEvent, StwEvent, SwissGrowEvent,
+    ClassicGrowEvent, CreateEvent, EvacuatedEvent, EventHeader, EventKind, MemEvent, StwEvent,
+    SwissGrowEvent,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,6 +13,7 @@ pub enum Event {
     Stw(StwEvent),
     Mem(MemEvent),
     Create(CreateEvent),
+    Evacuated(EvacuatedEvent),
 }
 
 impl Event {
@@ -22,6 +24,7 @@ impl Event {
             Event::Stw(e) => &e.header,
             Event::Mem(e) => &e.header,
             Event::Create(e) => &e.header,
+            Event::Evacuated(e) => &e.header,
         }
     }
 }
@@ -46,6 +49,7 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
         EventKind::Stw => Ok(Event::Stw(read(record, "stop-the-world event")?)),
         EventKind::Mem => Ok(Event::Mem(read(record, "memory event")?)),
         EventKind::Create => Ok(Event::Create(read(record, "map creation event")?)),
+        EventKind::Evacuated => Ok(Event::Evacuated(read(record, "evacuation event")?)),
     }
 }
 

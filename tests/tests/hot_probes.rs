@@ -47,3 +47,66 @@ fn assign_probes_count_every_insert_of_each_map() {
         true,
     );
 }
+
+#[test]
+fn evacuation_holds_each_old_array_until_the_next_growth() {
+    require_root();
+    let spec = GoBuild {
+        name: "mapgrow",
+        go: "1.23.9",
+        flags: &[],
+        env: &[],
+    };
+    let fixture = Fixture::start(&build(&spec), &["fill", "100000", "1"], &[]);
+    let tracer = Tracer::attach(fixture.pid(), &["--probes", "evacuate"]);
+    let maps = Fixture::maps(&fixture.go_and_wait());
+    let report = tracer.finish();
+    let row = report.map(&maps[0].0).expect("the map grew");
+    let growths = row["growths"].as_array().unwrap();
+    let evacuations = row["evacuations"].as_array().unwrap();
+    // One evacuation per growth (1.23: 14 doublings to 100 000 entries).
+    assert_eq!(growths.len(), 14);
+    assert_eq!(evacuations.len(), growths.len(), "{row}");
+    for (i, (e, g)) in evacuations.iter().zip(growths).enumerate() {
+        assert_eq!(e["grow_ns"], g["ts_ns"], "{e}");
+        assert!(e["held_ns"].as_u64() > Some(0), "{e}");
+        assert!(e["evacuate_calls"].as_u64() > Some(0), "{e}");
+        // The array held twice is the one the previous growth allocated (the first growth's:
+        // the map's initial bucket).
+        let old = if i == 0 {
+            row["bucket_size"].clone()
+        } else {
+            growths[i - 1]["bytes"].clone()
+        };
+        assert_eq!(e["old_bytes"], old, "{e}");
+        // Each one but the last was closed by the growth after it.
+        if i + 1 < growths.len() {
+            assert_eq!(e["finished"], true, "{e}");
+        }
+    }
+}
+
+#[test]
+fn evacuation_on_swiss_maps_is_explained_not_zero() {
+    require_root();
+    let spec = GoBuild {
+        name: "mapgrow",
+        go: "1.27.3",
+        flags: &[],
+        env: &[],
+    };
+    let fixture = Fixture::start(&build(&spec), &["fill", "1000", "1"], &[]);
+    let tracer = Tracer::attach(fixture.pid(), &["--probes", "evacuate"]);
+    fixture.go_and_wait();
+    let report = tracer.finish();
+    let notes = report.summary["notes"].to_string();
+    assert!(
+        notes.contains("Swiss maps rehash a table at once"),
+        "{notes}"
+    );
+    let top = report.summary["maps"]["top"].as_array().unwrap();
+    assert!(
+        top.iter().all(|m| m.get("evacuations").is_none()),
+        "{top:?}"
+    );
+}

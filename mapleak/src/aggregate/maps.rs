@@ -57,6 +57,24 @@ pub struct MapState {
     pub live: Option<LiveMap>,
     /// Inserts and updates counted by the assign probes at this address.
     pub assigns: Option<u64>,
+    /// Classic: how long each growth kept its old bucket array (evacuate probes).
+    pub evacuations: Vec<Evacuation>,
+}
+
+/// One growth's evacuation: the old bucket array stays allocated beside the new one until the
+/// last old bucket has moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Evacuation {
+    /// When the map grew.
+    pub grow_ns: u64,
+    /// From the growth to the last `evacuate` call seen.
+    pub held_ns: u64,
+    /// Bytes of the old array, held twice meanwhile.
+    pub old_bytes: u64,
+    pub calls: u64,
+    /// Seen complete: the next growth replaced the old array, or it was gone when read at the
+    /// end of the trace.
+    pub finished: bool,
 }
 
 /// A map's header as read from the target's memory.
@@ -90,6 +108,7 @@ impl MapState {
             created,
             live: None,
             assigns: None,
+            evacuations: Vec::new(),
         }
     }
 

@@ -17,7 +17,7 @@ pub use births::{Birth, CreateStats};
 pub use classic::GoRules;
 pub use gc::{GcTracker, StwKind, StwRules};
 pub use growth::{Detail, GrowKind, Growth};
-pub use maps::{LiveMap, MapIdentity, MapState};
+pub use maps::{Evacuation, LiveMap, MapIdentity, MapState};
 
 use crate::decode::{self, Event};
 
@@ -182,6 +182,11 @@ impl Aggregator {
                 self.memory.on_event(e);
                 return;
             }
+            Event::Evacuated(e) => {
+                // Sent when the next growth replaced the old array: this one is done.
+                self.on_evacuated(e, true);
+                return;
+            }
             Event::Create(e) => {
                 self.totals.maps_created += 1;
                 self.interval.maps_created += 1;
@@ -284,6 +289,30 @@ impl Aggregator {
         if let Some(m) = self.maps.get_mut(&addr) {
             m.live = live;
         }
+    }
+
+    /// One growth's evacuation, matched to the growth that began it.
+    pub fn on_evacuated(&mut self, e: &mapleak_common::EvacuatedEvent, finished: bool) {
+        let rules = self.rules;
+        let Some(m) = self.maps.get_mut(&e.map) else {
+            return;
+        };
+        let Some((grow_ns, old_b)) = m.history.iter().rev().find_map(|(ts, g)| match g.detail {
+            Detail::Classic { old_b, .. } if *ts <= e.first_ns => Some((*ts, old_b)),
+            _ => None,
+        }) else {
+            return;
+        };
+        let Some(old_bytes) = sizing::classic_array_bytes(&rules, &m.id, old_b) else {
+            return;
+        };
+        m.evacuations.push(Evacuation {
+            grow_ns,
+            held_ns: e.last_ns.saturating_sub(grow_ns),
+            old_bytes,
+            calls: e.calls,
+            finished,
+        });
     }
 
     /// Assignment counts per map address, from the kernel (cumulative).

@@ -37,8 +37,9 @@ pub struct TraceArgs {
     #[arg(long)]
     exact: bool,
     /// Opt-in probes, comma-separated. `create`: map creation per call site (finds maps made
-    /// and dropped at a high rate); `assign`: inserts and updates per map. Both are hot paths,
-    /// duty-cycled under --max-overhead like the others.
+    /// and dropped at a high rate); `assign`: inserts and updates per map; `evacuate` (classic
+    /// maps): how long each growth kept the old buckets alive. All are hot paths, duty-cycled
+    /// under --max-overhead like the others.
     #[arg(long, value_enum, value_delimiter = ',')]
     probes: Vec<OptInProbe>,
 }

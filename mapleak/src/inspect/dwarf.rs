@@ -68,6 +68,7 @@ dwarf_offsets!(
         hmap_flags,
         hmap_b,
         hmap_noverflow,
+        hmap_oldbuckets,
         maptype_bucket,
         maptype_key_size,
         maptype_value_size,
@@ -154,6 +155,7 @@ const HMAP: Wanted = Wanted {
         ("flags", "hmap_flags"),
         ("B", "hmap_b"),
         ("noverflow", "hmap_noverflow"),
+        ("oldbuckets", "hmap_oldbuckets"),
     ],
 };
 

@@ -67,7 +67,8 @@ pub fn config(v: &GoVersion) -> Config {
         swiss_table_local_depth: 6,
         // Set by the plan, which knows the map implementation.
         swiss: 0,
-        _pad: [0; 3],
+        hmap_oldbuckets: 24,
+        _pad: [0; 2],
     }
 }
 

@@ -76,6 +76,8 @@ pub struct Inspection {
     pub create_probes: Vec<ProbeSite>,
     /// Opt-in assignment probes, those the binary has.
     pub assign_probes: Vec<ProbeSite>,
+    /// Opt-in evacuation probes (classic maps only), those the binary has.
+    pub evacuate_probes: Vec<ProbeSite>,
     /// Link-time address of `runtime.memstats.numgc` (load bias not applied).
     pub numgc_address: Option<u64>,
     /// Lowest loadable segment address, to compute the load bias at run time.
@@ -139,6 +141,13 @@ const ASSIGN_PROBES: &[(ProbeId, &str)] = &[
     (ProbeId::MapAssignFast64Ptr, "runtime.mapassign_fast64ptr"),
     (ProbeId::MapAssignFastStr, "runtime.mapassign_faststr"),
 ];
+/// Classic evacuation (opt-in: `--probes evacuate`): moves one old bucket per call.
+const EVACUATE_PROBES: &[(ProbeId, &str)] = &[
+    (ProbeId::Evacuate, "runtime.evacuate"),
+    (ProbeId::EvacuateFast32, "runtime.evacuate_fast32"),
+    (ProbeId::EvacuateFast64, "runtime.evacuate_fast64"),
+    (ProbeId::EvacuateFastStr, "runtime.evacuate_faststr"),
+];
 /// Map creation, probed at every RET (opt-in: `--probes create`). Both map implementations keep
 /// these two entry points, which the compiler calls for every map it cannot build inline.
 const CREATE_PROBES: &[(ProbeId, &str)] = &[
@@ -176,6 +185,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         .chain(GC_PROBES)
         .chain(CREATE_PROBES)
         .chain(ASSIGN_PROBES)
+        .chain(EVACUATE_PROBES)
         .map(|(_, n)| *n)
         .collect();
     names.push(GC_MARK_TERMINATION);
@@ -198,10 +208,17 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         .ok()
         .filter(|sites| sites.iter().all(|s| !s.ret_offsets.is_empty()))
         .unwrap_or_default();
-    let assign_probes = ASSIGN_PROBES
-        .iter()
-        .filter_map(|&(probe, symbol)| place(&elf, &found, source, probe, symbol).ok())
-        .collect();
+    let present = |list: &[(ProbeId, &'static str)]| -> Vec<ProbeSite> {
+        list.iter()
+            .filter_map(|&(probe, symbol)| place(&elf, &found, source, probe, symbol).ok())
+            .collect()
+    };
+    let assign_probes = present(ASSIGN_PROBES);
+    // Swiss maps rehash a table in one go: there is nothing to evacuate.
+    let evacuate_probes = match map_impl {
+        MapImpl::Classic => present(EVACUATE_PROBES),
+        MapImpl::Swiss => Vec::new(),
+    };
     let numgc_address = lookup(&found, GC_MARK_TERMINATION)
         .and_then(|f| gcdata::numgc_address(elf.code(f.address, f.size)?, f.address));
     let (pause_start_address, gcphase_address) = old_gc_data(&elf, &version, &mut notes);
@@ -236,6 +253,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         probes,
         create_probes,
         assign_probes,
+        evacuate_probes,
         offsets,
         numgc_address,
         first_load_vaddr: elf.first_load_vaddr(),

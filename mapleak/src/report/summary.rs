@@ -138,6 +138,20 @@ pub struct MapRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub directory: Option<u64>,
     pub growths: Vec<GrowthRow>,
+    /// Classic maps under `--probes evacuate`: each growth's old array, and how long it was
+    /// held beside the new one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evacuations: Vec<EvacuationRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EvacuationRow {
+    pub grow_ns: u64,
+    pub held_ns: u64,
+    /// Bytes of the old bucket array, allocated twice over while it was held.
+    pub old_bytes: u64,
+    pub evacuate_calls: u64,
+    pub finished: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -302,6 +316,17 @@ impl From<&MapState> for MapRow {
             tables: swiss.then_some(m.tables),
             directory: swiss.then_some(m.dir_len),
             growths: m.history.iter().map(GrowthRow::from).collect(),
+            evacuations: m
+                .evacuations
+                .iter()
+                .map(|e| EvacuationRow {
+                    grow_ns: e.grow_ns,
+                    held_ns: e.held_ns,
+                    old_bytes: e.old_bytes,
+                    evacuate_calls: e.calls,
+                    finished: e.finished,
+                })
+                .collect(),
         }
     }
 }

@@ -162,7 +162,7 @@ impl DutyCycle {
                 ProbeGroup::Gc => (stats.gc_cycles, stats.gc_pause_ns),
                 ProbeGroup::Create => (stats.maps_created, 0),
                 // Counted in the kernel: every hit is an assignment.
-                ProbeGroup::Assign => (used.hits, 0),
+                ProbeGroup::Assign | ProbeGroup::Evacuate => (used.hits, 0),
             };
             let window = Window {
                 wall_ns,

@@ -61,6 +61,11 @@ impl LiveReader {
         }
     }
 
+    /// A classic map's `oldbuckets` now (0 once evacuation is done).
+    pub fn old_buckets(&self, map: u64) -> Option<u64> {
+        self.read_u64(map + u64::from(self.config.hmap_oldbuckets))
+    }
+
     fn read_map(&self, m: &MapState) -> Option<LiveMap> {
         let (entries, capacity, bytes) = if self.swiss {
             self.read_swiss(m)?

@@ -36,6 +36,8 @@ pub enum ProbeGroup {
     Create,
     /// Map assignment (opt-in): one hit per insert or update, the hottest path of all.
     Assign,
+    /// Classic evacuation (opt-in): one hit per old bucket moved after a growth.
+    Evacuate,
 }
 
 impl ProbeGroup {
@@ -57,6 +59,10 @@ impl ProbeGroup {
             | ProbeId::MapAssignFast64
             | ProbeId::MapAssignFast64Ptr
             | ProbeId::MapAssignFastStr => Some(ProbeGroup::Assign),
+            ProbeId::Evacuate
+            | ProbeId::EvacuateFast32
+            | ProbeId::EvacuateFast64
+            | ProbeId::EvacuateFastStr => Some(ProbeGroup::Evacuate),
             _ => None,
         }
     }
@@ -155,9 +161,13 @@ impl Loaded {
                 self.uprobes.push(Uprobe::at_rets(site, site.probe));
             }
         }
-        if groups.contains(&ProbeGroup::Assign) {
-            for site in &inspection.assign_probes {
-                self.uprobes.push(Uprobe::at_entry(site));
+        let opt_in = [
+            (ProbeGroup::Assign, &inspection.assign_probes),
+            (ProbeGroup::Evacuate, &inspection.evacuate_probes),
+        ];
+        for (group, sites) in opt_in {
+            if groups.contains(&group) {
+                self.uprobes.extend(sites.iter().map(Uprobe::at_entry));
             }
         }
         for site in &inspection.probes {
@@ -303,6 +313,29 @@ impl Loaded {
             .iter()
             .filter_map(Result::ok)
             .map(|(addr, per_cpu)| (addr, per_cpu.iter().sum()))
+            .collect()
+    }
+
+    /// Evacuations still open in the kernel: `(map, old array, first, last, calls)`.
+    pub fn evacuating(&self) -> Vec<mapleak_common::EvacuatedEvent> {
+        let Some(map) = self.ebpf.map("EVACUATING") else {
+            return Vec::new();
+        };
+        let Ok(open) = aya::maps::HashMap::<_, u64, [u64; 4]>::try_from(map) else {
+            return Vec::new();
+        };
+        open.iter()
+            .filter_map(Result::ok)
+            .map(
+                |(map, [old_buckets, first_ns, last_ns, calls])| mapleak_common::EvacuatedEvent {
+                    map,
+                    old_buckets,
+                    first_ns,
+                    last_ns,
+                    calls,
+                    ..Default::default()
+                },
+            )
             .collect()
     }
 

@@ -83,6 +83,7 @@ impl Sampler {
                     ProbeGroup::Gc => "gc",
                     ProbeGroup::Create => "create",
                     ProbeGroup::Assign => "assign",
+                    ProbeGroup::Evacuate => "evacuate",
                 },
                 attached_fraction: if t.wall_ns == 0 {
                     1.0

@@ -51,6 +51,8 @@ pub enum OptInProbe {
     Create,
     /// `runtime.mapassign*`: inserts and updates per map, counted in the kernel.
     Assign,
+    /// `runtime.evacuate*` (classic maps): how long each growth kept its old buckets alive.
+    Evacuate,
 }
 
 /// The default groups, plus the opt-in ones this binary can have.
@@ -67,6 +69,15 @@ fn probe_groups(
             );
         } else {
             groups.push(ProbeGroup::Create);
+        }
+    }
+    if opts.probes.contains(&OptInProbe::Evacuate) {
+        if inspection.map_impl == MapImpl::Swiss {
+            notes.push("evacuation is not traced: Swiss maps rehash a table at once, so no old array is kept alive".into());
+        } else if inspection.evacuate_probes.is_empty() {
+            notes.push("evacuation is not traced: no runtime.evacuate function was found".into());
+        } else {
+            groups.push(ProbeGroup::Evacuate);
         }
     }
     if opts.probes.contains(&OptInProbe::Assign) {
@@ -309,6 +320,14 @@ async fn pump(
     // The target is still there unless it exited: its maps' final sizes, read once more.
     live.sample(agg);
     agg.set_assigns(&loaded.assigns());
+    // Evacuations the next growth has not closed: finished if the map's old array is gone
+    // (unknown, so not claimed, once the target has exited).
+    for e in loaded.evacuating() {
+        let finished = live
+            .old_buckets(e.map)
+            .is_some_and(|now| now != e.old_buckets);
+        agg.on_evacuated(&e, finished);
+    }
     Ok(stop)
 }
 

@@ -29,6 +29,33 @@ pub extern "C" fn mapleak_calibration_target(x: u64) -> u64 {
     )
 }
 
+/// Calls `mapleak_calibration_target` under `depth` frame-pointer frames: the probe's user-stack
+/// walk then has a Go-like chain to follow, as it does in a Go program.
+#[unsafe(no_mangle)]
+#[unsafe(naked)]
+pub extern "C" fn mapleak_calibration_chain(depth: u64, x: u64) -> u64 {
+    core::arch::naked_asm!(
+        "push rbp",
+        "mov rbp, rsp",
+        "test rdi, rdi",
+        "jz 2f",
+        "dec rdi",
+        "call {chain}",
+        "pop rbp",
+        "ret",
+        "2:",
+        "mov rdi, rsi",
+        "call {target}",
+        "pop rbp",
+        "ret",
+        chain = sym mapleak_calibration_chain,
+        target = sym mapleak_calibration_target,
+    )
+}
+
+/// Frames above the probed call: a typical depth for a map growth in a Go service.
+const STACK_DEPTH: u64 = 12;
+
 const CALLS: u64 = 300;
 /// Batches timed; their median is taken, after one untimed batch of warm-up (the first hits
 /// of a new uprobe pay one-time setup that a long-running target does not).
@@ -38,7 +65,7 @@ fn run_calls() -> Duration {
     let start = Instant::now();
     let mut x = 0;
     for _ in 0..CALLS {
-        x = mapleak_calibration_target(x);
+        x = mapleak_calibration_chain(STACK_DEPTH, x);
     }
     std::hint::black_box(x);
     start.elapsed()

@@ -1,7 +1,7 @@
 use std::fmt::Write as _;
 
 use crate::{
-    inspect::{self, Inspection},
+    inspect::{self, Inspection, ProbeSite},
     report::Format,
     trace::target,
 };
@@ -57,23 +57,42 @@ fn render(i: &Inspection) -> String {
     if let Some(numgc) = i.numgc_address {
         let _ = writeln!(out, "memstats.numgc: {numgc:#x}");
     }
-    let width = i.probes.iter().map(|p| p.symbol.len()).max().unwrap_or(5);
+    if let Some((controller, off)) = i.gc_controller_address.zip(i.heap_marked_offset) {
+        let _ = writeln!(out, "gcController.heapMarked: {controller:#x}+{off}");
+    }
+    let opt_in = [
+        ("create", &i.create_probes),
+        ("assign", &i.assign_probes),
+        ("evacuate", &i.evacuate_probes),
+    ];
+    let all: Vec<(&str, &ProbeSite)> = i
+        .probes
+        .iter()
+        .map(|p| ("", p))
+        .chain(
+            opt_in
+                .iter()
+                .flat_map(|(name, sites)| sites.iter().map(move |p| (*name, p))),
+        )
+        .collect();
+    let width = all.iter().map(|(_, p)| p.symbol.len()).max().unwrap_or(5);
     let _ = writeln!(
         out,
-        "\n{:<width$} {:<7} {:>10} {:>10} {:>9} {:>8}  RET OFFSETS",
-        "PROBE", "SOURCE", "ADDRESS", "FILE OFF", "PROLOGUE", "ATTACH"
+        "\n{:<width$} {:<7} {:>10} {:>10} {:>9} {:>8}  {:<8} RET OFFSETS",
+        "PROBE", "SOURCE", "ADDRESS", "FILE OFF", "PROLOGUE", "ATTACH", "--probes"
     );
-    for p in &i.probes {
+    for (opt, p) in all {
         let rets: Vec<String> = p.ret_offsets.iter().map(|r| format!("+{r:#x}")).collect();
         let _ = writeln!(
             out,
-            "{:<width$} {:<7} {:>#10x} {:>#10x} {:>9} {:>#8x}  {}",
+            "{:<width$} {:<7} {:>#10x} {:>#10x} {:>9} {:>#8x}  {:<8} {}",
             p.symbol,
             format!("{:?}", p.source).to_lowercase(),
             p.address,
             p.file_offset,
             format!("+{:#x}", p.post_prologue),
             p.attach_offset,
+            opt,
             rets.join(" ")
         );
     }

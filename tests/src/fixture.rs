@@ -20,6 +20,18 @@ pub struct GoBuild<'a> {
     pub env: &'a [(&'a str, &'a str)],
 }
 
+impl<'a> GoBuild<'a> {
+    /// Fixture `name` built by Go `go` with no extra flags or environment.
+    pub const fn plain(name: &'a str, go: &'a str) -> Self {
+        Self {
+            name,
+            go,
+            flags: &[],
+            env: &[],
+        }
+    }
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -9,20 +9,12 @@ const FIXTURE: &str = "tests/fixtures/findings/main.go";
 const CHURN_MAPS: u64 = 20_000;
 
 fn classic() -> GoBuild<'static> {
-    GoBuild {
-        name: "findings",
-        go: "1.21.13",
-        flags: &[],
-        env: &[],
-    }
+    GoBuild::plain("findings", "1.21.13")
 }
 
-/// Swiss maps, stripped: symbols and DWARF gone, only `.gopclntab` left.
+/// Swiss maps (the tests strip the build: symbols and DWARF gone, only `.gopclntab` left).
 fn swiss_stripped() -> GoBuild<'static> {
-    GoBuild {
-        go: "1.27.3",
-        ..classic()
-    }
+    GoBuild::plain("findings", "1.27.3")
 }
 
 /// The line marked `// site:NAME` in the fixture's source.

@@ -32,31 +32,14 @@ fn assigns_per_map(spec: &GoBuild, stripped: bool) {
 #[test]
 fn assign_probes_count_every_insert_of_each_map() {
     require_root();
-    let classic = GoBuild {
-        name: "mapgrow",
-        go: "1.21.13",
-        flags: &[],
-        env: &[],
-    };
-    assigns_per_map(&classic, false);
-    assigns_per_map(
-        &GoBuild {
-            go: "1.27.3",
-            ..classic.clone()
-        },
-        true,
-    );
+    assigns_per_map(&GoBuild::plain("mapgrow", "1.21.13"), false);
+    assigns_per_map(&GoBuild::plain("mapgrow", "1.27.3"), true);
 }
 
 #[test]
 fn evacuation_holds_each_old_array_until_the_next_growth() {
     require_root();
-    let spec = GoBuild {
-        name: "mapgrow",
-        go: "1.23.9",
-        flags: &[],
-        env: &[],
-    };
+    let spec = GoBuild::plain("mapgrow", "1.23.9");
     let fixture = Fixture::start(&build(&spec), &["fill", "100000", "1"], &[]);
     let tracer = Tracer::attach(fixture.pid(), &["--probes", "evacuate"]);
     let maps = Fixture::maps(&fixture.go_and_wait());
@@ -89,12 +72,7 @@ fn evacuation_holds_each_old_array_until_the_next_growth() {
 #[test]
 fn evacuation_on_swiss_maps_is_explained_not_zero() {
     require_root();
-    let spec = GoBuild {
-        name: "mapgrow",
-        go: "1.27.3",
-        flags: &[],
-        env: &[],
-    };
+    let spec = GoBuild::plain("mapgrow", "1.27.3");
     let fixture = Fixture::start(&build(&spec), &["fill", "1000", "1"], &[]);
     let tracer = Tracer::attach(fixture.pid(), &["--probes", "evacuate"]);
     fixture.go_and_wait();

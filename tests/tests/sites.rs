@@ -107,16 +107,8 @@ fn agrees_with_addr2line(spec: &GoBuild, exe: &std::path::Path, frames: &serde_j
 #[test]
 fn growth_is_attributed_to_the_fixtures_source_line() {
     require_root();
-    let classic = GoBuild {
-        name: "mapgrow",
-        go: "1.21.13",
-        flags: &[],
-        env: &[],
-    };
-    let swiss = GoBuild {
-        go: "1.27.3",
-        ..classic.clone()
-    };
+    let classic = GoBuild::plain("mapgrow", "1.21.13");
+    let swiss = GoBuild::plain("mapgrow", "1.27.3");
     check(&classic, false, Some(15));
     check(&classic, true, Some(15));
     check(&swiss, true, None);

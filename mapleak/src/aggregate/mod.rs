@@ -49,6 +49,8 @@ const MAX_FINISHED_PER_SITE: usize = 4096;
 /// A map that is gone: what it reached and what its growth cost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapRecord {
+    /// Entries at its last growth, and the size it reached (see [`MapState::reached`]).
+    pub entries: u64,
     pub reached: u64,
     pub grow_events: u64,
     pub bytes: u64,
@@ -57,6 +59,7 @@ pub struct MapRecord {
 impl MapRecord {
     pub fn of(m: &MapState) -> Self {
         Self {
+            entries: m.entries,
             reached: m.reached(),
             grow_events: m.grow_events,
             bytes: m.bytes,

@@ -72,9 +72,10 @@ pub struct SiteRow {
     pub line: u32,
     pub grow_events: u64,
     pub bytes: u64,
-    /// Maps whose last growth came from here.
+    /// Map instances whose first growth seen came from here.
     pub maps: u64,
-    /// Entries those maps had when they last grew (nearest-rank percentiles).
+    /// Entries the maps last grown here had when they last grew (nearest-rank percentiles;
+    /// over the maps still tracked and up to 4096 freed ones).
     pub final_entries_p50: u64,
     pub final_entries_p99: u64,
     /// One full stack from this site, innermost first, as `function file:line`.
@@ -85,6 +86,7 @@ pub struct SiteRow {
 
 #[derive(Default)]
 struct Acc {
+    maps: u64,
     grow_events: u64,
     bytes: u64,
     entries: Vec<u64>,
@@ -114,8 +116,10 @@ pub fn sites(agg: &Aggregator, res: &Resolutions, top: usize) -> Vec<SiteRow> {
             if acc.frames.is_empty() {
                 acc.frames = res.frames(key).to_vec();
             }
+            acc.maps += stats.new_maps;
             acc.grow_events += stats.grow_events;
             acc.bytes += stats.bytes;
+            acc.entries.extend(stats.finished.iter().map(|r| r.entries));
         }
     }
     for (site, maps) in maps_by_site(agg, res) {
@@ -135,7 +139,7 @@ pub fn sites(agg: &Aggregator, res: &Resolutions, top: usize) -> Vec<SiteRow> {
                 line: site.line,
                 grow_events: acc.grow_events,
                 bytes: acc.bytes,
-                maps: acc.entries.len() as u64,
+                maps: acc.maps,
                 final_entries_p50: nearest_rank(&acc.entries, 0.5),
                 final_entries_p99: nearest_rank(&acc.entries, 0.99),
                 stack: acc

@@ -144,15 +144,22 @@ fn unsized_map(i: &Inputs, site: &SourceSite, maps: &[&MapState]) -> Option<Find
     );
     let k = &maps[0].id;
     f.suggestion = format!(
-        "pre-size it: make(map[K]V, {hint}) where the map is made{} (key {} B, value {} B). {hint} is the p90 of the sizes its {} map(s) reached; it covers {} of them, saving {} growth(s) and {} of allocation ({} per map)",
+        "pre-size it: make(map[K]V, {hint}) where the map is made{} (key {} B, value {} B). {hint} is the p90 of the sizes its {} map(s) reached; it covers {} of them, saving {} growth(s){}",
         created_at.map_or(String::new(), |at| format!(" ({at})")),
         k.key_size,
         k.value_size,
         total_maps,
         maps_covered,
         events_saved,
-        bytes(bytes_saved),
-        bytes(bytes_saved / maps_covered.max(1)),
+        if bytes_saved == 0 {
+            String::new()
+        } else {
+            format!(
+                " and {} of allocation ({} per map)",
+                bytes(bytes_saved),
+                bytes(bytes_saved / maps_covered.max(1))
+            )
+        },
     );
     f.estimated = i.growth_sampled();
     Some(f)

@@ -283,7 +283,7 @@ async fn pump(
                 drain(ring.get_mut(), agg);
                 match duty.toggle_due(Instant::now(), loaded) {
                     Ok(switched) => gaps(&switched, agg),
-                    Err(_) if target::check_exists(loaded.pid()).is_err() => {
+                    Err(_) if !target::is_alive(loaded.pid()) => {
                         break StopReason::TargetExited;
                     }
                     Err(e) => return Err(e),
@@ -297,7 +297,7 @@ async fn pump(
                 let elapsed = started.elapsed().as_nanos() as u64;
                 match duty.end_interval(Instant::now(), loaded, &stats) {
                     Ok(reattached) => gaps(&reattached, agg),
-                    Err(_) if target::check_exists(loaded.pid()).is_err() => {
+                    Err(_) if !target::is_alive(loaded.pid()) => {
                         break StopReason::TargetExited;
                     }
                     Err(e) => return Err(e),

@@ -20,6 +20,19 @@ pub fn check_exists(pid: u32) -> Result<(), TraceError> {
     Ok(())
 }
 
+/// Whether the process still runs: an exited one stays in /proc as a zombie until its parent
+/// reaps it, and uprobes can no longer be attached to it then.
+pub fn is_alive(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the parenthesised command name, which may itself contain ") ".
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z" | "X") | None)
+}
+
 /// Loading BPF programs and creating uprobes needs CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN.
 pub fn check_privileges() -> Result<(), TraceError> {
     let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -143,18 +156,34 @@ mod tests {
 
     #[test]
     fn reads_our_own_cpu_time() {
-        let spin = |ms| {
-            let start = std::time::Instant::now();
-            while start.elapsed() < std::time::Duration::from_millis(ms) {}
-        };
-        spin(30);
-        let before = cpu_ns(std::process::id()).unwrap();
-        spin(30);
-        let after = cpu_ns(std::process::id()).unwrap();
-        // This thread is alive, so both its spins are in the per-thread counters.
-        assert!(before >= 30_000_000, "{before}");
-        assert!(after >= before + 25_000_000, "{before} → {after}");
-        assert!(cpu_ticks_ns(std::process::id()).is_some());
+        let pid = std::process::id();
+        let before = cpu_ns(pid).unwrap();
+        let start = std::time::Instant::now();
+        // Spinning must make the process's CPU time grow (by wall time it need not: on a busy
+        // machine this thread waits for a CPU too).
+        while cpu_ns(pid).unwrap() < before + 30_000_000 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "CPU time stuck at {before}"
+            );
+        }
+        assert!(cpu_ticks_ns(pid).is_some());
+    }
+
+    #[test]
+    fn a_zombie_is_not_alive() {
+        assert!(is_alive(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Exited but not yet reaped: a zombie.
+        while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s.contains(") Z "))
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(!is_alive(pid));
+        child.wait().unwrap();
+        assert!(!is_alive(pid));
     }
 
     #[test]

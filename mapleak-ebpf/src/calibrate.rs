@@ -3,16 +3,17 @@
 //! own to learn what one hit costs on this host.
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
-use mapleak_common::{ProbeId, SwissGrowEvent};
+use mapleak_common::{ProbeId, SwissGrowEvent, probe::COUNTER_CALIBRATE_NS};
 
 use crate::{
-    counters::hit,
+    counters::{hit, spent, started},
     go::{GoRegs, read, site},
     maps::EVENTS,
 };
 
 #[uprobe]
 pub fn calibrate(ctx: ProbeContext) -> u32 {
+    let t0 = started();
     hit(ProbeId::Calibrate);
     let regs = GoRegs::new(&ctx);
     let mut event = SwissGrowEvent {
@@ -37,5 +38,6 @@ pub fn calibrate(ctx: ProbeContext) -> u32 {
         entry.write(event);
         entry.discard(0);
     }
+    spent(COUNTER_CALIBRATE_NS, t0);
     0
 }

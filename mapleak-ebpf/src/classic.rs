@@ -3,19 +3,22 @@
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use mapleak_common::{
     ClassicGrowEvent, EventKind, ProbeId,
-    probe::{COUNTER_LOST, COUNTER_READ_ERRORS},
+    probe::{COUNTER_GROWTH_NS, COUNTER_LOST, COUNTER_READ_ERRORS},
 };
 
 use crate::{
-    counters::{finish, hit},
+    counters::{finish, hit, spent, started},
     go::{GoRegs, header, read, site},
     maps::{EVENTS, config, wakeup},
 };
 
 #[uprobe]
 pub fn classic_hash_grow(ctx: ProbeContext) -> u32 {
+    let t0 = started();
     hit(ProbeId::HashGrow);
-    finish(try_classic_hash_grow(&ctx))
+    let r = finish(try_classic_hash_grow(&ctx));
+    spent(COUNTER_GROWTH_NS, t0);
+    r
 }
 
 #[inline(always)]

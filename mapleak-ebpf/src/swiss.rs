@@ -4,11 +4,11 @@
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use mapleak_common::{
     EventKind, ProbeId, SwissGrowEvent, SwissOp,
-    probe::{COUNTER_LOST, COUNTER_READ_ERRORS},
+    probe::{COUNTER_GROWTH_NS, COUNTER_LOST, COUNTER_READ_ERRORS},
 };
 
 use crate::{
-    counters::{finish, hit},
+    counters::{finish, hit, spent, started},
     go::{GoRegs, header, read, site},
     maps::{EVENTS, config, wakeup},
 };
@@ -16,46 +16,55 @@ use crate::{
 /// `(*Map).growToSmall(m, typ)`.
 #[uprobe]
 pub fn swiss_grow_to_small(ctx: ProbeContext) -> u32 {
+    let t0 = started();
     hit(ProbeId::SwissGrowToSmall);
     let regs = GoRegs::new(&ctx);
-    finish(emit(
+    let r = finish(emit(
         &ctx,
         &regs,
         SwissOp::GrowToSmall,
         regs.arg(0),
         0,
         regs.arg(1),
-    ))
+    ));
+    spent(COUNTER_GROWTH_NS, t0);
+    r
 }
 
 /// `(*Map).growToTable(m, typ)`.
 #[uprobe]
 pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
+    let t0 = started();
     hit(ProbeId::SwissGrowToTable);
     let regs = GoRegs::new(&ctx);
-    finish(emit(
+    let r = finish(emit(
         &ctx,
         &regs,
         SwissOp::GrowToTable,
         regs.arg(0),
         0,
         regs.arg(1),
-    ))
+    ));
+    spent(COUNTER_GROWTH_NS, t0);
+    r
 }
 
 /// `(*table).rehash(t, typ, m)`: grows the table, or splits it at the maximum capacity.
 #[uprobe]
 pub fn swiss_rehash(ctx: ProbeContext) -> u32 {
+    let t0 = started();
     hit(ProbeId::SwissRehash);
     let regs = GoRegs::new(&ctx);
-    finish(emit(
+    let r = finish(emit(
         &ctx,
         &regs,
         SwissOp::Rehash,
         regs.arg(2),
         regs.arg(0),
         regs.arg(1),
-    ))
+    ));
+    spent(COUNTER_GROWTH_NS, t0);
+    r
 }
 
 #[inline(always)]

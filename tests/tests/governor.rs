@@ -52,13 +52,14 @@ fn the_default_budget_bounds_the_cost_and_marks_the_counts_sampled() {
     // Every event seen is reported as seen; the scaled figure is never below it.
     assert_eq!(growth["observed_events"], governed["maps"]["grow_events"]);
     assert!(growth["estimated_events"].as_u64() >= growth["observed_events"].as_u64());
-    // The truth is the fixture's own count (6 growths a map). The estimate is still low (the
-    // in-target cost of a hit is above the calibrated one, see the README), but never high.
-    let estimated = growth["estimated_events"].as_u64().unwrap();
+    // The truth is the fixture's own count (6 growths a map). The estimate scales the windows'
+    // events by the target's own CPU time; over a 4 s run it lands within about ±30 % of the
+    // truth here (see the README), far nearer than the events seen (about a tenth).
+    let estimated = growth["estimated_events"].as_u64().unwrap() as f64;
+    let truth = (6 * governed_maps) as f64;
     assert!(
-        estimated <= 6 * governed_maps * 11 / 10,
-        "estimated {estimated} vs {} made",
-        6 * governed_maps
+        (0.5..=1.5).contains(&(estimated / truth)),
+        "estimated {estimated} vs {truth} made"
     );
     // The point of it: the target got more of its own work done than when probed throughout.
     assert!(

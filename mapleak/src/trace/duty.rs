@@ -3,15 +3,19 @@
 //!
 //! A group at share `s` is attached for windows of `s` × a tenth of the interval, spread over
 //! the interval so that a workload with a rhythm of its own is sampled across its phases. A
-//! window is never shorter than [`MIN_WINDOW`] (attaching takes effect only after a moment, and
-//! a too-short window sees nothing); at small shares the period between windows grows instead.
+//! window is never shorter than [`MIN_WINDOW`] (schedstat CPU time advances in scheduler ticks,
+//! so a shorter window's CPU figure is mostly noise, and attaching takes effect only after a
+//! moment); at small shares the period between windows grows instead.
 
 use std::collections::BTreeMap;
 
 use tokio::time::{Duration, Instant};
 
+use mapleak_common::probe::COUNTER_GROWTH_NS;
+
 use super::{
     TraceError,
+    calibrate::HitCost,
     governor::{Governor, IntervalUse},
     loader::{Loaded, ProbeGroup},
     sampler::{Sampler, Window},
@@ -20,6 +24,11 @@ use super::{
 use crate::aggregate::IntervalStats;
 
 pub const SLICES: u32 = 10;
+
+/// Time the group's programs have run so far, for the groups that measure it (growth).
+fn program_ns(group: ProbeGroup, loaded: &Loaded) -> Option<u64> {
+    (group == ProbeGroup::Growth).then(|| loaded.counter(COUNTER_GROWTH_NS))
+}
 pub const MIN_WINDOW: Duration = Duration::from_millis(50);
 
 struct GroupDuty {
@@ -29,6 +38,8 @@ struct GroupDuty {
     cpu_at_attach: u64,
     cpu_attached_ns: u64,
     hits_at_start: u64,
+    /// The group's eBPF program time so far, for groups whose programs time themselves.
+    program_at_start: Option<u64>,
     share: f64,
     /// Attached stretch and full period of the duty cycle at this share.
     window: Duration,
@@ -52,7 +63,7 @@ impl DutyCycle {
     /// Every group in `attached` starts attached (the loader attached them).
     pub fn new(
         governor: Option<Governor>,
-        cost_ns: f64,
+        cost: HitCost,
         now: Instant,
         loaded: &Loaded,
         interval: Duration,
@@ -68,6 +79,7 @@ impl DutyCycle {
                     cpu_at_attach: cpu,
                     cpu_attached_ns: 0,
                     hits_at_start: loaded.group_hits(*g),
+                    program_at_start: program_ns(*g, loaded),
                     share: 1.0,
                     window: Duration::ZERO,
                     period: Duration::ZERO,
@@ -84,7 +96,7 @@ impl DutyCycle {
             slice: interval / SLICES,
             cpu_at_start: Some(cpu),
             was_governed: false,
-            sampler: Sampler::new(cost_ns),
+            sampler: Sampler::new(cost),
         }
     }
 
@@ -152,11 +164,14 @@ impl DutyCycle {
                 duty.cpu_at_attach = cpu;
             }
             let hits_now = loaded.group_hits(*group);
+            let program_now = program_ns(*group, loaded);
             let used = IntervalUse {
                 hits: hits_now - duty.hits_at_start,
                 attached_ns: std::mem::take(&mut duty.attached_ns),
+                program_ns: program_now.zip(duty.program_at_start).map(|(b, a)| b - a),
             };
             duty.hits_at_start = hits_now;
+            duty.program_at_start = program_now;
             let observed = match group {
                 ProbeGroup::Growth => (stats.grow_events, stats.grow_bytes),
                 ProbeGroup::Gc => (stats.gc_cycles, stats.gc_pause_ns),
@@ -170,6 +185,7 @@ impl DutyCycle {
                 cpu_ns,
                 cpu_attached_ns: std::mem::take(&mut duty.cpu_attached_ns),
                 hits: used.hits,
+                program_ns: used.program_ns,
             };
             self.sampler.record(*group, window, observed);
             uses.push((*group, used));

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::loader::ProbeGroup;
+use super::{calibrate::HitCost, loader::ProbeGroup};
 
 /// Never blind: even the busiest group stays attached this share of the time.
 pub const MIN_FRACTION: f64 = 0.005;
@@ -17,21 +17,23 @@ pub struct IntervalUse {
     pub hits: u64,
     /// How long the group was attached.
     pub attached_ns: u64,
+    /// Time its eBPF programs ran, when they measure it.
+    pub program_ns: Option<u64>,
 }
 
 pub struct Governor {
     /// Allowed probe cost as a share of the target's CPU time (0.01 = 1 %).
     budget: f64,
     /// Cost of one hit.
-    cost_ns: f64,
+    cost: HitCost,
     fractions: BTreeMap<ProbeGroup, f64>,
 }
 
 impl Governor {
-    pub fn new(budget: f64, cost_ns: f64) -> Self {
+    pub fn new(budget: f64, cost: HitCost) -> Self {
         Self {
             budget,
-            cost_ns,
+            cost,
             fractions: BTreeMap::new(),
         }
     }
@@ -45,9 +47,9 @@ impl Governor {
         if used.attached_ns == 0 || wall_ns == 0 {
             return 0.0;
         }
-        let probe_ns_per_wall_ns = used.hits as f64 * self.cost_ns / used.attached_ns as f64;
+        let probe_cost = self.cost.of(used.hits, used.program_ns);
+        let probe_ns_per_wall_ns = probe_cost / used.attached_ns as f64;
         // The target's own CPU share, without what the probes themselves added to it.
-        let probe_cost = used.hits as f64 * self.cost_ns;
         let cpu_share = ((cpu_ns as f64 - probe_cost) / wall_ns as f64).max(MIN_CPU_SHARE);
         probe_ns_per_wall_ns / cpu_share
     }
@@ -109,23 +111,25 @@ mod tests {
 
     #[test]
     fn a_quiet_group_stays_attached() {
-        let mut g = Governor::new(0.01, 12_000.0);
+        let mut g = Governor::new(0.01, HitCost::flat(12_000.0));
         // 10 hits a second on a target using a full CPU: 120 µs/s = 0.012 %.
         let used = IntervalUse {
             hits: 10,
             attached_ns: SECOND,
+            program_ns: None,
         };
         assert_eq!(g.update(ProbeGroup::Growth, used, SECOND, SECOND), 1.0);
     }
 
     #[test]
     fn a_busy_group_is_cut_to_the_budget() {
-        let mut g = Governor::new(0.01, 12_000.0);
+        let mut g = Governor::new(0.01, HitCost::flat(12_000.0));
         // 40 000 hits while attached half a second, target using one CPU (probes included):
         // 80 000 hits/s × 12 µs = 0.96 s of probe per second of target CPU (0.52 s) …
         let used = IntervalUse {
             hits: 40_000,
             attached_ns: SECOND / 2,
+            program_ns: None,
         };
         let cpu = SECOND; // includes the 0.48 s the probes cost
         let overhead = g.projected_overhead(used, cpu, SECOND);
@@ -139,10 +143,11 @@ mod tests {
 
     #[test]
     fn the_fraction_is_floored_and_recovers_when_the_rate_falls() {
-        let mut g = Governor::new(0.01, 12_000.0);
+        let mut g = Governor::new(0.01, HitCost::flat(12_000.0));
         let flood = IntervalUse {
             hits: 1_000_000,
             attached_ns: SECOND,
+            program_ns: None,
         };
         assert_eq!(
             g.update(ProbeGroup::Growth, flood, SECOND, SECOND),
@@ -151,6 +156,7 @@ mod tests {
         let calm = IntervalUse {
             hits: 1,
             attached_ns: SECOND / 200,
+            program_ns: None,
         };
         let mut f = MIN_FRACTION;
         for _ in 0..8 {
@@ -163,15 +169,17 @@ mod tests {
 
     #[test]
     fn a_quiet_group_leaves_its_unused_budget_to_a_busy_one() {
-        let mut g = Governor::new(0.01, 10_000.0);
+        let mut g = Governor::new(0.01, HitCost::flat(10_000.0));
         // GC: 10 hits/s = 0.01 % of a CPU. Growth: 10 000 hits/s = 10 %.
         let gc = IntervalUse {
             hits: 10,
             attached_ns: SECOND,
+            program_ns: None,
         };
         let growth = IntervalUse {
             hits: 10_000,
             attached_ns: SECOND,
+            program_ns: None,
         };
         let got = g.update_all(
             &[(ProbeGroup::Growth, growth), (ProbeGroup::Gc, gc)],
@@ -188,11 +196,12 @@ mod tests {
 
     #[test]
     fn an_idle_target_is_not_over_charged() {
-        let g = Governor::new(0.01, 12_000.0);
+        let g = Governor::new(0.01, HitCost::flat(12_000.0));
         // 5 hits on a target that used no CPU at all: judged against a 1 % CPU share.
         let used = IntervalUse {
             hits: 5,
             attached_ns: SECOND,
+            program_ns: None,
         };
         let overhead = g.projected_overhead(used, 0, SECOND);
         assert!((overhead - 60_000.0 / (0.01 * SECOND as f64)).abs() < 1e-9);

@@ -370,6 +370,11 @@ impl Loaded {
             .unwrap_or(0)
     }
 
+    /// A `COUNTERS` slot (`mapleak_common::probe::COUNTER_*`) summed over CPUs.
+    pub fn counter(&self, index: u32) -> u64 {
+        self.sum("COUNTERS", index)
+    }
+
     pub(super) fn hits(&self, probe: ProbeId) -> u64 {
         self.sum("HITS", probe as u32)
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::loader::ProbeGroup;
+use super::{calibrate::HitCost, loader::ProbeGroup};
 use crate::report::sampling::GroupSampling;
 
 #[derive(Default)]
@@ -13,14 +13,43 @@ struct Totals {
     hits: u64,
     observed_events: u64,
     observed_bytes: u64,
-    estimated_events: f64,
-    estimated_bytes: f64,
+    /// Seen in intervals the group was attached throughout: exact.
+    exact_events: u64,
+    exact_bytes: u64,
+    /// Seen in intervals the group was attached only in part, and over those intervals: the
+    /// target's own CPU time (less the probes') inside the windows and in all, wall time, and
+    /// attached time. Summed over the trace, because at small shares a window can be further
+    /// apart than an interval: an interval without one still had work in it.
+    sampled_events: u64,
+    sampled_bytes: u64,
+    own_inside_ns: f64,
+    own_total_ns: f64,
+    sampled_wall_ns: u64,
+    sampled_attached_ns: u64,
+    /// Intervals without CPU figures (the target exited in them), scaled by wall time alone.
+    wall_scaled_events: f64,
+    wall_scaled_bytes: f64,
+}
+
+impl Totals {
+    /// How many times the sampled intervals' events their whole span held.
+    fn scale(&self) -> f64 {
+        if self.own_inside_ns > 0.0 && self.own_total_ns >= self.own_inside_ns {
+            self.own_total_ns / self.own_inside_ns
+        } else {
+            self.sampled_wall_ns as f64 / (self.sampled_attached_ns as f64).max(1.0)
+        }
+    }
+
+    fn estimate(&self, exact: u64, sampled: u64, wall_scaled: f64) -> u64 {
+        exact + (sampled as f64 * self.scale() + wall_scaled).round() as u64
+    }
 }
 
 pub struct Sampler {
     groups: BTreeMap<ProbeGroup, Totals>,
     /// Cost of one hit, to take the probes' own share out of the target's CPU time.
-    cost_ns: f64,
+    cost: HitCost,
 }
 
 /// One interval of one group.
@@ -32,13 +61,15 @@ pub struct Window {
     pub cpu_ns: u64,
     pub cpu_attached_ns: u64,
     pub hits: u64,
+    /// Time the group's eBPF programs ran, when they measure it.
+    pub program_ns: Option<u64>,
 }
 
 impl Sampler {
-    pub fn new(cost_ns: f64) -> Self {
+    pub fn new(cost: HitCost) -> Self {
         Self {
             groups: BTreeMap::new(),
-            cost_ns,
+            cost,
         }
     }
 
@@ -46,8 +77,8 @@ impl Sampler {
     ///
     /// Events scale with the target's own work, not with wall time: while attached, the probes
     /// slow it down. So the estimate is the events per CPU-ns of the target's own work inside
-    /// the windows (their CPU time less the probes' cost) times that work over the interval.
-    /// Without usable CPU figures it falls back to the attached share of wall time.
+    /// the windows (their CPU time less the probes' cost) times that work over every sampled
+    /// interval. Without usable CPU figures it falls back to the attached share of wall time.
     pub fn record(&mut self, group: ProbeGroup, w: Window, (events, bytes): (u64, u64)) {
         let t = self.groups.entry(group).or_default();
         let attached_ns = w.attached_ns.min(w.wall_ns);
@@ -57,21 +88,25 @@ impl Sampler {
         t.observed_events += events;
         t.observed_bytes += bytes;
         if attached_ns >= w.wall_ns {
-            t.estimated_events += events as f64;
-            t.estimated_bytes += bytes as f64;
+            t.exact_events += events;
+            t.exact_bytes += bytes;
             return;
         }
         t.sampled = true;
-        let probes = w.hits as f64 * self.cost_ns;
-        let own_inside = w.cpu_attached_ns as f64 - probes;
-        let own_total = w.cpu_ns as f64 - probes;
-        let scale = if own_inside > 0.0 && own_total >= own_inside {
-            own_total / own_inside
-        } else {
-            w.wall_ns as f64 / (attached_ns as f64).max(1.0)
-        };
-        t.estimated_events += events as f64 * scale;
-        t.estimated_bytes += bytes as f64 * scale;
+        if w.cpu_ns == 0 {
+            let scale = w.wall_ns as f64 / (attached_ns as f64).max(1.0);
+            t.wall_scaled_events += events as f64 * scale;
+            t.wall_scaled_bytes += bytes as f64 * scale;
+            return;
+        }
+        let probes = self.cost.of(w.hits, w.program_ns);
+        t.sampled_events += events;
+        t.sampled_bytes += bytes;
+        t.own_inside_ns += w.cpu_attached_ns as f64 - probes;
+        t.own_total_ns += w.cpu_ns as f64 - probes;
+        t.sampled_wall_ns += w.wall_ns;
+        t.sampled_attached_ns += attached_ns;
+        log::debug!("{group:?} sampled {w:?}: {events} events, probes {probes:.0} ns");
     }
 
     pub fn summary(&self) -> Vec<GroupSampling> {
@@ -93,9 +128,13 @@ impl Sampler {
                 sampled: t.sampled,
                 hits: t.hits,
                 observed_events: t.observed_events,
-                estimated_events: t.estimated_events.round() as u64,
+                estimated_events: t.estimate(
+                    t.exact_events,
+                    t.sampled_events,
+                    t.wall_scaled_events,
+                ),
                 observed_bytes: t.observed_bytes,
-                estimated_bytes: t.estimated_bytes.round() as u64,
+                estimated_bytes: t.estimate(t.exact_bytes, t.sampled_bytes, t.wall_scaled_bytes),
             })
             .collect()
     }
@@ -118,12 +157,13 @@ mod tests {
             cpu_ns,
             cpu_attached_ns,
             hits,
+            program_ns: None,
         }
     }
 
     #[test]
     fn estimates_scale_by_the_targets_own_work() {
-        let mut s = Sampler::new(10.0);
+        let mut s = Sampler::new(HitCost::flat(10.0));
         // Fully attached: exact.
         s.record(
             ProbeGroup::Growth,
@@ -145,15 +185,30 @@ mod tests {
     }
 
     #[test]
+    fn an_interval_without_a_window_still_counts_its_work() {
+        let mut s = Sampler::new(HitCost::flat(10.0));
+        // One window: 10 events in 100 ns of own work (plus 10 hits × 10 ns) …
+        s.record(
+            ProbeGroup::Growth,
+            window(1000, 100, 1100, 200, 10),
+            (10, 0),
+        );
+        // … then an interval between windows: 1 000 ns of work, nothing seen.
+        s.record(ProbeGroup::Growth, window(1000, 0, 1000, 0, 0), (0, 0));
+        // 10 events per 100 ns over 1 000 + 1 000 ns of own work.
+        assert_eq!(s.summary()[0].estimated_events, 200);
+    }
+
+    #[test]
     fn without_cpu_figures_the_attached_share_scales() {
-        let mut s = Sampler::new(10.0);
+        let mut s = Sampler::new(HitCost::flat(10.0));
         s.record(ProbeGroup::Growth, window(1000, 250, 0, 0, 0), (3, 30));
         assert_eq!(s.summary()[0].estimated_events, 12);
     }
 
     #[test]
     fn always_attached_is_exact() {
-        let mut s = Sampler::new(10.0);
+        let mut s = Sampler::new(HitCost::flat(10.0));
         s.record(ProbeGroup::Gc, window(1000, 1000, 500, 500, 6), (2, 0));
         let g = &s.summary()[0];
         assert!(!g.sampled);

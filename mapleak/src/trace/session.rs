@@ -12,6 +12,7 @@ use tokio::{
 
 use super::{
     TraceError,
+    calibrate::HitCost,
     duty::DutyCycle,
     governor::Governor,
     live::LiveReader,
@@ -140,29 +141,23 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     }
     let mut loaded = loader::load(&config, opts.ring_size)?;
     // Before attaching: calibration needs no target, and the trace's accounting starts at attach.
-    let hit_cost = loaded.calibrate().unwrap_or_else(|why| {
+    let cost = loaded.calibrate().unwrap_or_else(|why| {
         notes.push(format!(
             "uprobe cost not calibrated ({why}); assuming {} µs per hit",
             FALLBACK_HIT_COST.as_micros()
         ));
-        FALLBACK_HIT_COST
+        HitCost::flat(FALLBACK_HIT_COST.as_nanos() as f64)
     });
+    let hit_cost = Duration::from_nanos(cost.hit_ns as u64);
+    log::debug!("calibrated: {cost:?}");
 
     // Opened before attaching so that an exit during start-up is still seen.
     let exited = target::pidfd(pid).map_err(|_| TraceError::NoSuchProcess(pid))?;
     let groups = probe_groups(&opts, &inspection, &mut notes);
     loaded.attach(&inspection, pid, &groups)?;
     let started = Instant::now();
-    let governor =
-        (!opts.exact).then(|| Governor::new(opts.max_overhead, hit_cost.as_nanos() as f64));
-    let mut duty = DutyCycle::new(
-        governor,
-        hit_cost.as_nanos() as f64,
-        started,
-        &loaded,
-        opts.interval,
-        &groups,
-    );
+    let governor = (!opts.exact).then(|| Governor::new(opts.max_overhead, cost));
+    let mut duty = DutyCycle::new(governor, cost, started, &loaded, opts.interval, &groups);
     if let Err(note) = loaded.attach_syscalls() {
         notes.push(note);
     }

@@ -21,9 +21,22 @@ use super::{
     sampler::{Sampler, Window},
     target,
 };
-use crate::aggregate::IntervalStats;
+use crate::aggregate::Aggregator;
 
 pub const SLICES: u32 = 10;
+
+/// What `group` has observed so far, `(events, bytes)`: the duty cycle takes differences, so
+/// its accounting periods need not be the report's intervals.
+fn observed(group: ProbeGroup, agg: &Aggregator, hits: u64) -> (u64, u64) {
+    let t = agg.totals();
+    match group {
+        ProbeGroup::Growth => (t.grow_events, t.grow_bytes),
+        ProbeGroup::Gc => (agg.gc().cycles_seen(), agg.gc().pause_total_ns()),
+        ProbeGroup::Create => (t.maps_created, 0),
+        // Counted in the kernel: every hit is an assignment or an evacuation.
+        ProbeGroup::Assign | ProbeGroup::Evacuate => (hits, 0),
+    }
+}
 
 /// Time the group's programs have run so far, for the groups that measure it (growth).
 fn program_ns(group: ProbeGroup, loaded: &Loaded) -> Option<u64> {
@@ -38,6 +51,8 @@ struct GroupDuty {
     cpu_at_attach: u64,
     cpu_attached_ns: u64,
     hits_at_start: u64,
+    /// What the group had observed so far (events, bytes) when the accounting period began.
+    observed_at_start: (u64, u64),
     /// The group's eBPF program time so far, for groups whose programs time themselves.
     program_at_start: Option<u64>,
     share: f64,
@@ -66,6 +81,7 @@ impl DutyCycle {
         cost: HitCost,
         now: Instant,
         loaded: &Loaded,
+        agg: &Aggregator,
         interval: Duration,
         attached: &[ProbeGroup],
     ) -> Self {
@@ -79,6 +95,7 @@ impl DutyCycle {
                     cpu_at_attach: cpu,
                     cpu_attached_ns: 0,
                     hits_at_start: loaded.group_hits(*g),
+                    observed_at_start: observed(*g, agg, loaded.group_hits(*g)),
                     program_at_start: program_ns(*g, loaded),
                     share: 1.0,
                     window: Duration::ZERO,
@@ -147,7 +164,7 @@ impl DutyCycle {
         &mut self,
         now: Instant,
         loaded: &mut Loaded,
-        stats: &IntervalStats,
+        agg: &Aggregator,
     ) -> Result<Vec<ProbeGroup>, TraceError> {
         let wall_ns = (now - self.interval_start).as_nanos() as u64;
         let cpu_now = target::cpu_ns(loaded.pid());
@@ -172,13 +189,12 @@ impl DutyCycle {
             };
             duty.hits_at_start = hits_now;
             duty.program_at_start = program_now;
-            let observed = match group {
-                ProbeGroup::Growth => (stats.grow_events, stats.grow_bytes),
-                ProbeGroup::Gc => (stats.gc_cycles, stats.gc_pause_ns),
-                ProbeGroup::Create => (stats.maps_created, 0),
-                // Counted in the kernel: every hit is an assignment.
-                ProbeGroup::Assign | ProbeGroup::Evacuate => (used.hits, 0),
-            };
+            let seen = observed(*group, agg, hits_now);
+            let observed = (
+                seen.0 - duty.observed_at_start.0,
+                seen.1 - duty.observed_at_start.1,
+            );
+            duty.observed_at_start = seen;
             let window = Window {
                 wall_ns,
                 attached_ns: used.attached_ns,

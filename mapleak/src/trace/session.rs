@@ -93,6 +93,9 @@ fn probe_groups(
     groups
 }
 
+/// When the governor first judges the probes' cost, instead of waiting for the first interval.
+const EARLY_CHECK: Duration = Duration::from_millis(100);
+
 /// How often the ring buffer is drained: the kernel wakes mapleak only for a quarter-full
 /// ring, so that probe hits do not each pay for a wake-up.
 const DRAIN_PERIOD: Duration = Duration::from_millis(20);
@@ -157,7 +160,18 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     loaded.attach(&inspection, pid, &groups)?;
     let started = Instant::now();
     let governor = (!opts.exact).then(|| Governor::new(opts.max_overhead, cost));
-    let mut duty = DutyCycle::new(governor, cost, started, &loaded, opts.interval, &groups);
+    let gc = GcTracker::new(StwRules::new(&inspection.version));
+    let rules = GoRules::new(&inspection.version, &inspection.build);
+    let mut agg = Aggregator::new(rules).with_gc(gc);
+    let mut duty = DutyCycle::new(
+        governor,
+        cost,
+        started,
+        &loaded,
+        &agg,
+        opts.interval,
+        &groups,
+    );
     if let Err(note) = loaded.attach_syscalls() {
         notes.push(note);
     }
@@ -170,9 +184,6 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     };
     announce(&inspection, pid, hit_cost, &opts);
 
-    let gc = GcTracker::new(StwRules::new(&inspection.version));
-    let rules = GoRules::new(&inspection.version, &inspection.build);
-    let mut agg = Aggregator::new(rules).with_gc(gc);
     let heap_marked = inspection
         .gc_controller_address
         .zip(inspection.heap_marked_offset)
@@ -263,6 +274,8 @@ async fn pump(
     let mut drains = tokio::time::interval(DRAIN_PERIOD);
     drains.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let deadline = opts.duration.map(|d| started + d);
+    let mut early =
+        (duty.governed() && opts.interval > 2 * EARLY_CHECK).then(|| started + EARLY_CHECK);
     // A first sample, so that a target that exits within the first interval still has one.
     live.sample(agg);
     let stop = loop {
@@ -276,12 +289,19 @@ async fn pump(
             _ = sleep_until(duty.next_toggle()) => {
                 // Count everything the attached stretch produced before switching.
                 drain(ring.get_mut(), agg);
-                match duty.toggle_due(Instant::now(), loaded) {
-                    Ok(switched) => gaps(&switched, agg),
-                    Err(_) if !target::is_alive(loaded.pid()) => {
-                        break StopReason::TargetExited;
-                    }
-                    Err(e) => return Err(e),
+                let result = duty.toggle_due(Instant::now(), loaded);
+                if let Some(stop) = switched(result, loaded.pid(), agg)? {
+                    break stop;
+                }
+            }
+            _ = sleep_until(early) => {
+                // A first look well before the first interval ends: a target that the probes
+                // would slow down is not left fully probed for a whole interval.
+                early = None;
+                drain(ring.get_mut(), agg);
+                let result = duty.end_interval(Instant::now(), loaded, agg);
+                if let Some(stop) = switched(result, loaded.pid(), agg)? {
+                    break stop;
                 }
             }
             _ = ticker.tick() => {
@@ -290,12 +310,9 @@ async fn pump(
                 agg.set_assigns(&loaded.assigns());
                 let stats = agg.take_interval();
                 let elapsed = started.elapsed().as_nanos() as u64;
-                match duty.end_interval(Instant::now(), loaded, &stats) {
-                    Ok(reattached) => gaps(&reattached, agg),
-                    Err(_) if !target::is_alive(loaded.pid()) => {
-                        break StopReason::TargetExited;
-                    }
-                    Err(e) => return Err(e),
+                let result = duty.end_interval(Instant::now(), loaded, agg);
+                if let Some(stop) = switched(result, loaded.pid(), agg)? {
+                    break stop;
                 }
                 reporter.interval(&Interval::new(elapsed, &stats, agg, &loaded.counters()))?;
             }
@@ -308,10 +325,10 @@ async fn pump(
     // Events submitted before the stop are still queued: take them all, and close the last
     // (partial) interval's accounting.
     drain(ring.get_mut(), agg);
-    let stats = agg.take_interval();
+    agg.take_interval();
     duty.take_governor();
     // With the governor gone nothing is attached here, so only a vanished target can fail it.
-    let _ = duty.end_interval(Instant::now(), loaded, &stats);
+    let _ = duty.end_interval(Instant::now(), loaded, agg);
     // The target is still there unless it exited: its maps' final sizes, read once more.
     live.sample(agg);
     agg.set_assigns(&loaded.assigns());
@@ -330,6 +347,23 @@ async fn pump(
 struct Stops {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
+}
+
+/// Ends a duty-cycle switch: a switched GC group leaves no half-seen pause behind, and a target
+/// that is gone (probes cannot be attached to it) ends the trace.
+fn switched(
+    result: Result<Vec<ProbeGroup>, TraceError>,
+    pid: u32,
+    agg: &mut Aggregator,
+) -> Result<Option<StopReason>, TraceError> {
+    match result {
+        Ok(groups) => {
+            gaps(&groups, agg);
+            Ok(None)
+        }
+        Err(_) if !target::is_alive(pid) => Ok(Some(StopReason::TargetExited)),
+        Err(e) => Err(e),
+    }
 }
 
 /// A switched GC group leaves no half-seen pause behind to be misattributed later.

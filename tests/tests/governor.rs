@@ -53,12 +53,12 @@ fn the_default_budget_bounds_the_cost_and_marks_the_counts_sampled() {
     assert_eq!(growth["observed_events"], governed["maps"]["grow_events"]);
     assert!(growth["estimated_events"].as_u64() >= growth["observed_events"].as_u64());
     // The truth is the fixture's own count (6 growths a map). The estimate scales the windows'
-    // events by the target's own CPU time; over a 4 s run it lands within about ±35 % of the
-    // truth here (see the README), far nearer than the events seen (a few per cent).
+    // events by the target's own CPU time; over a 4 s run it lands at 0.7–0.9 of the truth here
+    // (see the README), far nearer than the events seen (a few per cent).
     let estimated = growth["estimated_events"].as_u64().unwrap() as f64;
     let truth = (6 * governed_maps) as f64;
     assert!(
-        (0.5..=1.5).contains(&(estimated / truth)),
+        (0.5..=1.2).contains(&(estimated / truth)),
         "estimated {estimated} vs {truth} made"
     );
     // The point of it: the target got more of its own work done than when probed throughout.

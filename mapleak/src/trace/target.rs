@@ -87,9 +87,31 @@ fn parse_rollup(rollup: &str) -> Option<Rollup> {
     })
 }
 
-/// Time the process's threads have spent on a CPU, to the nanosecond: the first field of each
-/// `/proc/PID/task/TID/schedstat`. (Threads that exited are not counted: Go seldom ends one.)
+/// Time the process's threads have spent on a CPU, to the nanosecond, from the process's CPU-time
+/// clock: unlike `/proc/PID/task/TID/schedstat`, which a running thread updates only at scheduler
+/// ticks, the clock includes the slice a thread is running right now, so short windows measure
+/// true. Falls back to the schedstat sum.
 pub fn cpu_ns(pid: u32) -> Option<u64> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: clock_getcpuclockid writes one clockid_t through the pointer we own.
+    if unsafe { libc::clock_getcpuclockid(pid as libc::pid_t, &mut clock) } == 0 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec through the pointer we own.
+        if unsafe { libc::clock_gettime(clock, &mut ts) } == 0 {
+            let ns =
+                u64::try_from(ts.tv_sec).ok()? * 1_000_000_000 + u64::try_from(ts.tv_nsec).ok()?;
+            return (ns > 0).then_some(ns);
+        }
+    }
+    schedstat_cpu_ns(pid)
+}
+
+/// The sum of the first field of each `/proc/PID/task/TID/schedstat`. (Threads that exited are
+/// not counted: Go seldom ends one.)
+fn schedstat_cpu_ns(pid: u32) -> Option<u64> {
     let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut total = 0u64;
     for task in tasks.flatten() {
@@ -168,6 +190,7 @@ mod tests {
             );
         }
         assert!(cpu_ticks_ns(pid).is_some());
+        assert!(schedstat_cpu_ns(pid).is_some_and(|ns| ns > 0));
     }
 
     #[test]

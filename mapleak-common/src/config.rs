@@ -40,10 +40,8 @@ pub struct Config {
     /// `internal/runtime/maps.table`: `.capacity`, `.localDepth`.
     pub swiss_table_capacity: u16,
     pub swiss_table_local_depth: u16,
-    /// 1 when the target uses Swiss maps: decides which header a new map has.
-    pub swiss: u16,
     pub hmap_oldbuckets: u16,
-    pub _pad: [u16; 2],
+    pub _pad: [u16; 3],
 }
 
 const _: () = assert!(core::mem::size_of::<Config>() == 72);

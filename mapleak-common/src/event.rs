@@ -220,15 +220,13 @@ pub struct CreateEvent {
     pub header: EventHeader,
     /// Address of the new `hmap` / `maps.Map`.
     pub map: u64,
-    /// Classic: `h.B` as made (0 unless sized by a hint). Swiss: `m.dirLen` (0: small map).
-    pub size: u64,
     /// [`CREATE_MAKEMAP`] or [`CREATE_MAKEMAP_SMALL`].
     pub op: u8,
     pub _pad: [u8; 7],
     pub site: Site,
 }
 
-const _: () = assert!(core::mem::size_of::<CreateEvent>() == 24 + 24 + 16);
+const _: () = assert!(core::mem::size_of::<CreateEvent>() == 24 + 16 + 16);
 
 /// One growth's evacuation of a classic map, from the opt-in `runtime.evacuate*` probes: sent
 /// when the map's old bucket array changes (the next growth) or user space asks at the end.

@@ -3,13 +3,12 @@
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use mapleak_common::{
-    CREATE_MAKEMAP, CREATE_MAKEMAP_SMALL, CreateEvent, EventKind, ProbeId,
-    probe::{COUNTER_LOST, COUNTER_READ_ERRORS},
+    CREATE_MAKEMAP, CREATE_MAKEMAP_SMALL, CreateEvent, EventKind, ProbeId, probe::COUNTER_LOST,
 };
 
 use crate::{
     counters::{finish, hit},
-    go::{GoRegs, header, read, site},
+    go::{GoRegs, header, site},
     maps::{EVENTS, config, wakeup},
 };
 
@@ -30,16 +29,9 @@ fn emit(ctx: &ProbeContext, op: u8) -> Result<(), u32> {
     let cfg = config();
     let regs = GoRegs::new(ctx);
     let map = regs.arg(0);
-    let size = if cfg.swiss != 0 {
-        read::<u64>(map, cfg.swiss_map_dir_len)
-    } else {
-        read::<u8>(map, cfg.hmap_b).map(u64::from)
-    }
-    .map_err(|_| COUNTER_READ_ERRORS)?;
     let event = CreateEvent {
         header: header(EventKind::Create as u32, &regs, cfg.g_goid),
         map,
-        size,
         op,
         _pad: [0; 7],
         // At a RET the frame is popped: the stack top is the return address into the maker.

@@ -82,9 +82,8 @@ static CONFIG: Config = Config {
     swiss_map_global_depth: 0,
     swiss_table_capacity: 0,
     swiss_table_local_depth: 0,
-    swiss: 0,
     hmap_oldbuckets: 0,
-    _pad: [0; 2],
+    _pad: [0; 3],
 };
 
 #[inline(always)]

@@ -11,22 +11,17 @@ use rustc_hash::FxHashMap as HashMap;
 pub struct Birth {
     pub site: Site,
     pub ts: u64,
-    /// Made with a size hint that allocated room up front (classic B > 0, Swiss tables).
-    pub presized: bool,
 }
 
 /// Maps made from one stack.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CreateStats {
     pub maps: u64,
-    pub presized: u64,
     /// Growth of the maps made here, and how many of them were seen freed (their address
     /// reused by a new map).
     pub grow_events: u64,
     pub grow_bytes: u64,
     pub freed: u64,
-    pub first_ns: u64,
-    pub last_ns: u64,
 }
 
 pub struct Births {
@@ -45,20 +40,12 @@ impl Births {
     }
 
     pub fn on_create(&mut self, e: &CreateEvent) {
-        let ts = e.header.ts_ns;
         let birth = Birth {
             site: e.site,
-            ts,
-            presized: e.size > 0,
+            ts: e.header.ts_ns,
         };
         self.by_addr.insert(e.map, birth);
-        let site = self.by_site.entry(e.site).or_default();
-        if site.maps == 0 {
-            site.first_ns = ts;
-        }
-        site.maps += 1;
-        site.presized += u64::from(birth.presized);
-        site.last_ns = ts;
+        self.by_site.entry(e.site).or_default().maps += 1;
         if self.by_addr.len() > self.max_tracked {
             evict_older_half(&mut self.by_addr, |b| b.ts);
         }

@@ -81,8 +81,6 @@ pub struct SiteStats {
     pub recycled: u64,
     /// The first [`MAX_FINISHED_PER_SITE`] of those.
     pub finished: Vec<MapRecord>,
-    pub first_ns: u64,
-    pub last_ns: u64,
 }
 
 /// Growth since the previous interval.
@@ -261,10 +259,6 @@ impl Aggregator {
         state.apply(growth, id.site, ts);
         self.births.on_growth(state, growth.bytes);
         let site = self.sites.entry(id.site).or_default();
-        if site.grow_events == 0 {
-            site.first_ns = ts;
-        }
-        site.last_ns = ts;
         site.grow_events += 1;
         site.bytes += growth.bytes;
         if marking {

@@ -65,10 +65,8 @@ pub fn config(v: &GoVersion) -> Config {
         swiss_map_global_depth: 32,
         swiss_table_capacity: 2,
         swiss_table_local_depth: 6,
-        // Set by the plan, which knows the map implementation.
-        swiss: 0,
         hmap_oldbuckets: 24,
-        _pad: [0; 2],
+        _pad: [0; 3],
     }
 }
 

@@ -222,9 +222,8 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
     let numgc_address = lookup(&found, GC_MARK_TERMINATION)
         .and_then(|f| gcdata::numgc_address(elf.code(f.address, f.size)?, f.address));
     let (pause_start_address, gcphase_address) = old_gc_data(&elf, &version, &mut notes);
-    let (mut config, offsets, heap_marked_offset) =
+    let (config, offsets, heap_marked_offset) =
         struct_offsets(&elf, &version, map_impl, &mut notes);
-    config.swiss = u16::from(map_impl == MapImpl::Swiss);
     if numgc_address.is_none() {
         notes.push(format!(
             "GC cycles are not numbered: memstats.numgc was not found in {GC_MARK_TERMINATION}"

@@ -33,11 +33,17 @@ pub struct LiveReader {
 }
 
 impl LiveReader {
-    pub fn new(pid: u32, config: Config, rules: GoRules, heap_marked: Option<u64>) -> Self {
+    pub fn new(
+        pid: u32,
+        config: Config,
+        swiss: bool,
+        rules: GoRules,
+        heap_marked: Option<u64>,
+    ) -> Self {
         Self {
             pid,
             config,
-            swiss: config.swiss != 0,
+            swiss,
             rules,
             heap_marked,
         }

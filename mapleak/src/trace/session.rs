@@ -189,7 +189,8 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         .zip(inspection.heap_marked_offset)
         .zip(bias)
         .map(|((addr, off), bias)| addr + off + bias);
-    let live = LiveReader::new(pid, config, rules, heap_marked);
+    let swiss = inspection.map_impl == MapImpl::Swiss;
+    let live = LiveReader::new(pid, config, swiss, rules, heap_marked);
     let stop = pump(
         &opts,
         &mut loaded,

@@ -114,7 +114,6 @@ fn maps_made_at_a_high_rate_are_churn_when_the_creation_probe_counts_them() {
         agg.record_bytes(&encode(&CreateEvent {
             header: header(EventKind::Create, k * 1000),
             map: 0xc000_0000 + (k % 7) * 0x30,
-            size: 0,
             op: CREATE_MAKEMAP_SMALL,
             _pad: [0; 7],
             site,

@@ -83,6 +83,19 @@ pub struct SiteStats {
     pub finished: Vec<MapRecord>,
 }
 
+impl SiteStats {
+    /// Adds another stack's figures (several stacks can end at one source line).
+    pub fn add(&mut self, other: &SiteStats) {
+        self.grow_events += other.grow_events;
+        self.bytes += other.bytes;
+        self.mark_grow_events += other.mark_grow_events;
+        self.mark_bytes += other.mark_bytes;
+        self.new_maps += other.new_maps;
+        self.recycled += other.recycled;
+        self.finished.extend_from_slice(&other.finished);
+    }
+}
+
 /// Growth since the previous interval.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IntervalStats {

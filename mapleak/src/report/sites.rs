@@ -7,7 +7,7 @@ use mapleak_common::Site;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::aggregate::{Aggregator, MapState};
+use crate::aggregate::{Aggregator, MapState, SiteStats};
 
 /// A line of Go source.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,15 +84,6 @@ pub struct SiteRow {
     pub frames: Vec<StackFrame>,
 }
 
-#[derive(Default)]
-struct Acc {
-    maps: u64,
-    grow_events: u64,
-    bytes: u64,
-    entries: Vec<u64>,
-    frames: Vec<StackFrame>,
-}
-
 /// Tracked maps grouped by the source line of their last growth.
 pub fn maps_by_site<'a>(
     agg: &'a Aggregator,
@@ -107,47 +98,52 @@ pub fn maps_by_site<'a>(
     out
 }
 
-/// The `top` sites by bytes.
-pub fn sites(agg: &Aggregator, res: &Resolutions, top: usize) -> Vec<SiteRow> {
-    let mut by_site: BTreeMap<SourceSite, Acc> = BTreeMap::new();
+/// Growth per source line: the figures of every stack that ends there, summed, and the first
+/// such stack.
+pub type SiteTotals = BTreeMap<SourceSite, (Site, SiteStats)>;
+
+pub fn stats_by_site(agg: &Aggregator, res: &Resolutions) -> SiteTotals {
+    let mut out = SiteTotals::new();
     for (key, stats) in agg.sites() {
         if let Some(site) = res.site(key) {
-            let acc = by_site.entry(site.clone()).or_default();
-            if acc.frames.is_empty() {
-                acc.frames = res.frames(key).to_vec();
-            }
-            acc.maps += stats.new_maps;
-            acc.grow_events += stats.grow_events;
-            acc.bytes += stats.bytes;
-            acc.entries.extend(stats.finished.iter().map(|r| r.entries));
+            out.entry(site.clone())
+                .or_insert_with(|| (*key, SiteStats::default()))
+                .1
+                .add(stats);
         }
     }
-    for (site, maps) in maps_by_site(agg, res) {
-        by_site
-            .entry(site)
-            .or_default()
-            .entries
-            .extend(maps.iter().map(|m| m.entries));
-    }
-    let mut rows: Vec<SiteRow> = by_site
+    out
+}
+
+/// The `top` sites by bytes.
+pub fn sites(agg: &Aggregator, res: &Resolutions, top: usize) -> Vec<SiteRow> {
+    let mut maps = maps_by_site(agg, res);
+    let mut rows: Vec<SiteRow> = stats_by_site(agg, res)
         .into_iter()
-        .map(|(site, mut acc)| {
-            acc.entries.sort_unstable();
+        .map(|(site, (key, stats))| {
+            let mut entries: Vec<u64> = stats.finished.iter().map(|r| r.entries).collect();
+            entries.extend(
+                maps.remove(&site)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|m| m.entries),
+            );
+            entries.sort_unstable();
+            let frames = res.frames(&key).to_vec();
             SiteRow {
                 function: site.function,
                 file: site.file,
                 line: site.line,
-                grow_events: acc.grow_events,
-                bytes: acc.bytes,
-                maps: acc.maps,
-                final_entries_p50: nearest_rank(&acc.entries, 0.5),
-                final_entries_p99: nearest_rank(&acc.entries, 0.99),
-                stack: acc
-                    .frames
+                grow_events: stats.grow_events,
+                bytes: stats.bytes,
+                maps: stats.new_maps,
+                final_entries_p50: nearest_rank(&entries, 0.5),
+                final_entries_p99: nearest_rank(&entries, 0.99),
+                stack: frames
                     .iter()
                     .map(|f| format!("{} {}:{}", f.function, f.file, f.line))
                     .collect(),
-                frames: acc.frames,
+                frames,
             }
         })
         .collect();

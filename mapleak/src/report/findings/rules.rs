@@ -7,9 +7,9 @@ use super::{
     UnsizedMap,
 };
 use crate::{
-    aggregate::{Aggregator, MapRecord, MapState, sizing},
+    aggregate::{Aggregator, MapRecord, MapState, SiteStats, sizing},
     report::{
-        sites::{Resolutions, SourceSite, maps_by_site, nearest_rank},
+        sites::{Resolutions, SiteTotals, SourceSite, maps_by_site, nearest_rank, stats_by_site},
         units::bytes,
     },
 };
@@ -58,19 +58,30 @@ impl Inputs<'_> {
     }
 }
 
+/// Growth per source line, and the maps last grown at each, as the rules read them.
+struct Sites<'a> {
+    stats: SiteTotals,
+    maps: BTreeMap<SourceSite, Vec<&'a MapState>>,
+}
+
 pub fn findings(i: &Inputs) -> Vec<Finding> {
-    let by_site = maps_by_site(i.agg, i.res);
-    let mut out: Vec<Finding> = by_site
+    let sites = Sites {
+        stats: stats_by_site(i.agg, i.res),
+        maps: maps_by_site(i.agg, i.res),
+    };
+    let mut out: Vec<Finding> = sites
+        .maps
         .iter()
-        .filter_map(|(site, maps)| unsized_map(i, site, maps))
+        .filter_map(|(site, maps)| unsized_map(i, site, maps, &sites.stats.get(site)?.1))
         .collect();
-    out.extend(map_churn(i));
+    out.extend(map_churn(i, &sites));
     out.extend(
-        by_site
+        sites
+            .maps
             .iter()
             .filter_map(|(site, maps)| retained_capacity(i, site, maps)),
     );
-    out.extend(growth_in_gc(i));
+    out.extend(growth_in_gc(i, &sites.stats));
     out.extend(unreleased_memory(i));
     out
 }
@@ -90,19 +101,17 @@ fn finding(kind: FindingKind, site: Option<&SourceSite>, evidence: Evidence) -> 
     }
 }
 
-fn unsized_map(i: &Inputs, site: &SourceSite, maps: &[&MapState]) -> Option<Finding> {
+fn unsized_map(
+    i: &Inputs,
+    site: &SourceSite,
+    maps: &[&MapState],
+    stats: &SiteStats,
+) -> Option<Finding> {
     // The maps still tracked, and those whose address was reused by a newer map (kept in
     // detail up to a bound per site; the site's totals count them all).
     let mut records: Vec<MapRecord> = maps.iter().map(|m| MapRecord::of(m)).collect();
-    let (mut total_maps, mut total_events, mut total_bytes) = (0u64, 0u64, 0u64);
-    for (key, stats) in i.agg.sites() {
-        if i.res.site(key) == Some(site) {
-            records.extend(stats.finished.iter().copied());
-            total_maps += stats.new_maps;
-            total_events += stats.grow_events;
-            total_bytes += stats.bytes;
-        }
-    }
+    records.extend_from_slice(&stats.finished);
+    let (total_maps, total_events, total_bytes) = (stats.new_maps, stats.grow_events, stats.bytes);
     let seen_events: u64 = records.iter().map(|r| r.grow_events).sum();
     if total_events < UNSIZED_MIN_GROWS_PER_MAP * total_maps.max(records.len() as u64) {
         return None;
@@ -177,7 +186,7 @@ fn most_common_birth<'a>(i: &Inputs<'a>, maps: &[&MapState]) -> Option<&'a Sourc
 }
 
 /// Churn per creation site when the creation probe ran, else per growth site.
-fn map_churn(i: &Inputs) -> Vec<Finding> {
+fn map_churn(i: &Inputs, sites: &Sites) -> Vec<Finding> {
     #[derive(Default)]
     struct Acc {
         maps: u64,
@@ -207,20 +216,19 @@ fn map_churn(i: &Inputs) -> Vec<Finding> {
             share
         }
         None => {
-            for (key, stats) in i.agg.sites() {
-                if let Some(site) = i.res.site(key) {
-                    let acc = by_site.entry(site.clone()).or_default();
-                    acc.maps += stats.new_maps;
-                    acc.freed += stats.recycled;
-                    acc.grow_events += stats.grow_events;
-                    acc.bytes += stats.bytes;
-                    acc.entries.extend(stats.finished.iter().map(|r| r.reached));
-                }
-            }
-            for (site, maps) in maps_by_site(i.agg, i.res) {
-                if let Some(acc) = by_site.get_mut(&site) {
-                    acc.entries.extend(maps.iter().map(|m| m.reached()));
-                }
+            for (site, (_, stats)) in &sites.stats {
+                let maps = sites.maps.get(site).map_or(&[][..], Vec::as_slice);
+                let entries = stats.finished.iter().map(|r| r.reached);
+                by_site.insert(
+                    site.clone(),
+                    Acc {
+                        maps: stats.new_maps,
+                        freed: stats.recycled,
+                        grow_events: stats.grow_events,
+                        bytes: stats.bytes,
+                        entries: entries.chain(maps.iter().map(|m| m.reached())).collect(),
+                    },
+                );
             }
             i.growth_share
         }
@@ -303,30 +311,13 @@ fn retained_capacity(i: &Inputs, site: &SourceSite, maps: &[&MapState]) -> Optio
     Some(f)
 }
 
-fn growth_in_gc(i: &Inputs) -> Vec<Finding> {
-    #[derive(Default)]
-    struct Acc {
-        events: u64,
-        bytes: u64,
-        mark_events: u64,
-        mark_bytes: u64,
-    }
-    let mut by_site: BTreeMap<&SourceSite, Acc> = BTreeMap::new();
-    for (key, s) in i.agg.sites() {
-        if let Some(site) = i.res.site(key) {
-            let acc = by_site.entry(site).or_default();
-            acc.events += s.grow_events;
-            acc.bytes += s.bytes;
-            acc.mark_events += s.mark_grow_events;
-            acc.mark_bytes += s.mark_bytes;
-        }
-    }
+fn growth_in_gc(i: &Inputs, stats: &SiteTotals) -> Vec<Finding> {
     let gc = i.agg.gc();
     let pauses = gc.pauses();
     let mut out = Vec::new();
-    for (site, acc) in by_site {
+    for (site, (_, acc)) in stats {
         let share = acc.mark_bytes as f64 / acc.bytes.max(1) as f64;
-        if acc.mark_events < GC_MIN_MARK_EVENTS
+        if acc.mark_grow_events < GC_MIN_MARK_EVENTS
             || acc.mark_bytes < GC_MIN_MARK_BYTES
             || share < GC_MIN_MARK_SHARE
         {
@@ -350,9 +341,9 @@ fn growth_in_gc(i: &Inputs) -> Vec<Finding> {
             FindingKind::GrowthInGc,
             Some(site),
             Evidence::GrowthInGc(GrowthInGc {
-                grow_events: acc.events,
+                grow_events: acc.grow_events,
                 bytes: acc.bytes,
-                mark_grow_events: acc.mark_events,
+                mark_grow_events: acc.mark_grow_events,
                 mark_bytes: acc.mark_bytes,
                 mark_share: share,
                 cycles_with_growth: with.0,
@@ -366,7 +357,7 @@ fn growth_in_gc(i: &Inputs) -> Vec<Finding> {
             "{:.0}% of this site's map growth ({} in {} growths) happened while the GC was marking: bucket arrays allocated during mark stay live until the cycle ends, add assist work and raise the next heap goal. Pre-size the map (make(map[K]V, n)) so it is allocated once, or build it outside latency-critical phases",
             share * 100.0,
             bytes(acc.mark_bytes),
-            acc.mark_events,
+            acc.mark_grow_events,
         );
         f.estimated = i.growth_sampled();
         out.push(f);

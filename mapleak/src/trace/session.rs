@@ -63,31 +63,39 @@ fn probe_groups(
     notes: &mut Vec<String>,
 ) -> Vec<ProbeGroup> {
     let mut groups = ProbeGroup::DEFAULT.to_vec();
-    if opts.probes.contains(&OptInProbe::Create) {
-        if inspection.create_probes.is_empty() {
-            notes.push(
-                "map creation is not traced: runtime.makemap or makemap_small was not found".into(),
-            );
-        } else {
-            groups.push(ProbeGroup::Create);
+    let no_evacuation = if inspection.map_impl == MapImpl::Swiss {
+        "evacuation is not traced: Swiss maps rehash a table at once, so no old array is kept alive"
+    } else {
+        "evacuation is not traced: no runtime.evacuate function was found"
+    };
+    let opt_in = [
+        (
+            OptInProbe::Create,
+            ProbeGroup::Create,
+            &inspection.create_probes,
+            "map creation is not traced: runtime.makemap or makemap_small was not found",
+        ),
+        (
+            OptInProbe::Evacuate,
+            ProbeGroup::Evacuate,
+            &inspection.evacuate_probes,
+            no_evacuation,
+        ),
+        (
+            OptInProbe::Assign,
+            ProbeGroup::Assign,
+            &inspection.assign_probes,
+            "map assignments are not counted: no runtime.mapassign function was found",
+        ),
+    ];
+    for (probe, group, sites, missing) in opt_in {
+        if !opts.probes.contains(&probe) {
+            continue;
         }
-    }
-    if opts.probes.contains(&OptInProbe::Evacuate) {
-        if inspection.map_impl == MapImpl::Swiss {
-            notes.push("evacuation is not traced: Swiss maps rehash a table at once, so no old array is kept alive".into());
-        } else if inspection.evacuate_probes.is_empty() {
-            notes.push("evacuation is not traced: no runtime.evacuate function was found".into());
+        if sites.is_empty() {
+            notes.push(missing.into());
         } else {
-            groups.push(ProbeGroup::Evacuate);
-        }
-    }
-    if opts.probes.contains(&OptInProbe::Assign) {
-        if inspection.assign_probes.is_empty() {
-            notes.push(
-                "map assignments are not counted: no runtime.mapassign function was found".into(),
-            );
-        } else {
-            groups.push(ProbeGroup::Assign);
+            groups.push(group);
         }
     }
     groups
@@ -307,8 +315,7 @@ async fn pump(
             }
             _ = ticker.tick() => {
                 drain(ring.get_mut(), agg);
-                live.sample(agg);
-                agg.set_assigns(&loaded.assigns());
+                sample(live, loaded, agg);
                 let stats = agg.take_interval();
                 let elapsed = started.elapsed().as_nanos() as u64;
                 let result = duty.end_interval(Instant::now(), loaded, agg);
@@ -331,8 +338,7 @@ async fn pump(
     // With the governor gone nothing is attached here, so only a vanished target can fail it.
     let _ = duty.end_interval(Instant::now(), loaded, agg);
     // The target is still there unless it exited: its maps' final sizes, read once more.
-    live.sample(agg);
-    agg.set_assigns(&loaded.assigns());
+    sample(live, loaded, agg);
     // Evacuations the next growth has not closed: finished if the map's old array is gone
     // (unknown, so not claimed, once the target has exited).
     for e in loaded.evacuating() {
@@ -342,6 +348,13 @@ async fn pump(
         agg.on_evacuated(&e, finished);
     }
     Ok(stop)
+}
+
+/// What is read from the target and the kernel's maps rather than streamed: memory, live map
+/// sizes, assignment counts.
+fn sample(live: &LiveReader, loaded: &loader::Loaded, agg: &mut Aggregator) {
+    live.sample(agg);
+    agg.set_assigns(&loaded.assigns());
 }
 
 /// The signals that end a trace with its report.

@@ -46,24 +46,15 @@ fn track(ctx: &ProbeContext) -> Result<(), u32> {
             last_ns: e.last_ns,
             calls: e.calls,
         };
-        *e = Evacuation {
-            old_buckets,
-            first_ns: now,
-            last_ns: now,
-            calls: 1,
-        };
+        *e = Evacuation::starting(old_buckets, now);
         let mut entry = EVENTS.reserve::<EvacuatedEvent>(0).ok_or(COUNTER_LOST)?;
         entry.write(done);
         entry.submit(wakeup());
         return Ok(());
     }
-    let fresh = Evacuation {
-        old_buckets,
-        first_ns: now,
-        last_ns: now,
-        calls: 1,
-    };
-    EVACUATING.insert(&map, &fresh, 0).map_err(|_| COUNTER_LOST)
+    EVACUATING
+        .insert(&map, &Evacuation::starting(old_buckets, now), 0)
+        .map_err(|_| COUNTER_LOST)
 }
 
 #[uprobe]

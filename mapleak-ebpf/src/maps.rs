@@ -49,6 +49,19 @@ pub struct Evacuation {
     pub calls: u64,
 }
 
+impl Evacuation {
+    /// The first `evacuate` call seen for the old array `old_buckets`.
+    #[inline(always)]
+    pub fn starting(old_buckets: u64, now: u64) -> Self {
+        Self {
+            old_buckets,
+            first_ns: now,
+            last_ns: now,
+            calls: 1,
+        }
+    }
+}
+
 /// Hits per probe, counted whether or not an event could be emitted.
 #[map]
 pub static HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(ProbeId::SLOTS, 0);

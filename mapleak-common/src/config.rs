@@ -46,6 +46,75 @@ pub struct Config {
 
 const _: () = assert!(core::mem::size_of::<Config>() == 72);
 
+/// Words the growth probes read at once from the start of a classic `hmap` (for `count`,
+/// `flags`, `B`, `noverflow`), of a Swiss `Map` (`used`, `dirLen`, `globalDepth`) and of a Swiss
+/// `table` (`capacity`, `localDepth`): user space checks that each of those fields lies within
+/// one word of its struct's first few.
+pub const HMAP_WORDS: usize = 2;
+pub const SWISS_MAP_WORDS: usize = 5;
+pub const SWISS_TABLE_WORDS: usize = 1;
+
+impl Config {
+    /// The first field the growth probes would read wrongly from their one read of a struct's
+    /// first words: one that lies beyond them or across two words.
+    pub fn unreadable_field(&self) -> Option<&'static str> {
+        let fits = |off: u16, size: u16, words: usize| {
+            usize::from(off / 8) < words && off % 8 + size <= 8
+        };
+        [
+            ("hmap.count", self.hmap_count, 8, HMAP_WORDS),
+            ("hmap.flags", self.hmap_flags, 1, HMAP_WORDS),
+            ("hmap.B", self.hmap_b, 1, HMAP_WORDS),
+            ("hmap.noverflow", self.hmap_noverflow, 2, HMAP_WORDS),
+            ("maps.Map.used", self.swiss_map_used, 8, SWISS_MAP_WORDS),
+            ("maps.Map.dirLen", self.swiss_map_dir_len, 8, SWISS_MAP_WORDS),
+            ("maps.Map.globalDepth", self.swiss_map_global_depth, 1, SWISS_MAP_WORDS),
+            ("maps.table.capacity", self.swiss_table_capacity, 2, SWISS_TABLE_WORDS),
+            ("maps.table.localDepth", self.swiss_table_local_depth, 1, SWISS_TABLE_WORDS),
+        ]
+        .into_iter()
+        .find(|&(_, off, size, words)| !fits(off, size, words))
+        .map(|(name, ..)| name)
+    }
+}
+
 #[cfg(feature = "user")]
 // SAFETY: `Config` is `repr(C)`, made of integers only, with explicit padding.
 unsafe impl aya::Pod for Config {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn go_layout() -> Config {
+        Config {
+            hmap_flags: 8,
+            hmap_b: 9,
+            hmap_noverflow: 10,
+            swiss_map_dir_len: 24,
+            swiss_map_global_depth: 32,
+            swiss_table_capacity: 2,
+            swiss_table_local_depth: 6,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn the_go_layouts_fit_the_probes_reads() {
+        assert_eq!(go_layout().unreadable_field(), None);
+    }
+
+    #[test]
+    fn a_field_beyond_or_across_the_words_read_is_named() {
+        let beyond = Config {
+            swiss_map_global_depth: 40,
+            ..go_layout()
+        };
+        assert_eq!(beyond.unreadable_field(), Some("maps.Map.globalDepth"));
+        let across = Config {
+            hmap_noverflow: 15,
+            ..go_layout()
+        };
+        assert_eq!(across.unreadable_field(), Some("hmap.noverflow"));
+    }
+}

@@ -9,7 +9,7 @@ pub mod config;
 pub mod event;
 pub mod probe;
 
-pub use config::Config;
+pub use config::{Config, HMAP_WORDS, SWISS_MAP_WORDS, SWISS_TABLE_WORDS};
 pub use event::{
     CREATE_MAKEMAP, CREATE_MAKEMAP_SMALL, ClassicGrowEvent, CreateEvent, EvacuatedEvent,
     EventHeader, EventKind, MEM_MADVISE, MEM_MMAP, MEM_MUNMAP, MemEvent, STW_RETURN, STW_START,

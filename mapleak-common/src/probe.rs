@@ -74,9 +74,4 @@ impl ProbeId {
 pub const COUNTER_LOST: u32 = 0;
 /// Index of the counter of probe reads that failed (target memory unreadable).
 pub const COUNTER_READ_ERRORS: u32 = 1;
-/// Nanoseconds spent inside the growth programs, and inside the calibration program: with the
-/// calibrated cost of a whole hit they separate the trap's fixed cost from the program's, which
-/// is then measured in the target itself.
-pub const COUNTER_GROWTH_NS: u32 = 2;
-pub const COUNTER_CALIBRATE_NS: u32 = 3;
-pub const COUNTER_SLOTS: u32 = 4;
+pub const COUNTER_SLOTS: u32 = 2;

@@ -2,23 +2,21 @@
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use mapleak_common::{
-    ClassicGrowEvent, EventKind, ProbeId,
-    probe::{COUNTER_GROWTH_NS, COUNTER_LOST, COUNTER_READ_ERRORS},
+    ClassicGrowEvent, EventKind, HMAP_WORDS, ProbeId,
+    probe::{COUNTER_LOST, COUNTER_READ_ERRORS},
 };
 
 use crate::{
-    counters::{finish, hit, spent, started},
-    go::{GoRegs, header, read, site},
+    counters::{finish, hit},
+    go::{GoRegs, field, header, read, read_words, site},
     maps::{EVENTS, config, wakeup},
+    types,
 };
 
 #[uprobe]
 pub fn classic_hash_grow(ctx: ProbeContext) -> u32 {
-    let t0 = started();
     hit(ProbeId::HashGrow);
-    let r = finish(try_classic_hash_grow(&ctx));
-    spent(COUNTER_GROWTH_NS, t0);
-    r
+    finish(try_classic_hash_grow(&ctx))
 }
 
 #[inline(always)]
@@ -27,24 +25,33 @@ fn try_classic_hash_grow(ctx: &ProbeContext) -> Result<(), u32> {
     let regs = GoRegs::new(ctx);
     let map_type = regs.arg(0);
     let map = regs.arg(1);
-    let bucket_type: u64 = read(map_type, cfg.maptype_bucket).map_err(|_| COUNTER_READ_ERRORS)?;
-    let event = ClassicGrowEvent {
+    let err = |_| COUNTER_READ_ERRORS;
+    // count, flags, B and noverflow share the hmap's first two words: one read.
+    let h: [u64; HMAP_WORDS] = read_words(map).map_err(err)?;
+    let mut event = ClassicGrowEvent {
         header: header(EventKind::ClassicGrow as u32, &regs, cfg.g_goid),
         map,
         map_type,
-        count: read(map, cfg.hmap_count).map_err(|_| COUNTER_READ_ERRORS)?,
-        bucket_size: read(bucket_type, cfg.type_size).map_err(|_| COUNTER_READ_ERRORS)?,
-        bucket_ptr_bytes: read(bucket_type, cfg.type_ptr_bytes).map_err(|_| COUNTER_READ_ERRORS)?,
-        b: read(map, cfg.hmap_b).map_err(|_| COUNTER_READ_ERRORS)?,
-        flags: read(map, cfg.hmap_flags).map_err(|_| COUNTER_READ_ERRORS)?,
-        noverflow: read(map, cfg.hmap_noverflow).map_err(|_| COUNTER_READ_ERRORS)?,
-        key_size: read(map_type, cfg.maptype_key_size).map_err(|_| COUNTER_READ_ERRORS)?,
-        value_size: read(map_type, cfg.maptype_value_size).map_err(|_| COUNTER_READ_ERRORS)?,
-        _pad: [0; 2],
+        count: field(&h, cfg.hmap_count, 8),
+        b: field(&h, cfg.hmap_b, 1) as u8,
+        flags: field(&h, cfg.hmap_flags, 1) as u8,
+        noverflow: field(&h, cfg.hmap_noverflow, 2) as u16,
         site: site(ctx, &regs),
+        ..Default::default()
     };
+    let fresh = types::is_new(map_type);
+    if fresh {
+        let bucket_type: u64 = read(map_type, cfg.maptype_bucket).map_err(err)?;
+        event.bucket_size = read(bucket_type, cfg.type_size).map_err(err)?;
+        event.bucket_ptr_bytes = read(bucket_type, cfg.type_ptr_bytes).map_err(err)?;
+        event.key_size = read(map_type, cfg.maptype_key_size).map_err(err)?;
+        event.value_size = read(map_type, cfg.maptype_value_size).map_err(err)?;
+    }
     let mut entry = EVENTS.reserve::<ClassicGrowEvent>(0).ok_or(COUNTER_LOST)?;
     entry.write(event);
     entry.submit(wakeup());
+    if fresh {
+        types::remember(map_type);
+    }
     Ok(())
 }

@@ -5,30 +5,10 @@ use mapleak_common::ProbeId;
 
 #[inline(always)]
 fn bump(array: &aya_ebpf::maps::PerCpuArray<u64>, index: u32) {
-    add(array, index, 1);
-}
-
-#[inline(always)]
-fn add(array: &aya_ebpf::maps::PerCpuArray<u64>, index: u32, n: u64) {
     if let Some(slot) = array.get_ptr_mut(index) {
         // SAFETY: the pointer comes from a successful per-CPU lookup and only this CPU writes it.
-        unsafe { *slot += n };
+        unsafe { *slot += 1 };
     }
-}
-
-/// Adds the time since `started` (a `bpf_ktime_get_ns`) to `counter`.
-#[inline(always)]
-pub fn spent(counter: u32, started: u64) {
-    // SAFETY: plain helper call with no arguments.
-    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
-    add(&COUNTERS, counter, now.saturating_sub(started));
-}
-
-/// `bpf_ktime_get_ns`, to time a program with [`spent`].
-#[inline(always)]
-pub fn started() -> u64 {
-    // SAFETY: plain helper call with no arguments.
-    unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() }
 }
 
 #[inline(always)]

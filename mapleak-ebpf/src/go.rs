@@ -56,6 +56,28 @@ pub fn read<T>(base: u64, off: u16) -> Result<T, i64> {
     unsafe { bpf_probe_read_user((base + off as u64) as *const T) }.map_err(|e| e as i64)
 }
 
+/// Reads `N` consecutive words at `base`: one helper call for fields that would take one each.
+#[inline(always)]
+pub fn read_words<const N: usize>(base: u64) -> Result<[u64; N], i64> {
+    read::<[u64; N]>(base, 0)
+}
+
+/// The `size`-byte little-endian field at byte `off` of `words`. User space checks before load
+/// that every such field lies inside the words and within one of them; a field that does not
+/// reads as 0 rather than failing the verifier.
+#[inline(always)]
+pub fn field(words: &[u64], off: u16, size: u32) -> u64 {
+    let Some(word) = words.get(usize::from(off / 8)) else {
+        return 0;
+    };
+    let shifted = word >> (u32::from(off % 8) * 8);
+    if size >= 8 {
+        shifted
+    } else {
+        shifted & ((1u64 << (size * 8)) - 1)
+    }
+}
+
 #[inline(always)]
 pub fn header(kind: u32, regs: &GoRegs, goid_off: u16) -> EventHeader {
     EventHeader {

@@ -16,6 +16,7 @@ mod go;
 mod maps;
 mod mem;
 mod swiss;
+mod types;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -10,6 +10,7 @@ pub mod maps;
 pub mod memory;
 pub mod sizing;
 pub mod swiss;
+pub mod types;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -18,6 +19,8 @@ pub use classic::GoRules;
 pub use gc::{GcTracker, StwKind, StwRules};
 pub use growth::{Detail, GrowKind, Growth};
 pub use maps::{Evacuation, LiveMap, MapIdentity, MapState};
+
+use mapleak_common::{ClassicGrowEvent, SwissGrowEvent};
 
 use crate::decode::{self, Event};
 
@@ -123,6 +126,7 @@ pub struct Aggregator {
     gc_at_interval: (u64, u64),
     memory: memory::AddressSpace,
     births: births::Births,
+    types: types::TypeTable,
 }
 
 impl Aggregator {
@@ -142,6 +146,7 @@ impl Aggregator {
             gc_at_interval: (0, 0),
             sites: HashMap::default(),
             births: births::Births::new(max_tracked.max(1)),
+            types: types::TypeTable::default(),
             gc: GcTracker::new(StwRules {
                 reason_in_stop: true,
                 worldstop_in_start: true,
@@ -207,35 +212,57 @@ impl Aggregator {
                 self.births.on_create(e);
                 return;
             }
-            Event::ClassicGrow(e) => (
-                MapIdentity {
-                    addr: e.map,
-                    map_type: e.map_type,
-                    key_size: e.key_size.into(),
-                    value_size: e.value_size.into(),
-                    unit_size: e.bucket_size,
-                    noscan: e.bucket_ptr_bytes == 0,
-                    site: e.site,
-                },
-                classic::classic_growth(&self.rules, e),
-            ),
-            Event::SwissGrow(e) => (
-                MapIdentity {
-                    addr: e.map,
-                    map_type: e.map_type,
-                    key_size: e.key_size,
-                    value_size: e.elem_size,
-                    unit_size: e.group_size,
-                    noscan: false,
-                    site: e.site,
-                },
-                swiss::swiss_growth(e),
-            ),
+            Event::ClassicGrow(e) => {
+                let mut e = *e;
+                if !self.types.classic(&mut e) {
+                    self.totals.invalid += 1;
+                    return;
+                }
+                Self::classic_identity(&self.rules, &e)
+            }
+            Event::SwissGrow(e) => {
+                let mut e = *e;
+                if !self.types.swiss(&mut e) {
+                    self.totals.invalid += 1;
+                    return;
+                }
+                Self::swiss_identity(&e)
+            }
         };
         match growth {
             Some(growth) => self.grow(id, &growth, event.header().ts_ns),
             None => self.totals.invalid += 1,
         }
+    }
+
+    fn classic_identity(rules: &GoRules, e: &ClassicGrowEvent) -> (MapIdentity, Option<Growth>) {
+        (
+            MapIdentity {
+                addr: e.map,
+                map_type: e.map_type,
+                key_size: e.key_size.into(),
+                value_size: e.value_size.into(),
+                unit_size: e.bucket_size,
+                noscan: e.bucket_ptr_bytes == 0,
+                site: e.site,
+            },
+            classic::classic_growth(rules, e),
+        )
+    }
+
+    fn swiss_identity(e: &SwissGrowEvent) -> (MapIdentity, Option<Growth>) {
+        (
+            MapIdentity {
+                addr: e.map,
+                map_type: e.map_type,
+                key_size: e.key_size,
+                value_size: e.elem_size,
+                unit_size: e.group_size,
+                noscan: false,
+                site: e.site,
+            },
+            swiss::swiss_growth(e),
+        )
     }
 
     fn grow(&mut self, id: MapIdentity, growth: &Growth, ts: u64) {

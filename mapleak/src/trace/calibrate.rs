@@ -7,7 +7,7 @@ use aya::programs::{
     UProbe,
     uprobe::{UProbeAttachLocation, UProbeScope},
 };
-use mapleak_common::{ProbeId, probe::COUNTER_CALIBRATE_NS};
+use mapleak_common::ProbeId;
 
 use super::loader::{Loaded, error_chain};
 
@@ -78,31 +78,20 @@ fn median_of_batches() -> Duration {
     times[BATCHES / 2]
 }
 
-/// What a probe hit costs the target: the whole hit as calibrated, and its fixed part (the trap
-/// and the kernel's uprobe handling) without the eBPF program, whose time is measured in the
-/// target itself where the probes count it.
+/// What one probe hit costs the target, as calibrated.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HitCost {
     pub hit_ns: f64,
-    pub trap_ns: f64,
 }
 
 impl HitCost {
-    /// A cost known only as a whole (the fallback, and tests).
-    pub fn flat(hit_ns: f64) -> Self {
-        Self {
-            hit_ns,
-            trap_ns: hit_ns,
-        }
+    pub fn new(hit_ns: f64) -> Self {
+        Self { hit_ns }
     }
 
-    /// The CPU `hits` cost the target; `program_ns`, when measured, replaces the calibrated
-    /// program time.
-    pub fn of(&self, hits: u64, program_ns: Option<u64>) -> f64 {
-        match program_ns {
-            Some(ns) => hits as f64 * self.trap_ns + ns as f64,
-            None => hits as f64 * self.hit_ns,
-        }
+    /// The CPU `hits` cost the target.
+    pub fn of(&self, hits: u64) -> f64 {
+        hits as f64 * self.hit_ns
     }
 }
 
@@ -128,10 +117,8 @@ impl Loaded {
             )
             .map_err(|e| error_chain(&e))?;
         let before = self.hits(ProbeId::Calibrate);
-        let program_before = self.counter(COUNTER_CALIBRATE_NS);
         let probed = median_of_batches();
         let hits = self.hits(ProbeId::Calibrate) - before;
-        let program_ns = self.counter(COUNTER_CALIBRATE_NS) - program_before;
         let program = self.calibration_program()?;
         program.detach(link).map_err(|e| error_chain(&e))?;
         let bare = median_of_batches();
@@ -141,11 +128,8 @@ impl Loaded {
                 "the calibration probe fired {hits} times for {calls} calls"
             ));
         }
-        let hit_ns = probed.saturating_sub(bare).as_nanos() as f64 / CALLS as f64;
-        let program_per_hit = program_ns as f64 / hits.max(1) as f64;
-        Ok(HitCost {
-            hit_ns,
-            trap_ns: (hit_ns - program_per_hit).max(0.0),
-        })
+        Ok(HitCost::new(
+            probed.saturating_sub(bare).as_nanos() as f64 / CALLS as f64,
+        ))
     }
 }

@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 
 use tokio::time::{Duration, Instant};
 
-use mapleak_common::probe::COUNTER_GROWTH_NS;
-
 use super::{
     TraceError,
     calibrate::HitCost,
@@ -38,10 +36,6 @@ fn observed(group: ProbeGroup, agg: &Aggregator, hits: u64) -> (u64, u64) {
     }
 }
 
-/// Time the group's programs have run so far, for the groups that measure it (growth).
-fn program_ns(group: ProbeGroup, loaded: &Loaded) -> Option<u64> {
-    (group == ProbeGroup::Growth).then(|| loaded.counter(COUNTER_GROWTH_NS))
-}
 pub const MIN_WINDOW: Duration = Duration::from_millis(50);
 
 struct GroupDuty {
@@ -53,8 +47,6 @@ struct GroupDuty {
     hits_at_start: u64,
     /// What the group had observed so far (events, bytes) when the accounting period began.
     observed_at_start: (u64, u64),
-    /// The group's eBPF program time so far, for groups whose programs time themselves.
-    program_at_start: Option<u64>,
     share: f64,
     /// Attached stretch and full period of the duty cycle at this share.
     window: Duration,
@@ -96,7 +88,6 @@ impl DutyCycle {
                     cpu_attached_ns: 0,
                     hits_at_start: loaded.group_hits(*g),
                     observed_at_start: observed(*g, agg, loaded.group_hits(*g)),
-                    program_at_start: program_ns(*g, loaded),
                     share: 1.0,
                     window: Duration::ZERO,
                     period: Duration::ZERO,
@@ -181,14 +172,11 @@ impl DutyCycle {
                 duty.cpu_at_attach = cpu;
             }
             let hits_now = loaded.group_hits(*group);
-            let program_now = program_ns(*group, loaded);
             let used = IntervalUse {
                 hits: hits_now - duty.hits_at_start,
                 attached_ns: std::mem::take(&mut duty.attached_ns),
-                program_ns: program_now.zip(duty.program_at_start).map(|(b, a)| b - a),
             };
             duty.hits_at_start = hits_now;
-            duty.program_at_start = program_now;
             let seen = observed(*group, agg, hits_now);
             let observed = (
                 seen.0 - duty.observed_at_start.0,
@@ -201,7 +189,6 @@ impl DutyCycle {
                 cpu_ns,
                 cpu_attached_ns: std::mem::take(&mut duty.cpu_attached_ns),
                 hits: used.hits,
-                program_ns: used.program_ns,
             };
             self.sampler.record(*group, window, observed);
             uses.push((*group, used));

@@ -17,8 +17,6 @@ pub struct IntervalUse {
     pub hits: u64,
     /// How long the group was attached.
     pub attached_ns: u64,
-    /// Time its eBPF programs ran, when they measure it.
-    pub program_ns: Option<u64>,
 }
 
 pub struct Governor {
@@ -47,7 +45,7 @@ impl Governor {
         if used.attached_ns == 0 || wall_ns == 0 {
             return 0.0;
         }
-        let probe_cost = self.cost.of(used.hits, used.program_ns);
+        let probe_cost = self.cost.of(used.hits);
         let probe_ns_per_wall_ns = probe_cost / used.attached_ns as f64;
         // The target's own CPU share, without what the probes themselves added to it.
         let cpu_share = ((cpu_ns as f64 - probe_cost) / wall_ns as f64).max(MIN_CPU_SHARE);
@@ -111,25 +109,23 @@ mod tests {
 
     #[test]
     fn a_quiet_group_stays_attached() {
-        let mut g = Governor::new(0.01, HitCost::flat(12_000.0));
+        let mut g = Governor::new(0.01, HitCost::new(12_000.0));
         // 10 hits a second on a target using a full CPU: 120 µs/s = 0.012 %.
         let used = IntervalUse {
             hits: 10,
             attached_ns: SECOND,
-            program_ns: None,
         };
         assert_eq!(g.update(ProbeGroup::Growth, used, SECOND, SECOND), 1.0);
     }
 
     #[test]
     fn a_busy_group_is_cut_to_the_budget() {
-        let mut g = Governor::new(0.01, HitCost::flat(12_000.0));
+        let mut g = Governor::new(0.01, HitCost::new(12_000.0));
         // 40 000 hits while attached half a second, target using one CPU (probes included):
         // 80 000 hits/s × 12 µs = 0.96 s of probe per second of target CPU (0.52 s) …
         let used = IntervalUse {
             hits: 40_000,
             attached_ns: SECOND / 2,
-            program_ns: None,
         };
         let cpu = SECOND; // includes the 0.48 s the probes cost
         let overhead = g.projected_overhead(used, cpu, SECOND);
@@ -143,11 +139,10 @@ mod tests {
 
     #[test]
     fn the_fraction_is_floored_and_recovers_when_the_rate_falls() {
-        let mut g = Governor::new(0.01, HitCost::flat(12_000.0));
+        let mut g = Governor::new(0.01, HitCost::new(12_000.0));
         let flood = IntervalUse {
             hits: 1_000_000,
             attached_ns: SECOND,
-            program_ns: None,
         };
         assert_eq!(
             g.update(ProbeGroup::Growth, flood, SECOND, SECOND),
@@ -156,7 +151,6 @@ mod tests {
         let calm = IntervalUse {
             hits: 1,
             attached_ns: SECOND / 200,
-            program_ns: None,
         };
         let mut f = MIN_FRACTION;
         for _ in 0..8 {
@@ -169,17 +163,15 @@ mod tests {
 
     #[test]
     fn a_quiet_group_leaves_its_unused_budget_to_a_busy_one() {
-        let mut g = Governor::new(0.01, HitCost::flat(10_000.0));
+        let mut g = Governor::new(0.01, HitCost::new(10_000.0));
         // GC: 10 hits/s = 0.01 % of a CPU. Growth: 10 000 hits/s = 10 %.
         let gc = IntervalUse {
             hits: 10,
             attached_ns: SECOND,
-            program_ns: None,
         };
         let growth = IntervalUse {
             hits: 10_000,
             attached_ns: SECOND,
-            program_ns: None,
         };
         let got = g.update_all(
             &[(ProbeGroup::Growth, growth), (ProbeGroup::Gc, gc)],
@@ -196,12 +188,11 @@ mod tests {
 
     #[test]
     fn an_idle_target_is_not_over_charged() {
-        let g = Governor::new(0.01, HitCost::flat(12_000.0));
+        let g = Governor::new(0.01, HitCost::new(12_000.0));
         // 5 hits on a target that used no CPU at all: judged against a 1 % CPU share.
         let used = IntervalUse {
             hits: 5,
             attached_ns: SECOND,
-            program_ns: None,
         };
         let overhead = g.projected_overhead(used, 0, SECOND);
         assert!((overhead - 60_000.0 / (0.01 * SECOND as f64)).abs() < 1e-9);

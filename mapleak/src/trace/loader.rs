@@ -115,6 +115,11 @@ pub struct Loaded {
 /// Loads the object with the target's offsets and a ring buffer of `ring_size` bytes.
 pub fn load(config: &mapleak_common::Config, ring_size: u32) -> Result<Loaded, TraceError> {
     check_kernel()?;
+    if let Some(field) = config.unreadable_field() {
+        return Err(TraceError::Load(format!(
+            "the target's {field} lies where mapleak's growth probes do not read it"
+        )));
+    }
     if EBPF_OBJECT.is_empty() {
         return Err(TraceError::Load(
             "this mapleak was built without its eBPF object (AYA_BUILD_SKIP)".into(),

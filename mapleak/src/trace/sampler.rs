@@ -61,8 +61,6 @@ pub struct Window {
     pub cpu_ns: u64,
     pub cpu_attached_ns: u64,
     pub hits: u64,
-    /// Time the group's eBPF programs ran, when they measure it.
-    pub program_ns: Option<u64>,
 }
 
 impl Sampler {
@@ -99,7 +97,7 @@ impl Sampler {
             t.wall_scaled_bytes += bytes as f64 * scale;
             return;
         }
-        let probes = self.cost.of(w.hits, w.program_ns);
+        let probes = self.cost.of(w.hits);
         t.sampled_events += events;
         t.sampled_bytes += bytes;
         t.own_inside_ns += w.cpu_attached_ns as f64 - probes;
@@ -157,13 +155,12 @@ mod tests {
             cpu_ns,
             cpu_attached_ns,
             hits,
-            program_ns: None,
         }
     }
 
     #[test]
     fn estimates_scale_by_the_targets_own_work() {
-        let mut s = Sampler::new(HitCost::flat(10.0));
+        let mut s = Sampler::new(HitCost::new(10.0));
         // Fully attached: exact.
         s.record(
             ProbeGroup::Growth,
@@ -186,7 +183,7 @@ mod tests {
 
     #[test]
     fn an_interval_without_a_window_still_counts_its_work() {
-        let mut s = Sampler::new(HitCost::flat(10.0));
+        let mut s = Sampler::new(HitCost::new(10.0));
         // One window: 10 events in 100 ns of own work (plus 10 hits × 10 ns) …
         s.record(
             ProbeGroup::Growth,
@@ -201,14 +198,14 @@ mod tests {
 
     #[test]
     fn without_cpu_figures_the_attached_share_scales() {
-        let mut s = Sampler::new(HitCost::flat(10.0));
+        let mut s = Sampler::new(HitCost::new(10.0));
         s.record(ProbeGroup::Growth, window(1000, 250, 0, 0, 0), (3, 30));
         assert_eq!(s.summary()[0].estimated_events, 12);
     }
 
     #[test]
     fn always_attached_is_exact() {
-        let mut s = Sampler::new(HitCost::flat(10.0));
+        let mut s = Sampler::new(HitCost::new(10.0));
         s.record(ProbeGroup::Gc, window(1000, 1000, 500, 500, 6), (2, 0));
         let g = &s.summary()[0];
         assert!(!g.sampled);

@@ -157,7 +157,7 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
             "uprobe cost not calibrated ({why}); assuming {} µs per hit",
             FALLBACK_HIT_COST.as_micros()
         ));
-        HitCost::flat(FALLBACK_HIT_COST.as_nanos() as f64)
+        HitCost::new(FALLBACK_HIT_COST.as_nanos() as f64)
     });
     let hit_cost = Duration::from_nanos(cost.hit_ns as u64);
     log::debug!("calibrated: {cost:?}");

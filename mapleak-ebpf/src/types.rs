@@ -1,0 +1,28 @@
+//! The map type each CPU last described to user space.
+//!
+//! A map type is immutable and lives as long as the program, so its sizes need reading only
+//! once: a growth event carries them only when its type differs from the one this CPU sent last,
+//! and user space keeps them by type address. Records from one CPU reach the ring in the order
+//! they were reserved, so the describing record always precedes the ones that lean on it; the
+//! slot changes only once that record is in the ring.
+
+use aya_ebpf::{macros::map, maps::PerCpuArray};
+
+#[map]
+static LAST_TYPE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Whether `map_type` must be described in this CPU's next record.
+#[inline(always)]
+pub fn is_new(map_type: u64) -> bool {
+    LAST_TYPE.get(0).is_none_or(|last| *last != map_type)
+}
+
+/// `map_type` was described in a record now in the ring.
+#[inline(always)]
+pub fn remember(map_type: u64) {
+    if let Some(slot) = LAST_TYPE.get_ptr_mut(0) {
+        // SAFETY: a per-CPU slot from a successful lookup, written only by this CPU with
+        // preemption off (uprobe programs run so).
+        unsafe { *slot = map_type };
+    }
+}

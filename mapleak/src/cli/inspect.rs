@@ -57,8 +57,16 @@ fn render(i: &Inspection) -> String {
     if let Some(numgc) = i.numgc_address {
         let _ = writeln!(out, "memstats.numgc: {numgc:#x}");
     }
-    if let Some((controller, off)) = i.gc_controller_address.zip(i.heap_marked_offset) {
-        let _ = writeln!(out, "gcController.heapMarked: {controller:#x}+{off}");
+    if let Some(controller) = i.gc_controller_address {
+        let fields = [
+            ("heapMarked", i.heap_marked_offset),
+            ("totalAlloc", i.total_alloc_offset),
+        ];
+        for (field, off) in fields {
+            if let Some(off) = off {
+                let _ = writeln!(out, "gcController.{field}: {controller:#x}+{off}");
+            }
+        }
     }
     let opt_in = [
         ("create", &i.create_probes),

@@ -83,7 +83,7 @@ dwarf_offsets!(
         swiss_table_capacity,
         swiss_table_local_depth,
     ],
-    user: [heap_marked],
+    user: [heap_marked, total_alloc],
 );
 
 struct Slot {
@@ -142,10 +142,11 @@ const G: Wanted = Wanted {
     members: &[("goid", "g_goid")],
 };
 
-/// `heapMarked`: the live heap after the last GC, which user space reads from `gcController`.
+/// What user space reads from `gcController`: `heapMarked`, the live heap after the last GC, and
+/// `totalAlloc`, the heap bytes allocated since start.
 const GC_CONTROLLER: Wanted = Wanted {
     name: "runtime.gcControllerState",
-    members: &[("heapMarked", "heap_marked")],
+    members: &[("heapMarked", "heap_marked"), ("totalAlloc", "total_alloc")],
 };
 
 const HMAP: Wanted = Wanted {
@@ -549,6 +550,10 @@ mod tests {
             if offsets.heap_marked.map(u64::from) != heap_marked {
                 differ.push("heap_marked");
             }
+            let total_alloc = offsets::total_alloc(&version);
+            if offsets.total_alloc.map(u64::from) != total_alloc {
+                differ.push("total_alloc");
+            }
             eprintln!(
                 "{}{tag}: {} offsets from DWARF, missing {missing:?}, differ {differ:?}",
                 version.raw,
@@ -557,8 +562,9 @@ mod tests {
             if !missing.is_empty() || !differ.is_empty() {
                 failures.push(format!(
                     "{}{tag}: missing {missing:?}, differ {differ:?}\n  table {table:?}, heap_marked \
-                     {heap_marked:?}\n  dwarf {config:?}, heap_marked {:?}",
-                    version.raw, offsets.heap_marked
+                     {heap_marked:?}, total_alloc {total_alloc:?}\n  dwarf {config:?}, heap_marked \
+                     {:?}, total_alloc {:?}",
+                    version.raw, offsets.heap_marked, offsets.total_alloc
                 ));
             }
         }
@@ -588,9 +594,23 @@ mod tests {
         assert_eq!(struct_offsets(&elf, minor, minor >= 24).unwrap(), None);
     }
 
-    /// A tiny DWARF 4 unit: `runtime.g { pad@0, goid@152 }`, a `runtime.gcControllerState`,
-    /// and an `internal/abi.Type` whose `PtrBytes` is a `DW_OP_plus_uconst` expression, as
-    /// older producers write it.
+    /// ULEB128, as both member forms encode the offset.
+    fn uleb128(mut n: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return out;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// A tiny DWARF 4 unit: `runtime.g { pad@0, goid@152 }`, a `runtime.gcControllerState`
+    /// (its `totalAlloc` past 255, so a two-byte offset), and an `internal/abi.Type`; some
+    /// members are `DW_OP_plus_uconst` expressions, as older producers write them.
     fn synthetic() -> (Vec<u8>, Vec<u8>) {
         // code, tag, has children, (attribute, form)…, 0, 0
         #[rustfmt::skip]
@@ -606,7 +626,7 @@ mod tests {
             0,
         ];
         let mut dies = vec![1];
-        let mut strukt = |name: &str, members: &[(&str, u8, bool)]| {
+        let mut strukt = |name: &str, members: &[(&str, u16, bool)]| {
             dies.push(2);
             dies.extend(name.as_bytes());
             dies.push(0);
@@ -614,12 +634,7 @@ mod tests {
                 dies.push(if expr { 4 } else { 3 });
                 dies.extend(member.as_bytes());
                 dies.push(0);
-                // ULEB128, as both forms encode the offset.
-                let uleb: &[u8] = if offset < 0x80 {
-                    &[offset]
-                } else {
-                    &[offset | 0x80, offset >> 7]
-                };
+                let uleb = uleb128(offset);
                 if expr {
                     dies.push(u8::try_from(1 + uleb.len()).unwrap());
                     dies.push(0x23);
@@ -632,7 +647,11 @@ mod tests {
         strukt("runtime.g", &[("stack", 0, false), ("goid", 152, false)]);
         strukt(
             "runtime.gcControllerState",
-            &[("heapLive", 104, false), ("heapMarked", 152, false)],
+            &[
+                ("heapLive", 104, false),
+                ("heapMarked", 152, false),
+                ("totalAlloc", 296, true),
+            ],
         );
         strukt(
             "internal/abi.Type",
@@ -677,12 +696,14 @@ mod tests {
         assert_eq!(found.hmap_b, None);
         assert!(found.missing().contains(&"hmap_b"));
         assert_eq!(found.heap_marked, Some(152));
+        assert_eq!(found.total_alloc, Some(296));
         let mut base = Config {
             g_goid: 160,
             ..Config::default()
         };
         base.type_ptr_bytes = 8;
-        // heap_marked feeds no `Config` field, so it can neither differ nor be applied.
+        // heap_marked and total_alloc feed no `Config` field, so they can neither differ nor be
+        // applied.
         let (config, differ) = found.apply(base);
         assert_eq!(differ, vec!["g_goid"]);
         assert_eq!(config.g_goid, 152);

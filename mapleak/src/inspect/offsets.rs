@@ -35,6 +35,17 @@ pub fn heap_marked(v: &GoVersion) -> Option<u64> {
     }
 }
 
+/// `runtime.gcControllerState.totalAlloc`, the heap bytes allocated since start, which user space
+/// reads too: 18 words after `heapMarked` in every release, so it moves with it. Go 1.20 is
+/// absent, as for [`heap_marked`].
+pub fn total_alloc(v: &GoVersion) -> Option<u64> {
+    match v.minor {
+        19 => Some(328),
+        21..=27 => Some(296),
+        _ => None,
+    }
+}
+
 pub fn config(v: &GoVersion) -> Config {
     Config {
         // Filled in at load time, with the load bias applied.
@@ -94,5 +105,15 @@ mod tests {
         assert_eq!(at("go1.21.13"), Some(152));
         assert_eq!(at("go1.23.9"), Some(152));
         assert_eq!(at("go1.27.3"), Some(152));
+    }
+
+    #[test]
+    fn total_alloc_offset_follows_the_gc_controller_layout() {
+        let at = |s| total_alloc(&GoVersion::parse(s).unwrap());
+        assert_eq!(at("go1.19.8"), Some(328));
+        assert_eq!(at("go1.20.14"), None);
+        assert_eq!(at("go1.21.13"), Some(296));
+        assert_eq!(at("go1.23.9"), Some(296));
+        assert_eq!(at("go1.27.3"), Some(296));
     }
 }

@@ -87,10 +87,13 @@ pub struct Inspection {
     pub pause_start_address: Option<u64>,
     pub gcphase_address: Option<u64>,
     /// Link-time address of `runtime.gcController` (load bias not applied), whose `heapMarked`
-    /// user space reads as the live heap: the bytes the last GC marked.
+    /// user space reads as the live heap (the bytes the last GC marked) and whose `totalAlloc`
+    /// as the heap bytes allocated since start.
     pub gc_controller_address: Option<u64>,
     /// Offset of `heapMarked` in `runtime.gcControllerState`.
     pub heap_marked_offset: Option<u64>,
+    /// Offset of `totalAlloc` in `runtime.gcControllerState`.
+    pub total_alloc_offset: Option<u64>,
     /// What mapleak cannot observe in this binary, and why.
     pub notes: Vec<String>,
     #[serde(skip)]
@@ -222,8 +225,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
     let numgc_address = lookup(&found, GC_MARK_TERMINATION)
         .and_then(|f| gcdata::numgc_address(elf.code(f.address, f.size)?, f.address));
     let (pause_start_address, gcphase_address) = old_gc_data(&elf, &version, &mut notes);
-    let (config, offsets, heap_marked_offset) =
-        struct_offsets(&elf, &version, map_impl, &mut notes);
+    let (config, offsets, gc_controller) = struct_offsets(&elf, &version, map_impl, &mut notes);
     if numgc_address.is_none() {
         notes.push(format!(
             "GC cycles are not numbered: memstats.numgc was not found in {GC_MARK_TERMINATION}"
@@ -236,9 +238,14 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
             gccontroller::SYMBOL
         ));
     }
-    if heap_marked_offset.is_none() {
+    if gc_controller.heap_marked.is_none() {
         notes.push(format!(
             "the live heap is not known: gcControllerState.heapMarked is in neither the binary's DWARF nor mapleak's {version} table"
+        ));
+    }
+    if gc_controller.total_alloc.is_none() {
+        notes.push(format!(
+            "the heap allocated is not known: gcControllerState.totalAlloc is in neither the binary's DWARF nor mapleak's {version} table"
         ));
     }
     Ok(Inspection {
@@ -259,7 +266,8 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         pause_start_address,
         gcphase_address,
         gc_controller_address,
-        heap_marked_offset,
+        heap_marked_offset: gc_controller.heap_marked,
+        total_alloc_offset: gc_controller.total_alloc,
         notes,
         config,
         version,
@@ -281,42 +289,65 @@ fn read_buildinfo(elf: &GoElf) -> Result<BuildInfo, InspectError> {
         .unwrap_or_else(|| Err(InspectError::NotGo(elf.path.clone())))
 }
 
+/// Offsets in `runtime.gcControllerState` of what user space reads; no kernel program needs them,
+/// so they live outside `Config`.
+#[derive(Clone, Copy, Debug)]
+struct GcControllerOffsets {
+    heap_marked: Option<u64>,
+    total_alloc: Option<u64>,
+}
+
+impl GcControllerOffsets {
+    fn table(version: &GoVersion) -> Self {
+        Self {
+            heap_marked: offsets::heap_marked(version),
+            total_alloc: offsets::total_alloc(version),
+        }
+    }
+
+    /// DWARF's offsets where it has them, else `self`'s; pushes onto `differ` each one where
+    /// both are known and disagree.
+    fn prefer(self, found: &dwarf::DwarfOffsets, differ: &mut Vec<&'static str>) -> Self {
+        let mut pick = |name, found: Option<u16>, table: Option<u64>| {
+            let found = found.map(u64::from);
+            if found.zip(table).is_some_and(|(f, t)| f != t) {
+                differ.push(name);
+            }
+            found.or(table)
+        };
+        Self {
+            heap_marked: pick("heap_marked", found.heap_marked, self.heap_marked),
+            total_alloc: pick("total_alloc", found.total_alloc, self.total_alloc),
+        }
+    }
+}
+
 /// Offsets from the binary's DWARF where it has them (checked against the table: a difference is
-/// worth knowing), else from the per-version table; `heapMarked`'s last, for user space.
+/// worth knowing), else from the per-version table; `gcController`'s last, for user space.
 fn struct_offsets(
     elf: &GoElf,
     version: &GoVersion,
     map_impl: MapImpl,
     notes: &mut Vec<String>,
-) -> (Config, OffsetsSource, Option<u64>) {
+) -> (Config, OffsetsSource, GcControllerOffsets) {
     let table = offsets::config(version);
-    let heap_marked = offsets::heap_marked(version);
+    let gc_controller = GcControllerOffsets::table(version);
     match dwarf::struct_offsets(elf, version.minor, map_impl == MapImpl::Swiss) {
         Ok(Some(found)) => {
             let (config, mut differ) = found.apply(table);
-            let found_heap_marked = found.heap_marked.map(u64::from);
-            if found_heap_marked
-                .zip(heap_marked)
-                .is_some_and(|(f, t)| f != t)
-            {
-                differ.push("heap_marked");
-            }
+            let gc_controller = gc_controller.prefer(&found, &mut differ);
             if !differ.is_empty() {
                 notes.push(format!(
                     "struct offsets from DWARF differ from mapleak's {version} table for {}; using DWARF's",
                     differ.join(", ")
                 ));
             }
-            (
-                config,
-                OffsetsSource::Dwarf,
-                found_heap_marked.or(heap_marked),
-            )
+            (config, OffsetsSource::Dwarf, gc_controller)
         }
-        Ok(None) => (table, OffsetsSource::Table, heap_marked),
+        Ok(None) => (table, OffsetsSource::Table, gc_controller),
         Err(e) => {
             notes.push(format!("{e}; using mapleak's {version} offsets"));
-            (table, OffsetsSource::Table, heap_marked)
+            (table, OffsetsSource::Table, gc_controller)
         }
     }
 }

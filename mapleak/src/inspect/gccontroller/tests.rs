@@ -80,7 +80,8 @@ fn placed(elf: &GoElf, address: u64) -> Option<(String, u64)> {
 }
 
 /// On every installed Go: the decoded address is `.symtab`'s, and a stripped build of the same
-/// program (no symbols, no DWARF) is inspected to the same place and `heapMarked` offset.
+/// program (no symbols, no DWARF) is inspected to the same place and `heapMarked` and
+/// `totalAlloc` offsets.
 #[test]
 fn gc_controller_decoded_on_every_installed_go_matches_symtab() {
     let mut checked = 0;
@@ -111,8 +112,11 @@ fn gc_controller_decoded_on_every_installed_go_matches_symtab() {
         );
         assert_eq!(placed(&stripped, decoded), place, "Go {version}");
 
-        let want = offsets::heap_marked(&GoVersion::parse(&plan.go_version).unwrap());
+        let go = GoVersion::parse(&plan.go_version).unwrap();
+        let want = offsets::heap_marked(&go);
         assert!(want.is_some(), "Go {version}: no heapMarked offset");
+        let want_total = offsets::total_alloc(&go);
+        assert!(want_total.is_some(), "Go {version}: no totalAlloc offset");
         let full_plan = inspect_bytes("full", &full_data).expect("inspect full build");
         assert_eq!(
             full_plan.gc_controller_address,
@@ -121,15 +125,19 @@ fn gc_controller_decoded_on_every_installed_go_matches_symtab() {
         );
         assert_eq!(full_plan.heap_marked_offset, want, "Go {version}");
         assert_eq!(plan.heap_marked_offset, want, "Go {version}");
+        assert_eq!(full_plan.total_alloc_offset, want_total, "Go {version}");
+        assert_eq!(plan.total_alloc_offset, want_total, "Go {version}");
         for notes in [&plan.notes, &full_plan.notes] {
             assert!(
-                !notes.iter().any(|n| n.contains("live heap")),
+                !notes
+                    .iter()
+                    .any(|n| n.contains("live heap") || n.contains("heap allocated")),
                 "Go {version}: {notes:?}"
             );
         }
         eprintln!(
             "Go {version}: runtime.gcController {symtab:#x} (stripped: {decoded:#x}, both {place:?}), \
-             heapMarked +{want:?}"
+             heapMarked +{want:?}, totalAlloc +{want_total:?}"
         );
         checked += 1;
     }

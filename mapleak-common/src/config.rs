@@ -15,8 +15,6 @@ pub struct Config {
     pub gcphase_addr: u64,
     /// The traced process (its tgid): system-call tracepoints fire for every process.
     pub target_tgid: u32,
-    /// `runtime.g.goid`.
-    pub g_goid: u16,
     /// `runtime.hmap.count`, `.flags`, `.B`, `.noverflow`, `.oldbuckets`.
     pub hmap_count: u16,
     pub hmap_flags: u16,
@@ -41,7 +39,7 @@ pub struct Config {
     pub swiss_table_capacity: u16,
     pub swiss_table_local_depth: u16,
     pub hmap_oldbuckets: u16,
-    pub _pad: [u16; 3],
+    pub _pad: [u16; 4],
 }
 
 const _: () = assert!(core::mem::size_of::<Config>() == 72);
@@ -58,19 +56,38 @@ impl Config {
     /// The first field the growth probes would read wrongly from their one read of a struct's
     /// first words: one that lies beyond them or across two words.
     pub fn unreadable_field(&self) -> Option<&'static str> {
-        let fits = |off: u16, size: u16, words: usize| {
-            usize::from(off / 8) < words && off % 8 + size <= 8
-        };
+        let fits =
+            |off: u16, size: u16, words: usize| usize::from(off / 8) < words && off % 8 + size <= 8;
         [
             ("hmap.count", self.hmap_count, 8, HMAP_WORDS),
             ("hmap.flags", self.hmap_flags, 1, HMAP_WORDS),
             ("hmap.B", self.hmap_b, 1, HMAP_WORDS),
             ("hmap.noverflow", self.hmap_noverflow, 2, HMAP_WORDS),
             ("maps.Map.used", self.swiss_map_used, 8, SWISS_MAP_WORDS),
-            ("maps.Map.dirLen", self.swiss_map_dir_len, 8, SWISS_MAP_WORDS),
-            ("maps.Map.globalDepth", self.swiss_map_global_depth, 1, SWISS_MAP_WORDS),
-            ("maps.table.capacity", self.swiss_table_capacity, 2, SWISS_TABLE_WORDS),
-            ("maps.table.localDepth", self.swiss_table_local_depth, 1, SWISS_TABLE_WORDS),
+            (
+                "maps.Map.dirLen",
+                self.swiss_map_dir_len,
+                8,
+                SWISS_MAP_WORDS,
+            ),
+            (
+                "maps.Map.globalDepth",
+                self.swiss_map_global_depth,
+                1,
+                SWISS_MAP_WORDS,
+            ),
+            (
+                "maps.table.capacity",
+                self.swiss_table_capacity,
+                2,
+                SWISS_TABLE_WORDS,
+            ),
+            (
+                "maps.table.localDepth",
+                self.swiss_table_local_depth,
+                1,
+                SWISS_TABLE_WORDS,
+            ),
         ]
         .into_iter()
         .find(|&(_, off, size, words)| !fits(off, size, words))

@@ -44,8 +44,6 @@ pub struct EventHeader {
     pub tid: u32,
     /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC, the clock Go's `nanotime()` reads.
     pub ts_ns: u64,
-    /// Goroutine id of the goroutine that hit the probe (0 on the system stack).
-    pub goid: u64,
 }
 
 /// A classic map is about to grow: read at the first instruction after `runtime.hashGrow`'s
@@ -82,10 +80,31 @@ pub struct ClassicGrowEvent {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Site {
-    /// Key into the `STACKS` map; negative when the kernel could not take the stack.
+    /// User space's number for the record's [`Frames`]; negative when it has none. The kernel
+    /// leaves it 0.
     pub stack_id: i64,
-    /// Return address into the probed function's caller.
-    pub caller: u64,
+}
+
+/// Innermost frames the probes walk: the call site and its callers well beyond it, at a bounded
+/// cost per hit (one read of user memory a frame).
+pub const MAX_FRAMES: usize = 16;
+
+/// The user stack behind a record that has a [`Site`], innermost first: the probed pc, then
+/// return addresses by frame pointers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frames {
+    /// How many of `pcs` are set (at most [`MAX_FRAMES`]).
+    pub depth: u64,
+    pub pcs: [u64; MAX_FRAMES],
+}
+
+/// A record as the kernel writes it: the event, then the frames of its stack.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct WithFrames<T> {
+    pub event: T,
+    pub frames: Frames,
 }
 
 /// Which Swiss-map growth function fired ([`SwissGrowEvent::op`]).
@@ -144,7 +163,7 @@ pub struct SwissGrowEvent {
     pub site: Site,
 }
 
-const _: () = assert!(core::mem::size_of::<SwissGrowEvent>() == 24 + 48 + 16 + 16);
+const _: () = assert!(core::mem::size_of::<SwissGrowEvent>() == 16 + 48 + 16 + 8);
 const _: () = assert!(core::mem::align_of::<SwissGrowEvent>() == 8);
 /// [`StwEvent::op`]: which side of a stop-the-world fired.
 pub const STW_STOP: u8 = 1;
@@ -177,10 +196,10 @@ pub struct StwEvent {
     pub _pad: [u8; 7],
 }
 
-const _: () = assert!(core::mem::size_of::<StwEvent>() == 24 + 32 + 16 + 8 + 8);
-const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
+const _: () = assert!(core::mem::size_of::<StwEvent>() == 16 + 32 + 16 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 16);
 const _: () = assert!(core::mem::align_of::<EventHeader>() == 8);
-const _: () = assert!(core::mem::size_of::<ClassicGrowEvent>() == 24 + 40 + 8 + 16);
+const _: () = assert!(core::mem::size_of::<ClassicGrowEvent>() == 16 + 40 + 8 + 8);
 const _: () = assert!(core::mem::align_of::<ClassicGrowEvent>() == 8);
 
 /// [`MemEvent::op`]: which system call.
@@ -206,7 +225,7 @@ pub struct MemEvent {
     pub _pad: [u8; 7],
 }
 
-const _: () = assert!(core::mem::size_of::<MemEvent>() == 24 + 24 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<MemEvent>() == 16 + 24 + 8 + 8);
 
 /// [`CreateEvent::op`]: which constructor returned.
 pub const CREATE_MAKEMAP: u8 = 1;
@@ -226,7 +245,7 @@ pub struct CreateEvent {
     pub site: Site,
 }
 
-const _: () = assert!(core::mem::size_of::<CreateEvent>() == 24 + 16 + 16);
+const _: () = assert!(core::mem::size_of::<CreateEvent>() == 16 + 16 + 8);
 
 /// One growth's evacuation of a classic map, from the opt-in `runtime.evacuate*` probes: sent
 /// when the map's old bucket array changes (the next growth) or user space asks at the end.
@@ -243,4 +262,4 @@ pub struct EvacuatedEvent {
     pub calls: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<EvacuatedEvent>() == 24 + 40);
+const _: () = assert!(core::mem::size_of::<EvacuatedEvent>() == 16 + 40);

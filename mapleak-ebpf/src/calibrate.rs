@@ -1,14 +1,13 @@
-//! The calibration probe: does what a growth probe does — takes the user stack, reads user
-//! memory, checks the per-CPU type slot, reserves an event — but discards the event. User space
-//! times it on a function of its own to learn what one hit costs on this host.
+//! The calibration probe: does what a growth probe does — reads user memory, checks the per-CPU
+//! type slot, reserves a record and walks the user stack into it — but discards the record. User
+//! space times it on a function of its own to learn what one hit costs on this host.
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use mapleak_common::{ClassicGrowEvent, EventKind, HMAP_WORDS, ProbeId};
 
 use crate::{
     counters::hit,
-    go::{GoRegs, field, header, read_words, site},
-    maps::EVENTS,
+    go::{GoRegs, StackTop, field, header, read_words, reserve_with_frames},
     types,
 };
 
@@ -19,14 +18,12 @@ pub fn calibrate(ctx: ProbeContext) -> u32 {
     // The growth probes' one read of the map header, here of the caller's stack.
     let words: [u64; HMAP_WORDS] = read_words(regs.sp()).unwrap_or_default();
     let event = ClassicGrowEvent {
-        header: header(EventKind::ClassicGrow as u32, &regs, 0),
+        header: header(EventKind::ClassicGrow as u32),
         count: field(&words, 8, 8),
         map_type: u64::from(types::is_new(regs.sp())),
-        site: site(&ctx, &regs),
         ..Default::default()
     };
-    if let Some(mut entry) = EVENTS.reserve::<ClassicGrowEvent>(0) {
-        entry.write(event);
+    if let Some(entry) = reserve_with_frames(event, &regs, StackTop::PostPrologue) {
         entry.discard(0);
     }
     0

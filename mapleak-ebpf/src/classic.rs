@@ -2,14 +2,13 @@
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use mapleak_common::{
-    ClassicGrowEvent, EventKind, HMAP_WORDS, ProbeId,
-    probe::{COUNTER_LOST, COUNTER_READ_ERRORS},
+    ClassicGrowEvent, EventKind, HMAP_WORDS, ProbeId, probe::COUNTER_READ_ERRORS,
 };
 
 use crate::{
     counters::{finish, hit},
-    go::{GoRegs, field, header, read, read_words, site},
-    maps::{EVENTS, config, wakeup},
+    go::{GoRegs, StackTop, field, header, read, read_words, submit_with_frames},
+    maps::config,
     types,
 };
 
@@ -29,14 +28,13 @@ fn try_classic_hash_grow(ctx: &ProbeContext) -> Result<(), u32> {
     // count, flags, B and noverflow share the hmap's first two words: one read.
     let h: [u64; HMAP_WORDS] = read_words(map).map_err(err)?;
     let mut event = ClassicGrowEvent {
-        header: header(EventKind::ClassicGrow as u32, &regs, cfg.g_goid),
+        header: header(EventKind::ClassicGrow as u32),
         map,
         map_type,
         count: field(&h, cfg.hmap_count, 8),
         b: field(&h, cfg.hmap_b, 1) as u8,
         flags: field(&h, cfg.hmap_flags, 1) as u8,
         noverflow: field(&h, cfg.hmap_noverflow, 2) as u16,
-        site: site(ctx, &regs),
         ..Default::default()
     };
     let fresh = types::is_new(map_type);
@@ -47,9 +45,7 @@ fn try_classic_hash_grow(ctx: &ProbeContext) -> Result<(), u32> {
         event.key_size = read(map_type, cfg.maptype_key_size).map_err(err)?;
         event.value_size = read(map_type, cfg.maptype_value_size).map_err(err)?;
     }
-    let mut entry = EVENTS.reserve::<ClassicGrowEvent>(0).ok_or(COUNTER_LOST)?;
-    entry.write(event);
-    entry.submit(wakeup());
+    submit_with_frames(event, &regs, StackTop::PostPrologue)?;
     if fresh {
         types::remember(map_type);
     }

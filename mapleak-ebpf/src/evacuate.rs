@@ -39,7 +39,7 @@ fn track(ctx: &ProbeContext) -> Result<(), u32> {
             return Ok(());
         }
         let done = EvacuatedEvent {
-            header: header(EventKind::Evacuated as u32, &regs, cfg.g_goid),
+            header: header(EventKind::Evacuated as u32),
             map,
             old_buckets: e.old_buckets,
             first_ns: e.first_ns,

@@ -58,7 +58,7 @@ fn emit(ctx: &ProbeContext, op: u8) -> Result<(), u32> {
         read::<[u64; 2]>(cfg.pause_start_addr - 8, 0).unwrap_or([0, 0])
     };
     let event = StwEvent {
-        header: header(EventKind::Stw as u32, &regs, cfg.g_goid),
+        header: header(EventKind::Stw as u32),
         caller,
         args: [regs.arg(0), regs.arg(1), regs.arg(2)],
         pause_start,

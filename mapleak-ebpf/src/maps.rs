@@ -3,7 +3,7 @@
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     macros::map,
-    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf, StackTrace},
+    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use mapleak_common::{Config, ProbeId, probe::COUNTER_SLOTS};
 
@@ -26,10 +26,6 @@ pub fn wakeup() -> u64 {
         BPF_RB_NO_WAKEUP.into()
     }
 }
-
-/// User stacks of growth events, deduplicated by the kernel.
-#[map]
-pub static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
 
 /// Assignments per map address (opt-in assign probes): counted here, never sent as events.
 #[map]
@@ -77,7 +73,6 @@ static CONFIG: Config = Config {
     pause_start_addr: 0,
     gcphase_addr: 0,
     target_tgid: 0,
-    g_goid: 0,
     hmap_count: 0,
     hmap_flags: 0,
     hmap_b: 0,
@@ -96,7 +91,7 @@ static CONFIG: Config = Config {
     swiss_table_capacity: 0,
     swiss_table_local_depth: 0,
     hmap_oldbuckets: 0,
-    _pad: [0; 3],
+    _pad: [0; 4],
 };
 
 #[inline(always)]

@@ -64,7 +64,7 @@ fn exit(ctx: &TracePointContext, probe: ProbeId) -> u32 {
     let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
     let [addr, len, third, fourth] = call.args;
     let event = MemEvent {
-        header: crate::go::plain_header(EventKind::Mem as u32, tid),
+        header: crate::go::header_for(EventKind::Mem as u32, tid),
         addr: if call.op == MEM_MMAP && ret >= 0 {
             ret as u64
         } else {

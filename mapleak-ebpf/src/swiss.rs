@@ -4,13 +4,13 @@
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use mapleak_common::{
     EventKind, ProbeId, SWISS_MAP_WORDS, SWISS_TABLE_WORDS, SwissGrowEvent, SwissOp,
-    probe::{COUNTER_LOST, COUNTER_READ_ERRORS},
+    probe::COUNTER_READ_ERRORS,
 };
 
 use crate::{
     counters::{finish, hit},
-    go::{GoRegs, field, header, read, read_words, site},
-    maps::{EVENTS, config, wakeup},
+    go::{GoRegs, StackTop, field, header, read, read_words, submit_with_frames},
+    maps::config,
     types,
 };
 
@@ -20,7 +20,6 @@ pub fn swiss_grow_to_small(ctx: ProbeContext) -> u32 {
     hit(ProbeId::SwissGrowToSmall);
     let regs = GoRegs::new(&ctx);
     finish(emit(
-        &ctx,
         &regs,
         SwissOp::GrowToSmall,
         regs.arg(0),
@@ -35,7 +34,6 @@ pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
     hit(ProbeId::SwissGrowToTable);
     let regs = GoRegs::new(&ctx);
     finish(emit(
-        &ctx,
         &regs,
         SwissOp::GrowToTable,
         regs.arg(0),
@@ -50,7 +48,6 @@ pub fn swiss_rehash(ctx: ProbeContext) -> u32 {
     hit(ProbeId::SwissRehash);
     let regs = GoRegs::new(&ctx);
     finish(emit(
-        &ctx,
         &regs,
         SwissOp::Rehash,
         regs.arg(2),
@@ -60,14 +57,7 @@ pub fn swiss_rehash(ctx: ProbeContext) -> u32 {
 }
 
 #[inline(always)]
-fn emit(
-    ctx: &ProbeContext,
-    regs: &GoRegs,
-    op: SwissOp,
-    map: u64,
-    table: u64,
-    map_type: u64,
-) -> Result<(), u32> {
+fn emit(regs: &GoRegs, op: SwissOp, map: u64, table: u64, map_type: u64) -> Result<(), u32> {
     let cfg = config();
     let err = |_| COUNTER_READ_ERRORS;
     let m: [u64; SWISS_MAP_WORDS] = read_words(map).map_err(err)?;
@@ -77,7 +67,7 @@ fn emit(
         read_words(table).map_err(err)?
     };
     let mut event = SwissGrowEvent {
-        header: header(EventKind::SwissGrow as u32, regs, cfg.g_goid),
+        header: header(EventKind::SwissGrow as u32),
         map,
         table,
         map_type,
@@ -87,7 +77,6 @@ fn emit(
         op: op as u8,
         local_depth: field(&t, cfg.swiss_table_local_depth, 1) as u8,
         global_depth: field(&m, cfg.swiss_map_global_depth, 1) as u8,
-        site: site(ctx, regs),
         ..Default::default()
     };
     let fresh = types::is_new(map_type);
@@ -98,9 +87,7 @@ fn emit(
         event.key_size = read::<u64>(key_type, cfg.type_size).map_err(err)? as u32;
         event.elem_size = read::<u64>(elem_type, cfg.type_size).map_err(err)? as u32;
     }
-    let mut entry = EVENTS.reserve::<SwissGrowEvent>(0).ok_or(COUNTER_LOST)?;
-    entry.write(event);
-    entry.submit(wakeup());
+    submit_with_frames(event, regs, StackTop::PostPrologue)?;
     if fresh {
         types::remember(map_type);
     }

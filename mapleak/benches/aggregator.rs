@@ -17,7 +17,9 @@ use mapleak::{
     aggregate::{Aggregator, GoRules},
     decode,
 };
-use mapleak_common::{ClassicGrowEvent, EventHeader, EventKind, Site};
+use mapleak_common::{
+    ClassicGrowEvent, EventHeader, EventKind, Frames, MAX_FRAMES, Site, WithFrames,
+};
 
 const EVENTS: usize = 10_000_000;
 /// Distinct map addresses: the default tracking limit, so the per-map table fills but never evicts.
@@ -25,7 +27,7 @@ const MAPS: u64 = 100_000;
 /// Maps growing at the same time in the bursty shape (goroutines filling maps concurrently).
 const ACTIVE: usize = 64;
 /// Bytes of one ring-buffer record.
-const RECORD: usize = size_of::<ClassicGrowEvent>();
+const RECORD: usize = size_of::<WithFrames<ClassicGrowEvent>>();
 /// Bytes of one `map[int]int` bucket (8 tophash + 8 keys + 8 values + overflow pointer).
 const BUCKET_SIZE: u64 = 144;
 
@@ -64,14 +66,13 @@ impl MapLife {
 
     /// The next `hashGrow` of this map, with the count that triggers a doubling, and whether
     /// the map is now full (its address is then free for the next map).
-    fn next_event(&mut self, rng: &mut Rng, ts_ns: u64) -> (ClassicGrowEvent, bool) {
+    fn next_event(&mut self, rng: &mut Rng, ts_ns: u64) -> (WithFrames<ClassicGrowEvent>, bool) {
         let b = self.b;
         let event = ClassicGrowEvent {
             header: EventHeader {
                 kind: EventKind::ClassicGrow as u32,
                 tid: 1000 + rng.below(8) as u32,
                 ts_ns,
-                goid: 1 + rng.below(500),
             },
             // Go's heap starts at 0xc000000000; an hmap is 48 bytes.
             map: 0xc0_0000_0000 + self.slot * 0x30,
@@ -86,14 +87,18 @@ impl MapLife {
             key_size: 8,
             value_size: 8,
             _pad: [0; 2],
-            // A few dozen call sites, as a service has.
-            site: Site {
-                stack_id: (self.slot % 40) as i64,
-                caller: 0x45_0000 + 0x10 * (self.slot % 40),
-            },
+            site: Site::default(),
         };
+        // A few dozen call sites, as a service has, each a 12-frame stack.
+        let mut frames = Frames {
+            depth: 12,
+            pcs: [0; MAX_FRAMES],
+        };
+        for (i, pc) in frames.pcs[..12].iter_mut().enumerate() {
+            *pc = 0x45_0000 + 0x1000 * i as u64 + 0x10 * (self.slot % 40);
+        }
         self.b += 1;
-        (event, self.b >= self.final_b)
+        (WithFrames { event, frames }, self.b >= self.final_b)
     }
 }
 

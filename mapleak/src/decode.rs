@@ -2,8 +2,8 @@
 //! untrusted bytes.
 
 use mapleak_common::{
-    ClassicGrowEvent, CreateEvent, EvacuatedEvent, EventHeader, EventKind, MemEvent, StwEvent,
-    SwissGrowEvent,
+    ClassicGrowEvent, CreateEvent, EvacuatedEvent, EventHeader, EventKind, MAX_FRAMES, MemEvent,
+    Site, StwEvent, SwissGrowEvent,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +17,16 @@ pub enum Event {
 }
 
 impl Event {
+    /// Where the event happened, for the events that carry a stack.
+    pub fn site_mut(&mut self) -> Option<&mut Site> {
+        match self {
+            Event::ClassicGrow(e) => Some(&mut e.site),
+            Event::SwissGrow(e) => Some(&mut e.site),
+            Event::Create(e) => Some(&mut e.site),
+            _ => None,
+        }
+    }
+
     pub fn header(&self) -> &EventHeader {
         match self {
             Event::ClassicGrow(e) => &e.header,
@@ -53,6 +63,22 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
     }
 }
 
+/// The pcs behind an event that carries a stack ([`mapleak_common::WithFrames`]), as
+/// little-endian bytes; `None` when the record has no frames behind the event (as synthetic
+/// records in tests and benchmarks do), or they are malformed.
+pub fn frames<'r>(record: &'r [u8], event: &Event) -> Option<&'r [u8]> {
+    let event_len = match event {
+        Event::ClassicGrow(_) => size_of::<ClassicGrowEvent>(),
+        Event::SwissGrow(_) => size_of::<SwissGrowEvent>(),
+        Event::Create(_) => size_of::<CreateEvent>(),
+        _ => return None,
+    };
+    let tail = record.get(event_len..)?;
+    let depth = u64::from_le_bytes(tail.get(..8)?.try_into().ok()?);
+    let depth = usize::try_from(depth).ok().filter(|&d| d <= MAX_FRAMES)?;
+    tail.get(8..8 + depth * 8)
+}
+
 /// Copies a `T` out of the front of `record` after checking its length.
 ///
 /// Only instantiated with the `repr(C)` integer-only types of `mapleak_common`, for which every
@@ -79,7 +105,9 @@ pub fn encode<T: Copy>(event: &T) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use mapleak_common::{Frames, WithFrames};
+
+    use super::{frames as frames_of, *};
 
     fn grow() -> ClassicGrowEvent {
         ClassicGrowEvent {
@@ -87,7 +115,6 @@ mod tests {
                 kind: EventKind::ClassicGrow as u32,
                 tid: 7,
                 ts_ns: 99,
-                goid: 1,
             },
             map: 0xc000_1000,
             count: 13,
@@ -111,6 +138,41 @@ mod tests {
                 Err(DecodeError::Short { .. })
             ));
         }
+    }
+
+    #[test]
+    fn reads_the_frames_behind_an_event() {
+        let mut frames = Frames {
+            depth: 2,
+            pcs: [0; MAX_FRAMES],
+        };
+        frames.pcs[..3].copy_from_slice(&[0x10, 0x20, 0x30]);
+        let record = encode(&WithFrames {
+            event: grow(),
+            frames,
+        });
+        let event = decode(&record).unwrap();
+        let want: Vec<u8> = [0x10u64, 0x20]
+            .iter()
+            .flat_map(|p| p.to_le_bytes())
+            .collect();
+        assert_eq!(frames_of(&record, &event), Some(&want[..]));
+        // A depth beyond the array, or frames cut short, is malformed; no tail is no stack.
+        frames.depth = MAX_FRAMES as u64 + 1;
+        let record = encode(&WithFrames {
+            event: grow(),
+            frames,
+        });
+        assert_eq!(frames_of(&record, &event), None);
+        let short = &record[..size_of::<ClassicGrowEvent>() + 8 + 8];
+        frames.depth = 2;
+        let mut cut = encode(&WithFrames {
+            event: grow(),
+            frames,
+        });
+        cut.truncate(short.len());
+        assert_eq!(frames_of(&cut, &event), None);
+        assert_eq!(frames_of(&encode(&grow()), &event), None);
     }
 
     #[test]

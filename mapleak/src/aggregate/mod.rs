@@ -9,6 +9,7 @@ pub mod malloc;
 pub mod maps;
 pub mod memory;
 pub mod sizing;
+pub mod stacks;
 pub mod swiss;
 pub mod types;
 
@@ -127,6 +128,7 @@ pub struct Aggregator {
     memory: memory::AddressSpace,
     births: births::Births,
     types: types::TypeTable,
+    stacks: stacks::StackTable,
 }
 
 impl Aggregator {
@@ -147,6 +149,7 @@ impl Aggregator {
             sites: HashMap::default(),
             births: births::Births::new(max_tracked.max(1)),
             types: types::TypeTable::default(),
+            stacks: stacks::StackTable::default(),
             gc: GcTracker::new(StwRules {
                 reason_in_stop: true,
                 worldstop_in_start: true,
@@ -162,6 +165,11 @@ impl Aggregator {
 
     pub fn gc(&self) -> &GcTracker {
         &self.gc
+    }
+
+    /// The stacks the probes walked, by [`mapleak_common::Site::stack_id`].
+    pub fn stacks(&self) -> &stacks::StackTable {
+        &self.stacks
     }
 
     pub fn memory(&self) -> &memory::AddressSpace {
@@ -180,7 +188,14 @@ impl Aggregator {
     /// Decodes and records one ring-buffer record.
     pub fn record_bytes(&mut self, record: &[u8]) {
         match decode::decode(record) {
-            Ok(event) => self.record(&event),
+            Ok(mut event) => {
+                if let Some(frames) = decode::frames(record, &event)
+                    && let Some(site) = event.site_mut()
+                {
+                    site.stack_id = self.stacks.intern(frames);
+                }
+                self.record(&event)
+            }
             Err(_) => {
                 self.totals.received += 1;
                 self.interval.received += 1;

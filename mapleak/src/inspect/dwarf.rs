@@ -1,7 +1,7 @@
 //! Runtime struct offsets read from the target's own DWARF.
 //!
 //! The table in `offsets.rs` is what mapleak knows about released Go versions; a binary that
-//! carries DWARF can say for itself where `runtime.g.goid` or `hmap.B` live, which catches
+//! carries DWARF can say for itself where `hmap.B` or `maps.table.capacity` live, which catches
 //! patched toolchains and releases newer than the table. Go's linker names every type DIE
 //! after its Go type (`runtime.hmap`, `internal/abi.Type`) and writes member offsets as
 //! constants, so one pass over `.debug_info` that stops only at `DW_TAG_structure_type`
@@ -63,7 +63,6 @@ macro_rules! dwarf_offsets {
 
 dwarf_offsets!(
     config: [
-        g_goid,
         hmap_count,
         hmap_flags,
         hmap_b,
@@ -136,11 +135,6 @@ struct Wanted {
     /// (DWARF member name, `DwarfOffsets` field)
     members: &'static [(&'static str, &'static str)],
 }
-
-const G: Wanted = Wanted {
-    name: "runtime.g",
-    members: &[("goid", "g_goid")],
-};
 
 /// What user space reads from `gcController`: `heapMarked`, the live heap after the last GC, and
 /// `totalAlloc`, the heap bytes allocated since start.
@@ -219,7 +213,7 @@ fn wanted(go_minor: u32, swiss: bool) -> Vec<Wanted> {
     } else {
         ABI_TYPE
     };
-    let mut list = vec![G, GC_CONTROLLER, abi_type];
+    let mut list = vec![GC_CONTROLLER, abi_type];
     let map_type = match (swiss, go_minor) {
         (false, ..=20) => Some(("runtime.maptype", RUNTIME_MAPTYPE_MEMBERS)),
         (false, 21..=23) => Some(("internal/abi.MapType", ABI_CLASSIC_MAPTYPE_MEMBERS)),
@@ -544,7 +538,7 @@ mod tests {
                 .expect("readable DWARF")
                 .expect("fixture has DWARF");
             let missing = offsets.missing();
-            let table = offsets::config(&version);
+            let table = offsets::config();
             let (config, mut differ) = offsets.apply(table);
             let heap_marked = offsets::heap_marked(&version);
             if offsets.heap_marked.map(u64::from) != heap_marked {
@@ -608,7 +602,8 @@ mod tests {
         }
     }
 
-    /// A tiny DWARF 4 unit: `runtime.g { pad@0, goid@152 }`, a `runtime.gcControllerState`
+    /// A tiny DWARF 4 unit: `runtime.hmap { count@0, flags@8 }` (after a decoy `runtime.m` with a
+    /// `flags` member), a `runtime.gcControllerState`
     /// (its `totalAlloc` past 255, so a two-byte offset), and an `internal/abi.Type`; some
     /// members are `DW_OP_plus_uconst` expressions, as older producers write them.
     fn synthetic() -> (Vec<u8>, Vec<u8>) {
@@ -643,8 +638,8 @@ mod tests {
             }
             dies.push(0);
         };
-        strukt("runtime.m", &[("goid", 7, false)]);
-        strukt("runtime.g", &[("stack", 0, false), ("goid", 152, false)]);
+        strukt("runtime.m", &[("flags", 7, false)]);
+        strukt("runtime.hmap", &[("count", 0, false), ("flags", 8, false)]);
         strukt(
             "runtime.gcControllerState",
             &[
@@ -690,7 +685,7 @@ mod tests {
             ..Sections::default()
         };
         let found = offsets_from_sections(&sections, 21, false).unwrap();
-        assert_eq!(found.g_goid, Some(152));
+        assert_eq!(found.hmap_flags, Some(8));
         assert_eq!(found.type_size, Some(0));
         assert_eq!(found.type_ptr_bytes, Some(8));
         assert_eq!(found.hmap_b, None);
@@ -698,15 +693,15 @@ mod tests {
         assert_eq!(found.heap_marked, Some(152));
         assert_eq!(found.total_alloc, Some(296));
         let mut base = Config {
-            g_goid: 160,
+            hmap_flags: 16,
             ..Config::default()
         };
         base.type_ptr_bytes = 8;
         // heap_marked and total_alloc feed no `Config` field, so they can neither differ nor be
         // applied.
         let (config, differ) = found.apply(base);
-        assert_eq!(differ, vec!["g_goid"]);
-        assert_eq!(config.g_goid, 152);
+        assert_eq!(differ, vec!["hmap_flags"]);
+        assert_eq!(config.hmap_flags, 8);
     }
 
     /// Cheap deterministic noise for the corruption tests.

@@ -330,7 +330,7 @@ fn struct_offsets(
     map_impl: MapImpl,
     notes: &mut Vec<String>,
 ) -> (Config, OffsetsSource, GcControllerOffsets) {
-    let table = offsets::config(version);
+    let table = offsets::config();
     let gc_controller = GcControllerOffsets::table(version);
     match dwarf::struct_offsets(elf, version.minor, map_impl == MapImpl::Swiss) {
         Ok(Some(found)) => {

@@ -344,11 +344,6 @@ impl Loaded {
             .collect()
     }
 
-    /// The stack map, moved out to be read when the report is made.
-    pub fn take_stacks(&mut self) -> Option<aya::maps::StackTraceMap<MapData>> {
-        aya::maps::StackTraceMap::try_from(self.ebpf.take_map("STACKS")?).ok()
-    }
-
     /// The ring buffer, moved out so that it can be polled while the programs stay attached.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, TraceError> {
         let map = self

@@ -184,7 +184,6 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         notes.push(note);
     }
     let ring = loaded.take_events()?;
-    let stacks = loaded.take_stacks();
     // Before the banner: whoever reacts to it with Ctrl-C must get the final report.
     let stops = Stops {
         interrupt: signal(SignalKind::interrupt())?,
@@ -234,7 +233,7 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     // disk since; /proc/PID/exe is gone once the target exits).
     let elf = inspect::GoElf::parse(&inspection.path, &exe_bytes).ok();
     let mut resolver = super::stacks::StackResolver {
-        stacks,
+        stacks: agg.stacks(),
         symbolizer: elf.and_then(|e| {
             inspect::symbolize::Symbolizer::for_elf(&e, inspection.version.minor).ok()
         }),

@@ -1,9 +1,9 @@
-//! Stacks from the kernel's stack map, symbolized from the target's own `.gopclntab`.
+//! The probes' stacks, symbolized from the target's own `.gopclntab`.
 
-use aya::maps::{MapData, StackTraceMap};
 use mapleak_common::Site;
 
 use crate::{
+    aggregate::stacks::StackTable,
     inspect::symbolize::Symbolizer,
     report::sites::{ResolvedStack, SourceSite, StackFrame},
 };
@@ -12,7 +12,7 @@ use crate::{
 const RUNTIME_PREFIXES: [&str; 2] = ["runtime.", "internal/runtime/"];
 
 pub struct StackResolver<'a> {
-    pub stacks: Option<StackTraceMap<MapData>>,
+    pub stacks: &'a StackTable,
     pub symbolizer: Option<Symbolizer<'a>>,
     /// Subtracted from run-time addresses (PIE) to get the binary's own.
     pub bias: u64,
@@ -23,23 +23,13 @@ impl StackResolver<'_> {
         let Some(symbolizer) = self.symbolizer.as_mut() else {
             return ResolvedStack::default();
         };
-        let ips: Vec<u64> = match (&self.stacks, u32::try_from(site.stack_id)) {
-            (Some(map), Ok(id)) => map
-                .get(&id, 0)
-                .map(|s| s.frames().iter().map(|f| f.ip).collect())
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        // The probe fires before the probed function pushes its frame, so a frame-pointer walk
-        // can miss its immediate caller; the return address at the stack top fills that in
-        // unless the walk already has it.
-        let mut pcs = Vec::with_capacity(ips.len() + 1);
-        pcs.extend(ips.first().copied());
-        if ips.get(1) != Some(&site.caller) {
-            pcs.push(site.caller);
-        }
-        pcs.extend(ips.iter().skip(1).copied());
-        let pcs: Vec<u64> = pcs.iter().map(|pc| pc.wrapping_sub(self.bias)).collect();
+        let pcs: Vec<u64> = self
+            .stacks
+            .get(site.stack_id)
+            .unwrap_or_default()
+            .iter()
+            .map(|pc| pc.wrapping_sub(self.bias))
+            .collect();
         let frames = symbolizer.stack_pcs(&pcs);
         let site = frames
             .iter()

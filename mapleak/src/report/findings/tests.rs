@@ -25,10 +25,7 @@ fn header(kind: EventKind, ts: u64) -> EventHeader {
 
 fn grow(map: u64, count: u64, b: u8, ts: u64) -> Vec<u8> {
     encode(&ClassicGrowEvent {
-        site: Site {
-            stack_id: 1,
-            caller: 0x1000,
-        },
+        site: Site { stack_id: 1 },
         ..crate::aggregate::tests::grow(map, count, b, ts)
     })
 }
@@ -106,10 +103,7 @@ fn a_map_that_grew_a_little_is_left_alone() {
 #[test]
 fn maps_made_at_a_high_rate_are_churn_when_the_creation_probe_counts_them() {
     let mut agg = Aggregator::new(RULES);
-    let site = Site {
-        stack_id: 2,
-        caller: 0x2000,
-    };
+    let site = Site { stack_id: 2 };
     for k in 0..2000u64 {
         agg.record_bytes(&encode(&CreateEvent {
             header: header(EventKind::Create, k * 1000),

@@ -26,4 +26,8 @@ pub struct GroupSampling {
     pub estimated_events: u64,
     pub observed_bytes: u64,
     pub estimated_bytes: u64,
+    /// What the windows' counts were scaled by: `allocation` (the heap bytes the target
+    /// allocated inside the windows against all it allocated), `cpu` (its CPU time, less the
+    /// probes' calibrated cost), `wall` (attached time), or `none` when nothing was sampled.
+    pub scaled_by: &'static str,
 }

@@ -52,12 +52,17 @@ pub fn summary(s: &Summary) -> String {
         let _ = writeln!(
             out,
             "sampled: the {} probes were attached {:.1}% of the time to keep the target's overhead under {}%; \
-             counts are what was seen ({} events; at least {} by the target's CPU time); --exact sees all",
+             counts are what was seen ({} events; about {} scaled by {}); --exact sees all",
             g.group,
             g.attached_fraction * 100.0,
             s.sampling.max_overhead * 100.0,
             count(g.observed_events),
             count(g.estimated_events),
+            match g.scaled_by {
+                "allocation" => "the heap the target allocated",
+                "cpu" => "the target's CPU time",
+                _ => "attached time",
+            },
         );
     }
     if !m.top.is_empty() {

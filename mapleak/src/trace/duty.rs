@@ -17,7 +17,7 @@ use super::{
     governor::{Governor, IntervalUse},
     loader::{Loaded, ProbeGroup},
     sampler::{Sampler, Window},
-    target,
+    work::{Work, WorkGauge},
 };
 use crate::aggregate::Aggregator;
 
@@ -41,9 +41,10 @@ pub const MIN_WINDOW: Duration = Duration::from_millis(50);
 struct GroupDuty {
     attached_since: Option<Instant>,
     attached_ns: u64,
-    /// Target CPU time when last attached, and spent while attached this interval.
-    cpu_at_attach: u64,
-    cpu_attached_ns: u64,
+    /// The target's work counters when last attached, and the work done while attached this
+    /// interval.
+    work_at_attach: Work,
+    work_attached: Work,
     hits_at_start: u64,
     /// What the group had observed so far (events, bytes) when the accounting period began.
     observed_at_start: (u64, u64),
@@ -61,7 +62,8 @@ pub struct DutyCycle {
     groups: BTreeMap<ProbeGroup, GroupDuty>,
     interval_start: Instant,
     slice: Duration,
-    cpu_at_start: Option<u64>,
+    gauge: WorkGauge,
+    work_at_start: Option<Work>,
     was_governed: bool,
     pub sampler: Sampler,
 }
@@ -76,16 +78,17 @@ impl DutyCycle {
         agg: &Aggregator,
         interval: Duration,
         attached: &[ProbeGroup],
+        gauge: WorkGauge,
     ) -> Self {
-        let cpu = target::cpu_ns(loaded.pid()).unwrap_or(0);
+        let work = gauge.read();
         let groups = attached
             .iter()
             .map(|g| {
                 let duty = GroupDuty {
                     attached_since: Some(now),
                     attached_ns: 0,
-                    cpu_at_attach: cpu,
-                    cpu_attached_ns: 0,
+                    work_at_attach: work.unwrap_or_default(),
+                    work_attached: Work::ZERO,
                     hits_at_start: loaded.group_hits(*g),
                     observed_at_start: observed(*g, agg, loaded.group_hits(*g)),
                     share: 1.0,
@@ -102,10 +105,16 @@ impl DutyCycle {
             groups,
             interval_start: now,
             slice: interval / SLICES,
-            cpu_at_start: Some(cpu),
+            gauge,
+            work_at_start: work,
             was_governed: false,
             sampler: Sampler::new(cost),
         }
+    }
+
+    /// Reads the target's work counters, so that the last reading before it exits is recent.
+    pub fn refresh_work(&self) {
+        self.gauge.read();
     }
 
     /// When the next group is due to be switched.
@@ -121,7 +130,7 @@ impl DutyCycle {
         loaded: &mut Loaded,
     ) -> Result<Vec<ProbeGroup>, TraceError> {
         let mut switched = Vec::new();
-        let cpu = target::cpu_ns(loaded.pid()).unwrap_or(0);
+        let work = self.gauge.read().unwrap_or_default();
         for (group, duty) in &mut self.groups {
             if !duty.next_toggle.is_some_and(|at| at <= now) {
                 continue;
@@ -130,14 +139,14 @@ impl DutyCycle {
                 Some(since) => {
                     loaded.set_group(*group, false)?;
                     duty.attached_ns += (now - since).as_nanos() as u64;
-                    duty.cpu_attached_ns += cpu.saturating_sub(duty.cpu_at_attach);
+                    duty.work_attached.add(work.since(duty.work_at_attach));
                     duty.next_toggle = Some(duty.slice_start + duty.period);
                 }
                 None => {
                     loaded.set_group(*group, true)?;
                     // Live once the attach returns, which can wait on an earlier detach.
                     let live = Instant::now();
-                    duty.cpu_at_attach = target::cpu_ns(loaded.pid()).unwrap_or(cpu);
+                    duty.work_at_attach = self.gauge.read().unwrap_or(work);
                     duty.attached_since = Some(live);
                     duty.slice_start = live;
                     duty.next_toggle = Some(live + duty.window);
@@ -158,18 +167,20 @@ impl DutyCycle {
         agg: &Aggregator,
     ) -> Result<Vec<ProbeGroup>, TraceError> {
         let wall_ns = (now - self.interval_start).as_nanos() as u64;
-        let cpu_now = target::cpu_ns(loaded.pid());
-        let cpu_ns = cpu_now
-            .zip(self.cpu_at_start)
-            .map_or(0, |(b, a)| b.saturating_sub(a));
-        let cpu = cpu_now.unwrap_or(0);
+        let work_now = self.gauge.read();
+        // Unknown (the target exited) reads as no CPU time: the sampler then falls back to wall
+        // time for the interval.
+        let done = work_now
+            .zip(self.work_at_start)
+            .map_or(Work::default(), |(b, a)| b.since(a));
+        let work = work_now.unwrap_or_default();
         let mut uses = Vec::with_capacity(self.groups.len());
         for (group, duty) in &mut self.groups {
             if let Some(since) = duty.attached_since {
                 duty.attached_ns += (now - since).as_nanos() as u64;
                 duty.attached_since = Some(now);
-                duty.cpu_attached_ns += cpu.saturating_sub(duty.cpu_at_attach);
-                duty.cpu_at_attach = cpu;
+                duty.work_attached.add(work.since(duty.work_at_attach));
+                duty.work_at_attach = work;
             }
             let hits_now = loaded.group_hits(*group);
             let used = IntervalUse {
@@ -183,11 +194,13 @@ impl DutyCycle {
                 seen.1 - duty.observed_at_start.1,
             );
             duty.observed_at_start = seen;
+            let attached_work = std::mem::replace(&mut duty.work_attached, Work::ZERO);
             let window = Window {
                 wall_ns,
                 attached_ns: used.attached_ns,
-                cpu_ns,
-                cpu_attached_ns: std::mem::take(&mut duty.cpu_attached_ns),
+                cpu_ns: done.cpu_ns,
+                cpu_attached_ns: attached_work.cpu_ns,
+                alloc: done.alloc.zip(attached_work.alloc),
                 hits: used.hits,
             };
             self.sampler.record(*group, window, observed);
@@ -196,10 +209,10 @@ impl DutyCycle {
         let mut reattached = Vec::new();
         let Some(governor) = &mut self.governor else {
             self.interval_start = now;
-            self.cpu_at_start = cpu_now;
+            self.work_at_start = work_now;
             return Ok(reattached);
         };
-        let shares = governor.update_all(&uses, cpu_ns, wall_ns);
+        let shares = governor.update_all(&uses, done.cpu_ns, wall_ns);
         for (group, duty) in &mut self.groups {
             let was = duty.share;
             duty.share = shares[group];
@@ -210,7 +223,7 @@ impl DutyCycle {
                 if duty.attached_since.is_none() {
                     loaded.set_group(*group, true)?;
                     duty.attached_since = Some(Instant::now());
-                    duty.cpu_at_attach = target::cpu_ns(loaded.pid()).unwrap_or(cpu);
+                    duty.work_at_attach = self.gauge.read().unwrap_or(work);
                     reattached.push(*group);
                 }
             } else if was >= 1.0 {
@@ -227,7 +240,7 @@ impl DutyCycle {
             }
         }
         self.interval_start = now;
-        self.cpu_at_start = cpu_now;
+        self.work_at_start = work_now;
         Ok(reattached)
     }
 

@@ -158,22 +158,6 @@ impl LiveReader {
     }
 
     fn read_vec(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
-        if addr == 0 {
-            return None;
-        }
-        let mut buf = vec![0u8; len];
-        let local = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: len,
-        };
-        let remote = libc::iovec {
-            iov_base: addr as *mut libc::c_void,
-            iov_len: len,
-        };
-        // SAFETY: `local` describes `buf`, which outlives the call; the remote range is only read
-        // by the kernel, which fails (short or -1) instead of faulting on unmapped memory.
-        let n =
-            unsafe { libc::process_vm_readv(self.pid as libc::pid_t, &local, 1, &remote, 1, 0) };
-        (usize::try_from(n).ok() == Some(len)).then_some(buf)
+        target::read_memory(self.pid, addr, len)
     }
 }

@@ -12,6 +12,7 @@ pub mod sampler;
 pub mod session;
 pub mod stacks;
 pub mod target;
+pub mod work;
 
 pub use error::TraceError;
 pub use session::{OptInProbe, TraceOptions, run};

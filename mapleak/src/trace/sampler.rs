@@ -26,6 +26,11 @@ struct Totals {
     own_total_ns: f64,
     sampled_wall_ns: u64,
     sampled_attached_ns: u64,
+    /// Bytes the target allocated over the sampled intervals and inside their windows, while
+    /// every sampled interval had them.
+    alloc_total: u64,
+    alloc_inside: u64,
+    alloc_known: bool,
     /// Intervals without CPU figures (the target exited in them), scaled by wall time alone.
     wall_scaled_events: f64,
     wall_scaled_bytes: f64,
@@ -33,8 +38,30 @@ struct Totals {
 
 impl Totals {
     /// How many times the sampled intervals' events their whole span held.
+    fn by_allocation(&self) -> bool {
+        self.alloc_known && self.alloc_inside > 0
+    }
+
+    fn by_cpu(&self) -> bool {
+        self.own_inside_ns > 0.0 && self.own_total_ns >= self.own_inside_ns
+    }
+
+    fn basis(&self) -> &'static str {
+        if !self.sampled {
+            "none"
+        } else if self.by_allocation() {
+            "allocation"
+        } else if self.by_cpu() {
+            "cpu"
+        } else {
+            "wall"
+        }
+    }
+
     fn scale(&self) -> f64 {
-        if self.own_inside_ns > 0.0 && self.own_total_ns >= self.own_inside_ns {
+        if self.by_allocation() {
+            self.alloc_total as f64 / self.alloc_inside as f64
+        } else if self.by_cpu() {
             self.own_total_ns / self.own_inside_ns
         } else {
             self.sampled_wall_ns as f64 / (self.sampled_attached_ns as f64).max(1.0)
@@ -60,6 +87,9 @@ pub struct Window {
     /// Target CPU time in the interval, and in the part of it the group was attached.
     pub cpu_ns: u64,
     pub cpu_attached_ns: u64,
+    /// Heap bytes the target allocated in the interval and while the group was attached, when
+    /// the runtime's counter could be read at every switch.
+    pub alloc: Option<(u64, u64)>,
     pub hits: u64,
 }
 
@@ -74,11 +104,15 @@ impl Sampler {
     /// Records one interval of `group` in which `events`/`bytes` were observed.
     ///
     /// Events scale with the target's own work, not with wall time: while attached, the probes
-    /// slow it down. So the estimate is the events per CPU-ns of the target's own work inside
-    /// the windows (their CPU time less the probes' cost) times that work over every sampled
-    /// interval. Without usable CPU figures it falls back to the attached share of wall time.
+    /// slow it down. So the estimate is the events per unit of work inside the windows times
+    /// the work over every sampled interval. Work is the heap the target allocated where its
+    /// runtime's counter is readable (the probes do not change it), else its CPU time less the
+    /// probes' calibrated cost; without CPU figures, the attached share of wall time.
     pub fn record(&mut self, group: ProbeGroup, w: Window, (events, bytes): (u64, u64)) {
-        let t = self.groups.entry(group).or_default();
+        let t = self.groups.entry(group).or_insert_with(|| Totals {
+            alloc_known: true,
+            ..Totals::default()
+        });
         let attached_ns = w.attached_ns.min(w.wall_ns);
         t.wall_ns += w.wall_ns;
         t.attached_ns += attached_ns;
@@ -104,6 +138,13 @@ impl Sampler {
         t.own_total_ns += w.cpu_ns as f64 - probes;
         t.sampled_wall_ns += w.wall_ns;
         t.sampled_attached_ns += attached_ns;
+        match w.alloc {
+            Some((total, inside)) => {
+                t.alloc_total += total;
+                t.alloc_inside += inside;
+            }
+            None => t.alloc_known = false,
+        }
         log::debug!("{group:?} sampled {w:?}: {events} events, probes {probes:.0} ns");
     }
 
@@ -133,6 +174,7 @@ impl Sampler {
                 ),
                 observed_bytes: t.observed_bytes,
                 estimated_bytes: t.estimate(t.exact_bytes, t.sampled_bytes, t.wall_scaled_bytes),
+                scaled_by: t.basis(),
             })
             .collect()
     }
@@ -154,8 +196,52 @@ mod tests {
             attached_ns,
             cpu_ns,
             cpu_attached_ns,
+            alloc: None,
             hits,
         }
+    }
+
+    #[test]
+    fn allocation_scales_without_the_probes_cost() {
+        // A hit cost that is badly off changes nothing when allocation is known.
+        let mut s = Sampler::new(HitCost::new(1e9));
+        // Attached a tenth of the interval, in which the target allocated 1 MB of its 8 MB …
+        s.record(
+            ProbeGroup::Growth,
+            Window {
+                alloc: Some((8 << 20, 1 << 20)),
+                ..window(1000, 100, 1000, 400, 50)
+            },
+            (50, 500),
+        );
+        // … and an interval between windows: 4 MB more, nothing seen.
+        s.record(
+            ProbeGroup::Growth,
+            Window {
+                alloc: Some((4 << 20, 0)),
+                ..window(1000, 0, 1000, 0, 0)
+            },
+            (0, 0),
+        );
+        let g = &s.summary()[0];
+        assert_eq!((g.estimated_events, g.estimated_bytes), (600, 6000));
+        assert_eq!(g.scaled_by, "allocation");
+    }
+
+    #[test]
+    fn one_interval_without_allocation_figures_falls_back_to_cpu() {
+        let mut s = Sampler::new(HitCost::new(10.0));
+        s.record(
+            ProbeGroup::Growth,
+            Window {
+                alloc: Some((8 << 20, 1 << 20)),
+                ..window(1000, 100, 1100, 200, 10)
+            },
+            (10, 0),
+        );
+        s.record(ProbeGroup::Growth, window(1000, 0, 1000, 0, 0), (0, 0));
+        let g = &s.summary()[0];
+        assert_eq!((g.estimated_events, g.scaled_by), (200, "cpu"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use tokio::{
 use super::{
     TraceError,
     calibrate::HitCost,
+    work::WorkGauge,
     duty::DutyCycle,
     governor::Governor,
     live::LiveReader,
@@ -171,6 +172,14 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     let gc = GcTracker::new(StwRules::new(&inspection.version));
     let rules = GoRules::new(&inspection.version, &inspection.build);
     let mut agg = Aggregator::new(rules).with_gc(gc);
+    let gc_controller = |offset: Option<u64>| {
+        inspection
+            .gc_controller_address
+            .zip(offset)
+            .zip(bias)
+            .map(|((addr, off), bias)| addr + off + bias)
+    };
+    let gauge = WorkGauge::new(pid, gc_controller(inspection.total_alloc_offset));
     let mut duty = DutyCycle::new(
         governor,
         cost,
@@ -179,6 +188,7 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         &agg,
         opts.interval,
         &groups,
+        gauge,
     );
     if let Err(note) = loaded.attach_syscalls() {
         notes.push(note);
@@ -191,11 +201,7 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     };
     announce(&inspection, pid, hit_cost, &opts);
 
-    let heap_marked = inspection
-        .gc_controller_address
-        .zip(inspection.heap_marked_offset)
-        .zip(bias)
-        .map(|((addr, off), bias)| addr + off + bias);
+    let heap_marked = gc_controller(inspection.heap_marked_offset);
     let swiss = inspection.map_impl == MapImpl::Swiss;
     let live = LiveReader::new(pid, config, swiss, rules, heap_marked);
     let stop = pump(
@@ -293,7 +299,10 @@ async fn pump(
                 drain(guard.get_inner_mut(), agg);
                 guard.clear_ready();
             }
-            _ = drains.tick() => drain(ring.get_mut(), agg),
+            _ = drains.tick() => {
+                drain(ring.get_mut(), agg);
+                duty.refresh_work();
+            }
             _ = sleep_until(duty.next_toggle()) => {
                 // Count everything the attached stretch produced before switching.
                 drain(ring.get_mut(), agg);

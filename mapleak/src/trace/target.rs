@@ -87,6 +87,31 @@ fn parse_rollup(rollup: &str) -> Option<Rollup> {
     })
 }
 
+/// `len` bytes of the target's memory at `addr`, by process_vm_readv: unmapped memory fails the
+/// read (short or -1) instead of faulting.
+pub fn read_memory(pid: u32, addr: u64, len: usize) -> Option<Vec<u8>> {
+    if addr == 0 {
+        return None;
+    }
+    let mut buf = vec![0u8; len];
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: len,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: len,
+    };
+    // SAFETY: `local` describes `buf`, which outlives the call; the remote range is only read by
+    // the kernel.
+    let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    (usize::try_from(n).ok() == Some(len)).then_some(buf)
+}
+
+pub fn read_u64(pid: u32, addr: u64) -> Option<u64> {
+    Some(u64::from_le_bytes(read_memory(pid, addr, 8)?.try_into().ok()?))
+}
+
 /// Time the process's threads have spent on a CPU, to the nanosecond, from the process's CPU-time
 /// clock: unlike `/proc/PID/task/TID/schedstat`, which a running thread updates only at scheduler
 /// ticks, the clock includes the slice a thread is running right now, so short windows measure

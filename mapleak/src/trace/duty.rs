@@ -72,7 +72,6 @@ impl DutyCycle {
     /// Every group in `attached` starts attached (the loader attached them).
     pub fn new(
         governor: Option<Governor>,
-        cost: HitCost,
         now: Instant,
         loaded: &Loaded,
         agg: &Aggregator,
@@ -80,6 +79,8 @@ impl DutyCycle {
         attached: &[ProbeGroup],
         gauge: WorkGauge,
     ) -> Self {
+        // Only a governor samples, so without one the cost never enters an estimate.
+        let sampler = Sampler::new(governor.as_ref().map_or(HitCost::new(0.0), Governor::cost));
         let work = gauge.read();
         let groups = attached
             .iter()
@@ -108,7 +109,7 @@ impl DutyCycle {
             gauge,
             work_at_start: work,
             was_governed: false,
-            sampler: Sampler::new(cost),
+            sampler,
         }
     }
 

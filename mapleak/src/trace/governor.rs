@@ -36,6 +36,10 @@ impl Governor {
         }
     }
 
+    pub fn cost(&self) -> HitCost {
+        self.cost
+    }
+
     pub fn fraction(&self, group: ProbeGroup) -> f64 {
         self.fractions.get(&group).copied().unwrap_or(1.0)
     }

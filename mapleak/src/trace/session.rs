@@ -13,12 +13,12 @@ use tokio::{
 use super::{
     TraceError,
     calibrate::HitCost,
-    work::WorkGauge,
     duty::DutyCycle,
     governor::Governor,
     live::LiveReader,
     loader::{self, ProbeGroup},
     target,
+    work::WorkGauge,
 };
 use crate::{
     aggregate::{Aggregator, GcTracker, GoRules, StwRules},
@@ -103,7 +103,7 @@ fn probe_groups(
 }
 
 /// When the governor first judges the probes' cost, instead of waiting for the first interval.
-const EARLY_CHECK: Duration = Duration::from_millis(100);
+const EARLY_CHECK: Duration = Duration::from_millis(50);
 
 /// How often the ring buffer is drained: the kernel wakes mapleak only for a quarter-full
 /// ring, so that probe hits do not each pay for a wake-up.
@@ -182,7 +182,6 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     let gauge = WorkGauge::new(pid, gc_controller(inspection.total_alloc_offset));
     let mut duty = DutyCycle::new(
         governor,
-        cost,
         started,
         &loaded,
         &agg,

@@ -109,7 +109,9 @@ pub fn read_memory(pid: u32, addr: u64, len: usize) -> Option<Vec<u8>> {
 }
 
 pub fn read_u64(pid: u32, addr: u64) -> Option<u64> {
-    Some(u64::from_le_bytes(read_memory(pid, addr, 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        read_memory(pid, addr, 8)?.try_into().ok()?,
+    ))
 }
 
 /// Time the process's threads have spent on a CPU, to the nanosecond, from the process's CPU-time

@@ -49,6 +49,10 @@ fn the_default_budget_bounds_the_cost_and_marks_the_counts_sampled() {
         .expect("a growth group");
     assert_eq!(growth["sampled"], true, "{growth}");
     assert!(growth["attached_fraction"].as_f64() < Some(0.5), "{growth}");
+    // Switching the probes many times loses no record's type sizes (sent once per type and
+    // CPU) and drops nothing.
+    assert_eq!(governed["events"]["invalid"], 0, "{}", governed["events"]);
+    assert_eq!(governed["events"]["lost"], 0, "{}", governed["events"]);
     // Every event seen is reported as seen; the scaled figure is never below it.
     assert_eq!(growth["observed_events"], governed["maps"]["grow_events"]);
     assert!(growth["estimated_events"].as_u64() >= growth["observed_events"].as_u64());

@@ -124,7 +124,8 @@ fn unsized_map(
     // Savings measured on the maps in detail, scaled to all of the site's growth.
     let scale = total_events as f64 / seen_events.max(1) as f64;
     let scaled = |n: u64| (n as f64 * scale).round() as u64;
-    let maps_covered = scaled(covered.len() as u64);
+    // Scaled by events, which can round past the site's own count of maps.
+    let maps_covered = scaled(covered.len() as u64).min(total_maps);
     let events_saved = scaled(covered.iter().map(|r| r.grow_events).sum());
     let grown: u64 = covered.iter().map(|r| r.bytes).sum();
     let bytes_saved = scaled(grown.saturating_sub(per_map * covered.len() as u64));

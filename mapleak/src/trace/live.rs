@@ -150,11 +150,11 @@ impl LiveReader {
     }
 
     fn read_u64(&self, addr: u64) -> Option<u64> {
-        self.read::<8>(addr).map(u64::from_le_bytes)
+        target::read_u64(self.pid, addr)
     }
 
     fn read<const N: usize>(&self, addr: u64) -> Option<[u8; N]> {
-        self.read_vec(addr, N)?.try_into().ok()
+        target::read_array(self.pid, addr)
     }
 
     fn read_vec(&self, addr: u64, len: usize) -> Option<Vec<u8>> {

@@ -108,10 +108,13 @@ pub fn read_memory(pid: u32, addr: u64, len: usize) -> Option<Vec<u8>> {
     (usize::try_from(n).ok() == Some(len)).then_some(buf)
 }
 
+/// [`read_memory`] of a fixed size.
+pub fn read_array<const N: usize>(pid: u32, addr: u64) -> Option<[u8; N]> {
+    read_memory(pid, addr, N)?.try_into().ok()
+}
+
 pub fn read_u64(pid: u32, addr: u64) -> Option<u64> {
-    Some(u64::from_le_bytes(
-        read_memory(pid, addr, 8)?.try_into().ok()?,
-    ))
+    read_array::<8>(pid, addr).map(u64::from_le_bytes)
 }
 
 /// Time the process's threads have spent on a CPU, to the nanosecond, from the process's CPU-time

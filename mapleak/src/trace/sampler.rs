@@ -26,20 +26,19 @@ struct Totals {
     own_total_ns: f64,
     sampled_wall_ns: u64,
     sampled_attached_ns: u64,
-    /// Bytes the target allocated over the sampled intervals and inside their windows, while
-    /// every sampled interval had them.
+    /// Bytes the target allocated over the sampled intervals and inside their windows; of no use
+    /// once a sampled interval went without them.
     alloc_total: u64,
     alloc_inside: u64,
-    alloc_known: bool,
+    alloc_missing: bool,
     /// Intervals without CPU figures (the target exited in them), scaled by wall time alone.
     wall_scaled_events: f64,
     wall_scaled_bytes: f64,
 }
 
 impl Totals {
-    /// How many times the sampled intervals' events their whole span held.
     fn by_allocation(&self) -> bool {
-        self.alloc_known && self.alloc_inside > 0
+        !self.alloc_missing && self.alloc_inside > 0
     }
 
     fn by_cpu(&self) -> bool {
@@ -58,6 +57,7 @@ impl Totals {
         }
     }
 
+    /// How many times the sampled intervals' events their whole span held.
     fn scale(&self) -> f64 {
         if self.by_allocation() {
             self.alloc_total as f64 / self.alloc_inside as f64
@@ -109,10 +109,7 @@ impl Sampler {
     /// runtime's counter is readable (the probes do not change it), else its CPU time less the
     /// probes' calibrated cost; without CPU figures, the attached share of wall time.
     pub fn record(&mut self, group: ProbeGroup, w: Window, (events, bytes): (u64, u64)) {
-        let t = self.groups.entry(group).or_insert_with(|| Totals {
-            alloc_known: true,
-            ..Totals::default()
-        });
+        let t = self.groups.entry(group).or_default();
         let attached_ns = w.attached_ns.min(w.wall_ns);
         t.wall_ns += w.wall_ns;
         t.attached_ns += attached_ns;
@@ -143,7 +140,7 @@ impl Sampler {
                 t.alloc_total += total;
                 t.alloc_inside += inside;
             }
-            None => t.alloc_known = false,
+            None => t.alloc_missing = true,
         }
         log::debug!("{group:?} sampled {w:?}: {events} events, probes {probes:.0} ns");
     }

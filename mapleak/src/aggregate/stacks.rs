@@ -67,4 +67,16 @@ mod tests {
         assert_eq!(t.intern(&[]), -1);
         assert_eq!(t.get(-1), None);
     }
+
+    #[test]
+    fn a_full_table_counts_the_stacks_it_could_not_keep() {
+        let mut t = StackTable::default();
+        for pc in 0..MAX_STACKS as u64 {
+            t.intern(&bytes(&[pc]));
+        }
+        assert_eq!(t.intern(&bytes(&[u64::MAX])), -1);
+        assert_eq!(t.dropped, 1);
+        // A stack kept before still has its number.
+        assert_eq!(t.intern(&bytes(&[7])), 7);
+    }
 }

@@ -21,7 +21,7 @@ use super::{
     work::WorkGauge,
 };
 use crate::{
-    aggregate::{Aggregator, GcTracker, GoRules, StwRules},
+    aggregate::{Aggregator, GcTracker, GoRules, StwRules, stacks},
     inspect::MapImpl,
     inspect::{self, Inspection},
     report::{
@@ -219,6 +219,13 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     let counters = loaded.counters();
     // Dropping the object detaches every probe before the report is written.
     drop(loaded);
+    let unstacked = agg.stacks().dropped;
+    if unstacked > 0 {
+        notes.push(format!(
+            "{unstacked} record(s) have no call site: mapleak keeps {} distinct stacks",
+            stacks::MAX_STACKS
+        ));
+    }
     let meta = TraceMeta {
         pid,
         go_version: inspection.go_version.clone(),

@@ -7,7 +7,7 @@ use mapleak_common::{
 
 use crate::{
     counters::{finish, hit},
-    go::{GoRegs, StackTop, field, header, read, read_words, submit_with_frames},
+    go::{GoRegs, field, header, read, read_words},
     maps::config,
     types,
 };
@@ -27,7 +27,7 @@ fn try_classic_hash_grow(ctx: &ProbeContext) -> Result<(), u32> {
     let err = |_| COUNTER_READ_ERRORS;
     // count, flags, B and noverflow share the hmap's first two words: one read.
     let h: [u64; HMAP_WORDS] = read_words(map).map_err(err)?;
-    let mut event = ClassicGrowEvent {
+    let event = ClassicGrowEvent {
         header: header(EventKind::ClassicGrow as u32),
         map,
         map_type,
@@ -37,17 +37,12 @@ fn try_classic_hash_grow(ctx: &ProbeContext) -> Result<(), u32> {
         noverflow: field(&h, cfg.hmap_noverflow, 2) as u16,
         ..Default::default()
     };
-    let fresh = types::is_new(map_type);
-    if fresh {
+    types::submit_growth(event, &regs, map_type, |event| {
         let bucket_type: u64 = read(map_type, cfg.maptype_bucket).map_err(err)?;
         event.bucket_size = read(bucket_type, cfg.type_size).map_err(err)?;
         event.bucket_ptr_bytes = read(bucket_type, cfg.type_ptr_bytes).map_err(err)?;
         event.key_size = read(map_type, cfg.maptype_key_size).map_err(err)?;
         event.value_size = read(map_type, cfg.maptype_value_size).map_err(err)?;
-    }
-    submit_with_frames(event, &regs, StackTop::PostPrologue)?;
-    if fresh {
-        types::remember(map_type);
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -3,11 +3,10 @@
 use aya_ebpf::{
     bindings::pt_regs,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
+    maps::ring_buf::RingBufEntry,
     programs::ProbeContext,
 };
 use mapleak_common::{EventHeader, MAX_FRAMES, WithFrames, probe::COUNTER_LOST};
-
-use aya_ebpf::maps::ring_buf::RingBufEntry;
 
 use crate::maps::{EVENTS, wakeup};
 

@@ -9,7 +9,7 @@ use mapleak_common::{
 
 use crate::{
     counters::{finish, hit},
-    go::{GoRegs, StackTop, field, header, read, read_words, submit_with_frames},
+    go::{GoRegs, field, header, read, read_words},
     maps::config,
     types,
 };
@@ -66,7 +66,7 @@ fn emit(regs: &GoRegs, op: SwissOp, map: u64, table: u64, map_type: u64) -> Resu
     } else {
         read_words(table).map_err(err)?
     };
-    let mut event = SwissGrowEvent {
+    let event = SwissGrowEvent {
         header: header(EventKind::SwissGrow as u32),
         map,
         table,
@@ -79,17 +79,12 @@ fn emit(regs: &GoRegs, op: SwissOp, map: u64, table: u64, map_type: u64) -> Resu
         global_depth: field(&m, cfg.swiss_map_global_depth, 1) as u8,
         ..Default::default()
     };
-    let fresh = types::is_new(map_type);
-    if fresh {
+    types::submit_growth(event, regs, map_type, |event| {
         let key_type: u64 = read(map_type, cfg.maptype_key).map_err(err)?;
         let elem_type: u64 = read(map_type, cfg.maptype_elem).map_err(err)?;
         event.group_size = read(map_type, cfg.maptype_group_size).map_err(err)?;
         event.key_size = read::<u64>(key_type, cfg.type_size).map_err(err)? as u32;
         event.elem_size = read::<u64>(elem_type, cfg.type_size).map_err(err)? as u32;
-    }
-    submit_with_frames(event, regs, StackTop::PostPrologue)?;
-    if fresh {
-        types::remember(map_type);
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -247,23 +247,17 @@ impl Report {
                 r.wall_ratio(Tracer::Bpftrace)
             )
         };
-        let behind = |r: &&Row| r.wall_ratio(Tracer::MapleakExact) > r.wall_ratio(Tracer::Bpftrace);
-        let slower: Vec<String> = self
+        // Behind bpftrace beyond the machine's noise, and behind within it.
+        let (slower, tied): (Vec<&Row>, Vec<&Row>) = self
             .rows
             .iter()
-            .filter(behind)
-            .filter(|r| {
+            .filter(|r| r.wall_ratio(Tracer::MapleakExact) > r.wall_ratio(Tracer::Bpftrace))
+            .partition(|r| {
                 r.wall_ratio(Tracer::MapleakExact) > r.wall_ratio(Tracer::Bpftrace) + r.noise()
-            })
-            .map(versus)
-            .collect();
-        let tied: Vec<String> = self
-            .rows
-            .iter()
-            .filter(behind)
-            .filter(|r| {
-                r.wall_ratio(Tracer::MapleakExact) <= r.wall_ratio(Tracer::Bpftrace) + r.noise()
-            })
+            });
+        let slower: Vec<String> = slower.into_iter().map(versus).collect();
+        let tied: Vec<String> = tied
+            .into_iter()
             .map(|r| format!("{}, within ±{:.0} %", versus(r), r.noise() * 100.0))
             .collect();
         let exact = match (slower.is_empty(), tied.is_empty()) {

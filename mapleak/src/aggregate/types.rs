@@ -31,24 +31,32 @@ pub struct TypeTable {
 }
 
 impl TypeTable {
+    /// The sizes of `map_type`: learned from `described` when the event carries them, else as
+    /// learned before.
+    fn sizes(&mut self, map_type: u64, described: Option<Sizes>) -> Option<Sizes> {
+        match described {
+            Some(sizes) => {
+                self.sizes.insert(map_type, sizes);
+                Some(sizes)
+            }
+            None => self.sizes.get(&map_type).copied(),
+        }
+    }
+
     /// Learns `e`'s type from it, or fills it in from an earlier event; `false` when neither.
     pub fn classic(&mut self, e: &mut ClassicGrowEvent) -> bool {
-        if e.bucket_size != 0 {
-            let sizes = Sizes::Classic {
-                bucket_size: e.bucket_size,
-                bucket_ptr_bytes: e.bucket_ptr_bytes,
-                key_size: e.key_size,
-                value_size: e.value_size,
-            };
-            self.sizes.insert(e.map_type, sizes);
-            return true;
-        }
-        let Some(&Sizes::Classic {
+        let described = (e.bucket_size != 0).then_some(Sizes::Classic {
+            bucket_size: e.bucket_size,
+            bucket_ptr_bytes: e.bucket_ptr_bytes,
+            key_size: e.key_size,
+            value_size: e.value_size,
+        });
+        let Some(Sizes::Classic {
             bucket_size,
             bucket_ptr_bytes,
             key_size,
             value_size,
-        }) = self.sizes.get(&e.map_type)
+        }) = self.sizes(e.map_type, described)
         else {
             return false;
         };
@@ -61,20 +69,16 @@ impl TypeTable {
 
     /// [`TypeTable::classic`] for Swiss maps.
     pub fn swiss(&mut self, e: &mut SwissGrowEvent) -> bool {
-        if e.group_size != 0 {
-            let sizes = Sizes::Swiss {
-                group_size: e.group_size,
-                key_size: e.key_size,
-                elem_size: e.elem_size,
-            };
-            self.sizes.insert(e.map_type, sizes);
-            return true;
-        }
-        let Some(&Sizes::Swiss {
+        let described = (e.group_size != 0).then_some(Sizes::Swiss {
+            group_size: e.group_size,
+            key_size: e.key_size,
+            elem_size: e.elem_size,
+        });
+        let Some(Sizes::Swiss {
             group_size,
             key_size,
             elem_size,
-        }) = self.sizes.get(&e.map_type)
+        }) = self.sizes(e.map_type, described)
         else {
             return false;
         };

@@ -16,6 +16,8 @@ pub enum EventKind {
     Create = 5,
     /// A classic map's old bucket array was seen for the last time (opt-in probe).
     Evacuated = 6,
+    /// The traced process executed a new program (`sched_process_exec`).
+    Exec = 7,
 }
 
 impl TryFrom<u32> for EventKind {
@@ -29,6 +31,7 @@ impl TryFrom<u32> for EventKind {
             4 => Ok(Self::Mem),
             5 => Ok(Self::Create),
             6 => Ok(Self::Evacuated),
+            7 => Ok(Self::Exec),
             other => Err(other),
         }
     }
@@ -263,3 +266,12 @@ pub struct EvacuatedEvent {
 }
 
 const _: () = assert!(core::mem::size_of::<EvacuatedEvent>() == 16 + 40);
+
+/// The traced process replaced its image: what follows in the ring is not the traced program's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecEvent {
+    pub header: EventHeader,
+}
+
+const _: () = assert!(core::mem::size_of::<ExecEvent>() == 16);

@@ -34,6 +34,8 @@ pub enum ProbeId {
     EvacuateFast32 = 19,
     EvacuateFast64 = 20,
     EvacuateFastStr = 21,
+    /// The `sched_process_exec` tracepoint (hits count the target's execs only).
+    Exec = 22,
 }
 
 impl ProbeId {
@@ -66,6 +68,7 @@ impl ProbeId {
             ProbeId::EvacuateFast32 => "evacuate_fast32",
             ProbeId::EvacuateFast64 => "evacuate_fast64",
             ProbeId::EvacuateFastStr => "evacuate_faststr",
+            ProbeId::Exec => "proc_exec",
         }
     }
 }

@@ -11,6 +11,7 @@ mod classic;
 mod counters;
 mod create;
 mod evacuate;
+mod exec;
 mod gc;
 mod go;
 mod maps;

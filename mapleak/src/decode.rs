@@ -2,8 +2,8 @@
 //! untrusted bytes.
 
 use mapleak_common::{
-    ClassicGrowEvent, CreateEvent, EvacuatedEvent, EventHeader, EventKind, MAX_FRAMES, MemEvent,
-    Site, StwEvent, SwissGrowEvent,
+    ClassicGrowEvent, CreateEvent, EvacuatedEvent, EventHeader, EventKind, ExecEvent, MAX_FRAMES,
+    MemEvent, Site, StwEvent, SwissGrowEvent,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +14,7 @@ pub enum Event {
     Mem(MemEvent),
     Create(CreateEvent),
     Evacuated(EvacuatedEvent),
+    Exec(ExecEvent),
 }
 
 impl Event {
@@ -35,6 +36,7 @@ impl Event {
             Event::Mem(e) => &e.header,
             Event::Create(e) => &e.header,
             Event::Evacuated(e) => &e.header,
+            Event::Exec(e) => &e.header,
         }
     }
 }
@@ -60,6 +62,7 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
         EventKind::Mem => Ok(Event::Mem(read(record, "memory event")?)),
         EventKind::Create => Ok(Event::Create(read(record, "map creation event")?)),
         EventKind::Evacuated => Ok(Event::Evacuated(read(record, "evacuation event")?)),
+        EventKind::Exec => Ok(Event::Exec(read(record, "exec event")?)),
     }
 }
 

@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     match mapleak::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("mapleak: {err}");
+            mapleak::trace::say(&err);
             ExitCode::FAILURE
         }
     }

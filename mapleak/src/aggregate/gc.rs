@@ -105,8 +105,18 @@ pub struct OtherStw {
 
 /// Cycles kept in detail; older ones stay in the histogram and counters only.
 const MAX_CYCLES: usize = 100_000;
+/// Maps whose growth in the current window is kept, for the cycle's top maps.
+const MAX_WINDOW_MAPS: usize = 1 << 16;
 const TOP_MAPS_PER_CYCLE: usize = 3;
 const MAX_PLAUSIBLE_PAUSE_NS: u64 = 60_000_000_000;
+
+/// Keeps the `n` entries of `map` with the most bytes.
+fn keep_top(map: &mut HashMap<u64, u64>, n: usize) {
+    let mut bytes: Vec<u64> = map.values().copied().collect();
+    let (_, cutoff, _) = bytes.select_nth_unstable_by(n, |a, b| b.cmp(a));
+    let cutoff = *cutoff;
+    map.retain(|_, b| *b > cutoff);
+}
 
 /// `began` if `end` follows it by less than a minute (else one of them is garbage).
 fn plausible(began: u64, end: u64) -> Option<u64> {
@@ -182,6 +192,10 @@ impl GcTracker {
         self.window_events += 1;
         self.window_bytes += bytes;
         *self.window_maps.entry(map).or_default() += bytes;
+        if self.window_maps.len() > MAX_WINDOW_MAPS {
+            // With the GC off no cycle drains the window: keep the maps that grew most.
+            keep_top(&mut self.window_maps, MAX_WINDOW_MAPS / 2);
+        }
         if let Some(i) = self.open
             && self.sweep_end_ns.is_some()
         {
@@ -267,9 +281,11 @@ impl GcTracker {
     }
 
     fn open_cycle(&mut self, ts: u64, numgc: u32) {
-        let mut top: Vec<(u64, u64)> = self.window_maps.drain().collect();
-        top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        top.truncate(TOP_MAPS_PER_CYCLE);
+        let mut all: Vec<(u64, u64)> = self.window_maps.drain().collect();
+        all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        // A copy, not the truncated vector: that would keep room for every map of the window
+        // in every cycle kept.
+        let top = all[..all.len().min(TOP_MAPS_PER_CYCLE)].to_vec();
         let cycle = Cycle {
             // numgc counts completed cycles: this one is the next.
             cycle: if numgc == u32::MAX {
@@ -285,7 +301,7 @@ impl GcTracker {
         };
         self.cycles_seen += 1;
         if self.cycles.len() == MAX_CYCLES {
-            self.cycles.remove(0);
+            self.cycles.drain(..MAX_CYCLES / 2);
         }
         self.cycles.push(cycle);
         self.open = Some(self.cycles.len() - 1);

@@ -11,7 +11,7 @@ use super::{
 
 /// Growth records kept per map; a classic map doubles at most ~48 times and a Swiss map's splits
 /// are summarised by the counters, so only very long-lived maps hit this.
-const MAX_HISTORY: usize = 256;
+pub const MAX_HISTORY: usize = 256;
 
 /// What identifies a map and its element sizes, taken from its first event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +59,8 @@ pub struct MapState {
     pub assigns: Option<u64>,
     /// Classic: how long each growth kept its old bucket array (evacuate probes).
     pub evacuations: Vec<Evacuation>,
+    /// The report interval in which it last grew (1-based; 0: none yet).
+    pub grown_in_interval: u64,
 }
 
 /// One growth's evacuation: the old bucket array stays allocated beside the new one until the
@@ -109,6 +111,7 @@ impl MapState {
             live: None,
             assigns: None,
             evacuations: Vec::new(),
+            grown_in_interval: 0,
         }
     }
 
@@ -136,7 +139,9 @@ impl MapState {
         }
     }
 
-    pub fn apply(&mut self, growth: &Growth, site: Site, ts: u64) {
+    /// Records `growth`, keeping at most `room` growths in the history (the latest once it is
+    /// full below [`MAX_HISTORY`]). Returns the change in history entries.
+    pub fn apply(&mut self, growth: &Growth, site: Site, ts: u64, room: usize) -> isize {
         self.site = site;
         match growth.detail {
             Detail::Classic { new_b, .. } => {
@@ -169,8 +174,21 @@ impl MapState {
         }
         self.bytes += growth.bytes;
         self.last_ns = ts;
-        if self.history.len() < MAX_HISTORY {
+        let before = self.history.len();
+        if before < room.min(MAX_HISTORY) {
             self.history.push((ts, *growth));
+        } else if room < MAX_HISTORY {
+            // Short of room, the recent growths matter most (evacuations are matched to them).
+            let excess = before + 1 - room.max(1);
+            self.history.drain(..excess.min(before));
+            self.history.push((ts, *growth));
+            self.history.shrink_to(room.max(1));
         }
+        self.history.len() as isize - before as isize
+    }
+
+    /// History and evacuation records this map holds, for the tracer's memory bound.
+    pub fn records(&self) -> usize {
+        self.history.len() + self.evacuations.len()
     }
 }

@@ -46,7 +46,12 @@ pub struct AddressSpace {
     lazy_free_bytes: u64,
     /// `gcController.heapMarked`: the heap the last GC found live.
     heap_marked: Option<u64>,
+    overflowed: bool,
 }
+
+/// Ranges followed (about 50 bytes each): Go maps and returns memory in runs of pages, so a real
+/// heap needs a few thousand; only a pathological pattern of calls comes near.
+const MAX_RANGES: usize = 1 << 18;
 
 impl AddressSpace {
     pub fn on_event(&mut self, e: &MemEvent) {
@@ -125,9 +130,19 @@ impl AddressSpace {
             .sum()
     }
 
+    /// Whether the map of ranges stopped following the calls (see [`MAX_RANGES`]).
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
     /// Sets `[start, end)` to `state` (`None`: unmapped), splitting the ranges it overlaps.
     fn set(&mut self, start: u64, end: u64, state: Option<State>) {
         if start >= end {
+            return;
+        }
+        if self.ranges.len() >= MAX_RANGES {
+            // The byte counters go on; only the map of who holds what stops.
+            self.overflowed = true;
             return;
         }
         // A range that begins before `start` and reaches into it keeps its head.
@@ -147,7 +162,30 @@ impl AddressSpace {
         }
         if let Some(state) = state {
             self.ranges.insert(start, (end, state));
+            self.coalesce(start);
         }
+    }
+
+    /// Joins the range at `start` with neighbours in the same state that touch it.
+    fn coalesce(&mut self, start: u64) {
+        let Some(&(mut end, state)) = self.ranges.get(&start) else {
+            return;
+        };
+        let mut start = start;
+        if let Some((&s, &(e, st))) = self.ranges.range(..start).next_back()
+            && e == start
+            && st == state
+        {
+            self.ranges.remove(&start);
+            start = s;
+        }
+        if let Some(&(e, st)) = self.ranges.get(&end)
+            && st == state
+        {
+            self.ranges.remove(&end);
+            end = e;
+        }
+        self.ranges.insert(start, (end, state));
     }
 }
 

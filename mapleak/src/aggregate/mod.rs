@@ -45,10 +45,18 @@ pub struct Totals {
     pub maps_created: u64,
     /// Inserts and updates counted by the opt-in assign probes (every map, grown or not).
     pub assigns: u64,
+    /// Records that followed the target's exec in the ring: the new program's, not counted.
+    pub after_exec: u64,
 }
 
 /// Maps kept in detail per site once their address is reused; the counts go on beyond.
 const MAX_FINISHED_PER_SITE: usize = 4096;
+/// ... and over all sites (32 bytes each): a program with many sites must not multiply it.
+const MAX_FINISHED: usize = 1 << 20;
+/// Growth and evacuation records (64 bytes each) kept over all tracked maps; once they are
+/// spent, a map keeps only its latest [`HISTORY_WHEN_SHORT`].
+const HISTORY_BUDGET: usize = 1 << 18;
+const HISTORY_WHEN_SHORT: usize = 4;
 
 /// A map that is gone: what it reached and what its growth cost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,8 +126,12 @@ pub struct Aggregator {
     maps: HashMap<u64, MapState>,
     totals: Totals,
     interval: IntervalStats,
-    interval_maps: HashMap<u64, ()>,
+    /// The current report interval, counting from 1 (see [`MapState::grown_in_interval`]).
+    interval_no: u64,
     max_tracked: usize,
+    /// Records kept in every tracked map's history and evacuations, and in sites' finished maps.
+    history_records: usize,
+    finished_records: usize,
     gc: GcTracker,
     /// Growth by the stack it came from (resolved to source lines by the report).
     sites: HashMap<mapleak_common::Site, SiteStats>,
@@ -129,6 +141,8 @@ pub struct Aggregator {
     births: births::Births,
     types: types::TypeTable,
     stacks: stacks::StackTable,
+    /// When the target executed a new program (kernel clock), once it has.
+    exec_ns: Option<u64>,
 }
 
 impl Aggregator {
@@ -142,7 +156,9 @@ impl Aggregator {
             maps: HashMap::default(),
             totals: Totals::default(),
             interval: IntervalStats::default(),
-            interval_maps: HashMap::default(),
+            interval_no: 1,
+            history_records: 0,
+            finished_records: 0,
             max_tracked: max_tracked.max(1),
             memory: memory::AddressSpace::default(),
             gc_at_interval: (0, 0),
@@ -150,6 +166,7 @@ impl Aggregator {
             births: births::Births::new(max_tracked.max(1)),
             types: types::TypeTable::default(),
             stacks: stacks::StackTable::default(),
+            exec_ns: None,
             gc: GcTracker::new(StwRules {
                 reason_in_stop: true,
                 worldstop_in_start: true,
@@ -185,8 +202,17 @@ impl Aggregator {
         &mut self.memory
     }
 
+    /// When the target executed a new program, if it has: the trace of its image ends there.
+    pub fn exec_ns(&self) -> Option<u64> {
+        self.exec_ns
+    }
+
     /// Decodes and records one ring-buffer record.
     pub fn record_bytes(&mut self, record: &[u8]) {
+        if self.exec_ns.is_some() {
+            self.totals.after_exec += 1;
+            return;
+        }
         match decode::decode(record) {
             Ok(mut event) => {
                 if let Some(frames) = decode::frames(record, &event)
@@ -205,9 +231,17 @@ impl Aggregator {
     }
 
     pub fn record(&mut self, event: &Event) {
+        if self.exec_ns.is_some() {
+            self.totals.after_exec += 1;
+            return;
+        }
         self.totals.received += 1;
         self.interval.received += 1;
         let (id, growth) = match event {
+            Event::Exec(e) => {
+                self.exec_ns = Some(e.header.ts_ns);
+                return;
+            }
             Event::Stw(e) => {
                 self.gc.on_stw(e);
                 return;
@@ -290,9 +324,6 @@ impl Aggregator {
         self.interval.grow_bytes += growth.bytes;
         let marking = self.gc.marking();
         self.gc.on_growth(id.addr, growth.bytes);
-        if self.interval_maps.insert(id.addr, ()).is_none() {
-            self.interval.maps_grown += 1;
-        }
         let birth = self.births.get(id.addr);
         let mut new_map = false;
         let state = self.maps.entry(id.addr).or_insert_with(|| {
@@ -305,13 +336,25 @@ impl Aggregator {
             new_map = true;
             let old = self.sites.entry(state.site).or_default();
             old.recycled += 1;
-            if old.finished.len() < MAX_FINISHED_PER_SITE {
+            if old.finished.len() < MAX_FINISHED_PER_SITE && self.finished_records < MAX_FINISHED {
                 old.finished.push(MapRecord::of(state));
+                self.finished_records += 1;
             }
             self.births.on_freed(state);
+            self.history_records -= state.records();
             *state = MapState::new(id, ts, state.instance + 1, birth);
         }
-        state.apply(growth, id.site, ts);
+        if state.grown_in_interval != self.interval_no {
+            state.grown_in_interval = self.interval_no;
+            self.interval.maps_grown += 1;
+        }
+        let room = if self.history_records < HISTORY_BUDGET {
+            maps::MAX_HISTORY
+        } else {
+            HISTORY_WHEN_SHORT
+        };
+        let added = state.apply(growth, id.site, ts, room);
+        self.history_records = self.history_records.saturating_add_signed(added);
         self.births.on_growth(state, growth.bytes);
         let site = self.sites.entry(id.site).or_default();
         site.grow_events += 1;
@@ -328,6 +371,7 @@ impl Aggregator {
             let before = self.maps.len();
             births::evict_older_half(&mut self.maps, |m| m.last_ns);
             self.totals.maps_evicted += (before - self.maps.len()) as u64;
+            self.history_records = self.maps.values().map(MapState::records).sum();
         }
     }
 
@@ -358,6 +402,11 @@ impl Aggregator {
         let Some(old_bytes) = sizing::classic_array_bytes(&rules, &m.id, old_b) else {
             return;
         };
+        if m.evacuations.len() >= m.history.len().max(1) {
+            // One per growth kept: an evacuation whose growth left the history has no match.
+            return;
+        }
+        self.history_records += 1;
         m.evacuations.push(Evacuation {
             grow_ns,
             held_ns: e.last_ns.saturating_sub(grow_ns),
@@ -384,7 +433,7 @@ impl Aggregator {
 
     /// Growth and GC since the last call.
     pub fn take_interval(&mut self) -> IntervalStats {
-        self.interval_maps.clear();
+        self.interval_no += 1;
         let (cycles, pause) = (self.gc.cycles_seen(), self.gc.pause_total_ns());
         let mut stats = std::mem::take(&mut self.interval);
         stats.gc_cycles = cycles - self.gc_at_interval.0;

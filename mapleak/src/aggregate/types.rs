@@ -25,6 +25,10 @@ enum Sizes {
     },
 }
 
+/// Map types remembered: a program has a few hundred at most; the bound only keeps a corrupt
+/// stream from growing the table.
+const MAX_TYPES: usize = 1 << 16;
+
 #[derive(Default)]
 pub struct TypeTable {
     sizes: HashMap<u64, Sizes>,
@@ -36,7 +40,9 @@ impl TypeTable {
     fn sizes(&mut self, map_type: u64, described: Option<Sizes>) -> Option<Sizes> {
         match described {
             Some(sizes) => {
-                self.sizes.insert(map_type, sizes);
+                if self.sizes.len() < MAX_TYPES || self.sizes.contains_key(&map_type) {
+                    self.sizes.insert(map_type, sizes);
+                }
                 Some(sizes)
             }
             None => self.sizes.get(&map_type).copied(),

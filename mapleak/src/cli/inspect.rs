@@ -1,4 +1,4 @@
-use std::fmt::Write as _;
+use std::{fmt::Write as _, io::Write as _};
 
 use crate::{
     inspect::{self, Inspection, ProbeSite},
@@ -24,20 +24,30 @@ pub fn run(args: InspectArgs) -> Result<(), String> {
     let path = match (args.binary, args.pid) {
         (Some(path), _) => path,
         (None, Some(pid)) => {
-            target::check_exists(pid).map_err(|e| e.to_string())?;
+            target::check_traceable(pid).map_err(|e| e.to_string())?;
             target::exe_path(pid)
         }
         (None, None) => unreachable!("clap requires a binary or --pid"),
     };
     let inspection = inspect::inspect_file(&path).map_err(|e| e.to_string())?;
-    match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string(&inspection).map_err(|e| e.to_string())?
-        ),
-        Format::Text => print!("{}", render(&inspection)),
+    let text = match args.format {
+        Format::Json => {
+            let mut json = serde_json::to_string(&inspection).map_err(|e| e.to_string())?;
+            json.push('\n');
+            json
+        }
+        Format::Text => render(&inspection),
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        // The reader has all it wanted (`mapleak inspect BIN | head`).
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("cannot write to standard output: {e}")),
+        Ok(()) => Ok(()),
     }
-    Ok(())
 }
 
 fn render(i: &Inspection) -> String {

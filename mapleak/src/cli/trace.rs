@@ -12,7 +12,7 @@ pub struct TraceArgs {
     #[arg(long)]
     pid: u32,
     /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C or the target exits.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
     /// How often to print the live view.
     #[arg(long, default_value = "1s", value_parser = parse_interval)]
@@ -26,7 +26,7 @@ pub struct TraceArgs {
     /// Maps listed in the final report.
     #[arg(long, default_value_t = 20)]
     top: usize,
-    /// Ring buffer size in bytes: a power of two, at least 4096.
+    /// Ring buffer size in bytes: a power of two from 4096 to 64 MiB (67108864).
     #[arg(long, default_value_t = 4 << 20, value_parser = parse_ring_size)]
     ring_size: u32,
     /// Most the probes may cost the target, in percent of its CPU time; busier probe groups
@@ -44,33 +44,56 @@ pub struct TraceArgs {
     probes: Vec<OptInProbe>,
 }
 
+/// The smallest budget the governor can keep: below it, the shortest attached window it allows
+/// already costs more.
+const MIN_PERCENT: f64 = 0.01;
+
 fn parse_percent(s: &str) -> Result<f64, String> {
     let p: f64 = s
         .trim_end_matches('%')
         .parse()
         .map_err(|_| format!("{s:?} is not a percentage"))?;
-    if !(p > 0.0 && p <= 100.0) {
-        return Err("the overhead budget must be above 0% and at most 100%".into());
+    if !(MIN_PERCENT..=100.0).contains(&p) {
+        return Err(format!(
+            "the overhead budget must be from {MIN_PERCENT}% to 100%"
+        ));
     }
     Ok(p / 100.0)
 }
 
-fn parse_interval(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d < Duration::from_millis(10) {
-        return Err("the interval must be at least 10ms".into());
+    if d.is_zero() {
+        return Err("a trace of no time traces nothing: give a duration above 0".into());
     }
     Ok(d)
 }
 
+/// Reports come at least once a day: the interval is also the governor's accounting period.
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(10) || d > MAX_INTERVAL {
+        return Err("the interval must be from 10ms to 24h".into());
+    }
+    Ok(d)
+}
+
+/// A bigger ring only holds more events between two drains (every 20 ms); 64 MiB holds over
+/// half a million growth records, and mapleak maps the ring twice.
+const MAX_RING: u32 = 64 << 20;
+
 fn parse_ring_size(s: &str) -> Result<u32, String> {
-    let n: u32 = s
+    let n: u64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a byte count"))?;
-    if n < 4096 || !n.is_power_of_two() {
-        return Err("the ring size must be a power of two of at least 4096 bytes".into());
+    match u32::try_from(n) {
+        Ok(n) if (4096..=MAX_RING).contains(&n) && n.is_power_of_two() => Ok(n),
+        _ => {
+            Err("the ring size must be a power of two from 4096 bytes to 64 MiB (67108864)".into())
+        }
     }
-    Ok(n)
 }
 
 pub fn run(args: TraceArgs) -> Result<(), String> {
@@ -90,8 +113,11 @@ pub fn run(args: TraceArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime
+    let outcome = runtime
         .block_on(trace::run(opts))
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    match outcome.failure {
+        Some(why) => Err(why),
+        None => Ok(()),
+    }
 }

@@ -3,6 +3,7 @@
 pub mod buildinfo;
 pub mod dwarf;
 pub mod elf;
+pub mod file;
 pub mod gccontroller;
 pub mod gcdata;
 pub mod offsets;
@@ -31,6 +32,8 @@ pub enum InspectError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path} is {what}, not an executable file")]
+    NotAFile { path: String, what: &'static str },
     #[error("{0} is not an ELF executable")]
     NotElf(String),
     #[error("{path} is a corrupt or truncated ELF file ({why})")]

@@ -34,10 +34,14 @@ pub enum OffsetsSource {
     Table,
 }
 
+/// Where a probed function was found. Its address always comes from `.gopclntab`, the table
+/// the Go runtime itself relies on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SymbolSource {
+    /// `.symtab` lists it at the same address.
     Symtab,
+    /// Only `.gopclntab` has it (stripped binaries), or `.symtab` disagreed and was ignored.
     Pclntab,
 }
 
@@ -159,11 +163,8 @@ const CREATE_PROBES: &[(ProbeId, &str)] = &[
 ];
 
 pub fn inspect_file(path: &str) -> Result<Inspection, InspectError> {
-    let data = std::fs::read(path).map_err(|source| InspectError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    inspect_bytes(path, &data)
+    let file = super::file::MappedFile::open(path)?;
+    inspect_bytes(path, file.bytes())
 }
 
 pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError> {
@@ -192,28 +193,32 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         .map(|(_, n)| *n)
         .collect();
     names.push(GC_MARK_TERMINATION);
-    let (found, source) = symbols::resolve(&elf, &names)?;
+    let symbols::Resolved {
+        functions: found,
+        notes: mut symbol_notes,
+    } = symbols::resolve(&elf, &names)?;
     let mut probes = map_probes
         .iter()
-        .map(|&(probe, symbol)| place(&elf, &found, source, probe, symbol))
+        .map(|&(probe, symbol)| place(&elf, &found, probe, symbol))
         .collect::<Result<Vec<_>, _>>()?;
     let mut notes = Vec::new();
+    notes.append(&mut symbol_notes);
     for &(probe, symbol) in GC_PROBES {
-        match place(&elf, &found, source, probe, symbol) {
+        match place(&elf, &found, probe, symbol) {
             Ok(site) => probes.push(site),
             Err(e) => notes.push(format!("GC pauses are not traced: {e}")),
         }
     }
     let create_probes = CREATE_PROBES
         .iter()
-        .map(|&(probe, symbol)| place(&elf, &found, source, probe, symbol))
+        .map(|&(probe, symbol)| place(&elf, &found, probe, symbol))
         .collect::<Result<Vec<_>, _>>()
         .ok()
         .filter(|sites| sites.iter().all(|s| !s.ret_offsets.is_empty()))
         .unwrap_or_default();
     let present = |list: &[(ProbeId, &'static str)]| -> Vec<ProbeSite> {
         list.iter()
-            .filter_map(|&(probe, symbol)| place(&elf, &found, source, probe, symbol).ok())
+            .filter_map(|&(probe, symbol)| place(&elf, &found, probe, symbol).ok())
             .collect()
     };
     let assign_probes = present(ASSIGN_PROBES);
@@ -385,20 +390,28 @@ fn old_gc_data(
     (pause_start, gcphase)
 }
 
-fn lookup(found: &[(&str, FuncSym)], symbol: &str) -> Option<FuncSym> {
-    found.iter().find(|(n, _)| *n == symbol).map(|(_, f)| *f)
+type Found<'n> = [(&'n str, FuncSym, SymbolSource)];
+
+fn lookup(found: &Found, symbol: &str) -> Option<FuncSym> {
+    found
+        .iter()
+        .find(|(n, ..)| *n == symbol)
+        .map(|(_, f, _)| *f)
 }
 
 fn place(
     elf: &GoElf,
-    found: &[(&str, FuncSym)],
-    source: SymbolSource,
+    found: &Found,
     probe: ProbeId,
     symbol: &'static str,
 ) -> Result<ProbeSite, InspectError> {
-    let sym = lookup(found, symbol).ok_or_else(|| InspectError::MissingSymbol {
-        symbol: symbol.to_owned(),
-    })?;
+    let (_, sym, source) =
+        *found
+            .iter()
+            .find(|(n, ..)| *n == symbol)
+            .ok_or_else(|| InspectError::MissingSymbol {
+                symbol: symbol.to_owned(),
+            })?;
     let bad = |why: String| InspectError::BadFunction {
         symbol: symbol.to_owned(),
         why,
@@ -422,3 +435,6 @@ fn place(
         ret_offsets: layout.rets,
     })
 }
+
+#[cfg(test)]
+mod tests;

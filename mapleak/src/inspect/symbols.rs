@@ -1,5 +1,7 @@
-//! Function lookup by name: `.symtab` when the binary has one, else `.gopclntab`, which every Go
-//! binary keeps because the runtime itself needs it (stripped distro packages included).
+//! Function lookup by name, from `.gopclntab`: every Go binary keeps it because the runtime
+//! itself walks it (stripped distro packages included), so it is the authority on where a
+//! function starts. `.symtab`, when there is one, is only checked against it: a symbol table
+//! that puts a function elsewhere (corrupt or hostile) would put a probe inside an instruction.
 
 use object::{Object, ObjectSection};
 
@@ -8,15 +10,47 @@ use super::{GoElf, InspectError, SymbolSource, elf::FuncSym, pclntab::Pclntab};
 /// Where `runtime.firstmoduledata` lives: its own section from Go 1.26, `.noptrdata` before.
 const MODULEDATA_SECTIONS: [&str; 2] = [".go.module", ".noptrdata"];
 
-/// Functions found by name, and the table they came from.
-pub type Resolved<'n> = (Vec<(&'n str, FuncSym)>, SymbolSource);
+/// Functions found by name in `.gopclntab`, each with [`SymbolSource::Symtab`] when `.symtab`
+/// lists it at the same place too; and a note for each function `.symtab` disagrees on.
+pub struct Resolved<'n> {
+    pub functions: Vec<(&'n str, FuncSym, SymbolSource)>,
+    pub notes: Vec<String>,
+}
 
 pub fn resolve<'n>(elf: &GoElf, names: &[&'n str]) -> Result<Resolved<'n>, InspectError> {
-    if elf.has_symtab() {
-        return Ok((elf.functions(names), SymbolSource::Symtab));
-    }
     let table = pclntab(elf)?;
-    Ok((table.functions(names), SymbolSource::Pclntab))
+    let listed = if elf.has_symtab() {
+        elf.functions(names)
+    } else {
+        Vec::new()
+    };
+    let mut notes = Vec::new();
+    let functions = table
+        .functions(names)
+        .into_iter()
+        .map(|(name, f)| {
+            let listed_at: Vec<u64> = listed
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, s)| s.address)
+                .collect();
+            let source = if listed_at.is_empty() {
+                SymbolSource::Pclntab
+            } else if listed_at.contains(&f.address) {
+                SymbolSource::Symtab
+            } else {
+                let at: Vec<String> = listed_at.iter().map(|a| format!("{a:#x}")).collect();
+                notes.push(format!(
+                    ".symtab puts {name} at {} but .gopclntab at {:#x}: .symtab is ignored for it",
+                    at.join(", "),
+                    f.address
+                ));
+                SymbolSource::Pclntab
+            };
+            (name, f, source)
+        })
+        .collect();
+    Ok(Resolved { functions, notes })
 }
 
 /// The binary's `.gopclntab`, with functions placed at their link-time addresses.

@@ -1,5 +1,6 @@
 //! Reports: one data model ([`Summary`], [`Interval`]) rendered as JSON Lines or text.
 
+pub mod file;
 pub mod findings;
 pub mod gc;
 pub mod sampling;

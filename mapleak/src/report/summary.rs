@@ -18,9 +18,16 @@ pub struct TraceMeta {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
+    /// Ctrl-C or SIGTERM.
     Interrupted,
     Duration,
     TargetExited,
+    /// The target executed another program: the image traced is gone.
+    TargetExec,
+    /// The report's reader closed its end (stdout piped into `head`, say).
+    OutputClosed,
+    /// Something failed after attaching; the notes say what.
+    Error,
 }
 
 /// Counters read from the kernel's maps.

@@ -38,6 +38,9 @@ pub fn summary(s: &Summary) -> String {
             super::StopReason::Interrupted => "interrupted",
             super::StopReason::Duration => "duration reached",
             super::StopReason::TargetExited => "target exited",
+            super::StopReason::TargetExec => "target executed another program",
+            super::StopReason::OutputClosed => "output closed",
+            super::StopReason::Error => "stopped by an error",
         }
     );
     let _ = writeln!(
@@ -51,11 +54,11 @@ pub fn summary(s: &Summary) -> String {
     for g in s.sampling.groups.iter().filter(|g| g.sampled) {
         let _ = writeln!(
             out,
-            "sampled: the {} probes were attached {:.1}% of the time to keep the target's overhead under {}%; \
+            "sampled: the {} probes were attached {:.1}% of the time to keep the target's overhead under {}; \
              counts are what was seen ({} events; about {} scaled by {}); --exact sees all",
             g.group,
             g.attached_fraction * 100.0,
-            s.sampling.max_overhead * 100.0,
+            super::units::percent(s.sampling.max_overhead),
             count(g.observed_events),
             count(g.estimated_events),
             match g.scaled_by {

@@ -38,6 +38,19 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// A share as a percentage with no more digits than it needs: `0.01` → `1%`, `0.0025` →
+/// `0.25%`, `0.333` → `33.3%`.
+pub fn percent(share: f64) -> String {
+    let p = share * 100.0;
+    let text = if p >= 10.0 {
+        format!("{p:.1}")
+    } else {
+        format!("{p:.2}")
+    };
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}%")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +66,10 @@ mod tests {
         assert_eq!(duration(7_890_000_000), "7.89 s");
         assert_eq!(count(1_234_567), "1 234 567");
         assert_eq!(count(12), "12");
+        assert_eq!(percent(0.01), "1%");
+        assert_eq!(percent(0.0025), "0.25%");
+        assert_eq!(percent(0.333), "33.3%");
+        assert_eq!(percent(1.0), "100%");
+        assert_eq!(percent(1e-302), "0%");
     }
 }

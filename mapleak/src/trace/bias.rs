@@ -1,14 +1,14 @@
 //! Load bias: where the kernel placed the executable (non-zero for PIE), for data addresses such as
 //! `memstats.numgc`. Code probes need none: uprobes are placed by file offset.
 
-use std::{fs, os::unix::fs::MetadataExt};
+use std::fs;
 
 /// `mapping start − link-time address` of the executable's first loadable segment, found in
-/// `/proc/PID/maps` by the executable's inode (robust to deleted or renamed files).
-pub fn load_bias(pid: u32, first_load_vaddr: u64) -> Option<u64> {
-    let meta = fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+/// `/proc/PID/maps` by the inode of the image that was inspected (robust to deleted or renamed
+/// files, and never another image's mapping).
+pub fn load_bias(pid: u32, inode: u64, first_load_vaddr: u64) -> Option<u64> {
     let maps = fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-    let start = mapping_of(&maps, meta.ino())?;
+    let start = mapping_of(&maps, inode)?;
     start.checked_sub(first_load_vaddr & !0xfff)
 }
 
@@ -43,7 +43,9 @@ mod tests {
     #[test]
     fn our_own_bias_is_consistent() {
         // This test binary is a PIE or not; either way the bias is page-aligned.
-        if let Some(bias) = load_bias(std::process::id(), 0) {
+        use std::os::unix::fs::MetadataExt;
+        let inode = fs::metadata("/proc/self/exe").unwrap().ino();
+        if let Some(bias) = load_bias(std::process::id(), inode, 0) {
             assert_eq!(bias % 4096, 0);
         }
     }

@@ -38,6 +38,14 @@ fn observed(group: ProbeGroup, agg: &Aggregator, hits: u64) -> (u64, u64) {
 
 pub const MIN_WINDOW: Duration = Duration::from_millis(50);
 
+/// What a round of switching did. A group whose attach failed stays detached and is tried again
+/// at its next window: a failed attach never ends a trace by itself.
+#[derive(Debug, Default)]
+pub struct Switched {
+    pub groups: Vec<ProbeGroup>,
+    pub failed: Vec<(ProbeGroup, TraceError)>,
+}
+
 struct GroupDuty {
     attached_since: Option<Instant>,
     attached_ns: u64,
@@ -124,27 +132,34 @@ impl DutyCycle {
     }
 
     /// Switches the groups that are due. The caller drains the ring buffer first, so that every
-    /// event of an attached stretch is counted in it. Returns the groups switched.
-    pub fn toggle_due(
-        &mut self,
-        now: Instant,
-        loaded: &mut Loaded,
-    ) -> Result<Vec<ProbeGroup>, TraceError> {
-        let mut switched = Vec::new();
+    /// event of an attached stretch is counted in it.
+    pub fn toggle_due(&mut self, now: Instant, loaded: &mut Loaded) -> Switched {
+        let mut switched = Switched::default();
         let work = self.gauge.read().unwrap_or_default();
         for (group, duty) in &mut self.groups {
             if !duty.next_toggle.is_some_and(|at| at <= now) {
                 continue;
             }
-            match duty.attached_since.take() {
+            match duty.attached_since {
                 Some(since) => {
-                    loaded.set_group(*group, false)?;
+                    if let Err(e) = loaded.set_group(*group, false) {
+                        // Still attached: counted as such, and tried again at the next window.
+                        duty.next_toggle = Some(now + duty.window);
+                        switched.failed.push((*group, e));
+                        continue;
+                    }
+                    duty.attached_since = None;
                     duty.attached_ns += (now - since).as_nanos() as u64;
                     duty.work_attached.add(work.since(duty.work_at_attach));
                     duty.next_toggle = Some(duty.slice_start + duty.period);
                 }
                 None => {
-                    loaded.set_group(*group, true)?;
+                    if let Err(e) = loaded.set_group(*group, true) {
+                        duty.slice_start = now;
+                        duty.next_toggle = Some(now + duty.period);
+                        switched.failed.push((*group, e));
+                        continue;
+                    }
                     // Live once the attach returns, which can wait on an earlier detach.
                     let live = Instant::now();
                     duty.work_at_attach = self.gauge.read().unwrap_or(work);
@@ -153,20 +168,19 @@ impl DutyCycle {
                     duty.next_toggle = Some(live + duty.window);
                 }
             }
-            switched.push(*group);
+            switched.groups.push(*group);
         }
-        Ok(switched)
+        switched
     }
 
     /// Closes an interval: records what each group saw and for how long, lets the governor set
-    /// the next shares, and (re)attaches every group for the start of the next slice. Returns the
-    /// groups that were detached and are attached again.
+    /// the next shares, and (re)attaches every group for the start of the next slice.
     pub fn end_interval(
         &mut self,
         now: Instant,
         loaded: &mut Loaded,
         agg: &Aggregator,
-    ) -> Result<Vec<ProbeGroup>, TraceError> {
+    ) -> Switched {
         let wall_ns = (now - self.interval_start).as_nanos() as u64;
         let work_now = self.gauge.read();
         // Unknown (the target exited) reads as no CPU time: the sampler then falls back to wall
@@ -207,11 +221,11 @@ impl DutyCycle {
             self.sampler.record(*group, window, observed);
             uses.push((*group, used));
         }
-        let mut reattached = Vec::new();
+        let mut reattached = Switched::default();
         let Some(governor) = &mut self.governor else {
             self.interval_start = now;
             self.work_at_start = work_now;
-            return Ok(reattached);
+            return reattached;
         };
         let shares = governor.update_all(&uses, done.cpu_ns, wall_ns);
         for (group, duty) in &mut self.groups {
@@ -222,10 +236,14 @@ impl DutyCycle {
             if duty.share >= 1.0 {
                 duty.next_toggle = None;
                 if duty.attached_since.is_none() {
-                    loaded.set_group(*group, true)?;
+                    // A failure leaves it detached until the next interval tries again.
+                    if let Err(e) = loaded.set_group(*group, true) {
+                        reattached.failed.push((*group, e));
+                        continue;
+                    }
                     duty.attached_since = Some(Instant::now());
                     duty.work_at_attach = self.gauge.read().unwrap_or(work);
-                    reattached.push(*group);
+                    reattached.groups.push(*group);
                 }
             } else if was >= 1.0 {
                 // Leaving full attachment: the first window starts now.
@@ -242,7 +260,7 @@ impl DutyCycle {
         }
         self.interval_start = now;
         self.work_at_start = work_now;
-        Ok(reattached)
+        reattached
     }
 
     pub fn governed(&self) -> bool {

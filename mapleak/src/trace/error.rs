@@ -6,6 +6,12 @@ use crate::inspect::InspectError;
 pub enum TraceError {
     #[error("no process with pid {0} exists")]
     NoSuchProcess(u32),
+    #[error("{tid} is a thread of process {tgid}: trace --pid {tgid}")]
+    Thread { tid: u32, tgid: u32 },
+    #[error("process {0} has exited: it is a zombie waiting for its parent to reap it")]
+    Zombie(u32),
+    #[error("pid {0} is a kernel thread, not a Go program")]
+    KernelThread(u32),
     #[error(
         "mapleak needs root, or the capabilities CAP_BPF and CAP_PERFMON (and CAP_SYS_PTRACE for another user's process), to trace a process"
     )]
@@ -31,4 +37,12 @@ pub enum TraceError {
     },
     #[error("cannot write the report: {0}")]
     Output(#[from] std::io::Error),
+    #[error(transparent)]
+    OutputFile(#[from] crate::report::file::OutputError),
+    #[error("interrupted before any probe was attached: nothing was traced")]
+    Interrupted,
+    #[error(
+        "pid {0} executed a new program while mapleak was starting: nothing was traced (run mapleak again)"
+    )]
+    ExecDuringStart(u32),
 }

@@ -6,7 +6,7 @@
 
 use mapleak_common::Config;
 
-use super::target;
+use super::target::{self, ImageId};
 use crate::aggregate::{
     Aggregator, LiveMap, MapState,
     classic::{self, GoRules},
@@ -25,6 +25,8 @@ const TABLE_HEADER: usize = 8;
 
 pub struct LiveReader {
     pid: u32,
+    /// Addresses come from this image: nothing is read once the target runs another.
+    image: ImageId,
     config: Config,
     swiss: bool,
     rules: GoRules,
@@ -35,6 +37,7 @@ pub struct LiveReader {
 impl LiveReader {
     pub fn new(
         pid: u32,
+        image: ImageId,
         config: Config,
         swiss: bool,
         rules: GoRules,
@@ -42,6 +45,7 @@ impl LiveReader {
     ) -> Self {
         Self {
             pid,
+            image,
             config,
             swiss,
             rules,
@@ -51,6 +55,9 @@ impl LiveReader {
 
     /// Samples RSS, the live heap and the live maps into `agg`.
     pub fn sample(&self, agg: &mut Aggregator) {
+        if !self.image.runs_in(self.pid) {
+            return;
+        }
         if let Some(r) = target::rollup(self.pid) {
             agg.memory_mut().sample_rss(r.rss, r.lazy_free);
         }
@@ -69,6 +76,9 @@ impl LiveReader {
 
     /// A classic map's `oldbuckets` now (0 once evacuation is done).
     pub fn old_buckets(&self, map: u64) -> Option<u64> {
+        if !self.image.runs_in(self.pid) {
+            return None;
+        }
         self.read_u64(map + u64::from(self.config.hmap_oldbuckets))
     }
 

@@ -44,6 +44,17 @@ impl ProbeGroup {
     /// Always attached (under the governor).
     pub const DEFAULT: [ProbeGroup; 2] = [ProbeGroup::Growth, ProbeGroup::Gc];
 
+    /// The name the report and the notes use (the JSON's).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeGroup::Growth => "growth",
+            ProbeGroup::Gc => "gc",
+            ProbeGroup::Create => "create",
+            ProbeGroup::Assign => "assign",
+            ProbeGroup::Evacuate => "evacuate",
+        }
+    }
+
     pub fn of(probe: ProbeId) -> Option<Self> {
         match probe {
             ProbeId::HashGrow
@@ -72,6 +83,8 @@ impl ProbeGroup {
 struct Uprobe {
     probe: ProbeId,
     symbol: &'static str,
+    /// Where it sits, for people: `symbol+0xa`, or `symbol (2 RETs)`.
+    label: String,
     /// File offsets in the target's executable.
     offsets: Vec<u64>,
     link: Option<UProbeLinkId>,
@@ -83,6 +96,7 @@ impl Uprobe {
         Self {
             probe: site.probe,
             symbol: site.symbol,
+            label: format!("{}+{:#x}", site.symbol, site.post_prologue),
             offsets: vec![site.attach_offset],
             link: None,
         }
@@ -90,9 +104,15 @@ impl Uprobe {
 
     /// `probe` on every RET of the planned function.
     fn at_rets(site: &crate::inspect::ProbeSite, probe: ProbeId) -> Self {
+        let rets = site.ret_offsets.len();
         Self {
             probe,
             symbol: site.symbol,
+            label: format!(
+                "{} ({rets} RET{})",
+                site.symbol,
+                if rets == 1 { "" } else { "s" }
+            ),
             offsets: site
                 .ret_offsets
                 .iter()
@@ -106,6 +126,7 @@ impl Uprobe {
 pub struct Loaded {
     ebpf: Ebpf,
     pid: u32,
+    /// The pinned image's path (`/proc/self/fd/N`): every attach goes to the file inspected.
     exe: String,
     uprobes: Vec<Uprobe>,
     /// Tracepoint-based probes (never detached: they cost no trap).
@@ -157,10 +178,11 @@ impl Loaded {
         &mut self,
         inspection: &Inspection,
         pid: u32,
+        image: &target::Image,
         groups: &[ProbeGroup],
     ) -> Result<(), TraceError> {
         self.pid = pid;
-        self.exe = target::exe_path(pid);
+        self.exe = image.attach_path();
         if groups.contains(&ProbeGroup::Create) {
             for site in &inspection.create_probes {
                 self.uprobes.push(Uprobe::at_rets(site, site.probe));
@@ -306,6 +328,46 @@ impl Loaded {
         Ok(())
     }
 
+    /// The exec tracepoint, which ends the trace when the target replaces its image.
+    pub fn attach_exec(&mut self) -> Result<(), String> {
+        let why = |e: &dyn std::error::Error| format!("exec is not traced: {}", error_chain(e));
+        let program = ProbeId::Exec.program();
+        let tp: &mut TracePoint = self
+            .ebpf
+            .program_mut(program)
+            .ok_or_else(|| format!("the eBPF object has no {program}"))?
+            .try_into()
+            .map_err(|e| why(&e))?;
+        tp.load().map_err(|e| why(&e))?;
+        tp.attach("sched", "sched_process_exec")
+            .map_err(|e| why(&e))?;
+        self.syscalls.push((ProbeId::Exec, "sched_process_exec"));
+        Ok(())
+    }
+
+    /// Detaches every uprobe at once. Each detach waits for an RCU grace period (about a third
+    /// of a second here): one after the other they would hold the report back for seconds.
+    pub fn detach_all(&mut self) {
+        let mut links = Vec::new();
+        for i in 0..self.uprobes.len() {
+            let Some(link) = self.uprobes[i].link.take() else {
+                continue;
+            };
+            if let Ok(program) = self.program(i)
+                && let Ok(link) = program.take_link(link)
+            {
+                links.push(link);
+            }
+        }
+        let waits: Vec<_> = links
+            .into_iter()
+            .map(|link| std::thread::spawn(move || drop(link)))
+            .collect();
+        for wait in waits {
+            let _ = wait.join();
+        }
+    }
+
     /// Assignments counted per map address so far (the assign probes), summed over CPUs.
     pub fn assigns(&self) -> Vec<(u64, u64)> {
         let Some(map) = self.ebpf.map("ASSIGNS") else {
@@ -401,6 +463,15 @@ impl Loaded {
 
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Where the attached uprobes sit, for the banner.
+    pub fn attached_names(&self) -> Vec<String> {
+        self.uprobes
+            .iter()
+            .filter(|u| u.link.is_some())
+            .map(|u| u.label.clone())
+            .collect()
     }
 }
 

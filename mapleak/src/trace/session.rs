@@ -1,31 +1,32 @@
-//! The trace loop: ring buffer → aggregator, interval reports, and a clean stop on Ctrl-C,
-//! SIGTERM, `--duration` or the target's exit.
+//! One trace, in three stages: [`start`] (inspect the pinned image, load, calibrate, attach),
+//! [`pump`] (ring buffer → aggregator, interval reports, duty cycling) and [`finish`] (detach,
+//! then the final report). Once the probes are attached nothing ends the trace without its
+//! report: a failure becomes the stop reason, with a note saying what happened.
 
-use std::{fs::File, io, os::fd::OwnedFd, path::PathBuf, time::Duration};
+use std::{io, os::fd::OwnedFd, path::PathBuf, time::Duration};
 
 use aya::maps::{MapData, RingBuf};
 use tokio::{
     io::{Interest, unix::AsyncFd},
-    signal::unix::{SignalKind, signal},
     time::{Instant, MissedTickBehavior},
 };
 
 use super::{
     TraceError,
     calibrate::HitCost,
-    duty::DutyCycle,
+    duty::{DutyCycle, Switched},
     governor::Governor,
     live::LiveReader,
     loader::{self, ProbeGroup},
-    target,
+    signals::Stops,
+    target::{self, Image},
     work::WorkGauge,
 };
 use crate::{
     aggregate::{Aggregator, GcTracker, GoRules, StwRules, stacks},
-    inspect::MapImpl,
-    inspect::{self, Inspection},
+    inspect::{self, Inspection, MapImpl},
     report::{
-        Format, Interval, Reporter, StopReason, Summary, TraceMeta, findings,
+        Format, Interval, Reporter, StopReason, Summary, TraceMeta, file::ReportFile, findings,
         sampling::SamplingSummary, sites::Resolutions,
     },
 };
@@ -112,32 +113,67 @@ const DRAIN_PERIOD: Duration = Duration::from_millis(20);
 /// Assumed when calibration fails: a uprobe hit on the slow end of what virtual machines show.
 const FALLBACK_HIT_COST: Duration = Duration::from_micros(12);
 
-pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
+/// How a trace ended, and whether that is a failure the exit status must show.
+pub struct Outcome {
+    pub summary: Summary,
+    /// Set when the trace stopped for a reason other than the user's, the clock or the target:
+    /// the report was written (as far as the output allowed) but the exit status is 1.
+    pub failure: Option<String>,
+}
+
+/// Everything the event loop and the report need once the probes are attached.
+struct Attached {
+    pid: u32,
+    image: Image,
+    inspection: Inspection,
+    loaded: loader::Loaded,
+    agg: Aggregator,
+    duty: DutyCycle,
+    live: LiveReader,
+    reporter: Reporter,
+    output: Option<ReportFile>,
+    notes: Vec<String>,
+    hit_cost: Duration,
+    bias: Option<u64>,
+    /// Whether the exec tracepoint is attached; without it an exec is found by polling.
+    exec_traced: bool,
+    started: Instant,
+}
+
+pub async fn run(opts: TraceOptions) -> Result<Outcome, TraceError> {
+    // First of all: a Ctrl-C from here on is seen, never the default action that would kill
+    // mapleak with probes half attached.
+    let mut stops = Stops::install()?;
+    let (mut attached, streams) = start(&opts, &mut stops)?;
+    let stop = pump(&opts, &mut attached, streams, &mut stops).await;
+    Ok(finish(&opts, attached, stop))
+}
+
+/// Inspects the pinned image, loads the kernel programs, calibrates and attaches. Every failure
+/// here is one sentence and nothing stays attached (dropping what was loaded detaches it).
+fn start(opts: &TraceOptions, stops: &mut Stops) -> Result<(Attached, Streams), TraceError> {
     let pid = opts.pid;
-    target::check_exists(pid)?;
+    target::check_traceable(pid)?;
     target::check_privileges()?;
-    let exe_bytes = std::fs::read(target::exe_path(pid)).map_err(|source| {
-        if target::check_exists(pid).is_err() {
-            TraceError::NoSuchProcess(pid)
+    let image = Image::pin(pid)?;
+    let path = target::exe_path(pid);
+    let inspection = inspect::inspect_bytes(&path, image.bytes()).map_err(|source| {
+        if target::is_alive(pid) {
+            TraceError::Inspect { pid, source }
         } else {
-            let path = target::exe_path(pid);
-            TraceError::Inspect {
-                pid,
-                source: inspect::InspectError::Io { path, source },
-            }
+            TraceError::NoSuchProcess(pid)
         }
     })?;
-    let inspection = inspect::inspect_bytes(&target::exe_path(pid), &exe_bytes).map_err(
-        |source| match source {
-            inspect::InspectError::Io { .. } if target::check_exists(pid).is_err() => {
-                TraceError::NoSuchProcess(pid)
-            }
-            source => TraceError::Inspect { pid, source },
-        },
-    )?;
-    let mut reporter = Reporter::new(opts.format, sink(opts.output.as_ref())?);
+    // Before anything is attached, so that an unwritable destination costs the target nothing
+    // and an earlier report under that name survives a failed start.
+    let mut output = opts.output.as_deref().map(ReportFile::create).transpose()?;
+    let sink: Box<dyn io::Write + Send> = match &mut output {
+        Some(file) => Box::new(io::BufWriter::new(file.writer()?)),
+        None => Box::new(io::stdout()),
+    };
+    let reporter = Reporter::new(opts.format, sink);
     let mut notes = inspection.notes.clone();
-    let bias = super::bias::load_bias(pid, inspection.first_load_vaddr);
+    let bias = super::bias::load_bias(pid, image.id().ino, inspection.first_load_vaddr);
     let mut config = inspection.config;
     config.target_tgid = pid;
     match bias {
@@ -165,13 +201,27 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
 
     // Opened before attaching so that an exit during start-up is still seen.
     let exited = target::pidfd(pid).map_err(|_| TraceError::NoSuchProcess(pid))?;
-    let groups = probe_groups(&opts, &inspection, &mut notes);
-    loaded.attach(&inspection, pid, &groups)?;
+    // Traced before the probes go in: an exec from here on ends the trace of this image.
+    let exec_traced = match loaded.attach_exec() {
+        Ok(()) => true,
+        Err(note) => {
+            log::debug!("{note}; polling /proc/{pid}/exe instead");
+            false
+        }
+    };
+    if stops.pending() {
+        return Err(TraceError::Interrupted);
+    }
+    if image.id().replaced_in(pid) {
+        return Err(TraceError::ExecDuringStart(pid));
+    }
+    let groups = probe_groups(opts, &inspection, &mut notes);
+    loaded.attach(&inspection, pid, &image, &groups)?;
     let started = Instant::now();
     let governor = (!opts.exact).then(|| Governor::new(opts.max_overhead, cost));
     let gc = GcTracker::new(StwRules::new(&inspection.version));
     let rules = GoRules::new(&inspection.version, &inspection.build);
-    let mut agg = Aggregator::new(rules).with_gc(gc);
+    let agg = Aggregator::new(rules).with_gc(gc);
     let gc_controller = |offset: Option<u64>| {
         inspection
             .gc_controller_address
@@ -179,8 +229,12 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
             .zip(bias)
             .map(|((addr, off), bias)| addr + off + bias)
     };
-    let gauge = WorkGauge::new(pid, gc_controller(inspection.total_alloc_offset));
-    let mut duty = DutyCycle::new(
+    let gauge = WorkGauge::new(
+        pid,
+        image.id(),
+        gc_controller(inspection.total_alloc_offset),
+    );
+    let duty = DutyCycle::new(
         governor,
         started,
         &loaded,
@@ -193,31 +247,211 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         notes.push(note);
     }
     let ring = loaded.take_events()?;
-    // Before the banner: whoever reacts to it with Ctrl-C must get the final report.
-    let stops = Stops {
-        interrupt: signal(SignalKind::interrupt())?,
-        terminate: signal(SignalKind::terminate())?,
-    };
-    announce(&inspection, pid, hit_cost, &opts);
-
-    let heap_marked = gc_controller(inspection.heap_marked_offset);
-    let swiss = inspection.map_impl == MapImpl::Swiss;
-    let live = LiveReader::new(pid, config, swiss, rules, heap_marked);
-    let stop = pump(
-        &opts,
-        &mut loaded,
-        ring,
-        exited,
-        &mut agg,
-        &mut reporter,
-        &mut duty,
-        stops,
+    let live = LiveReader::new(
+        pid,
+        image.id(),
+        config,
+        inspection.map_impl == MapImpl::Swiss,
+        rules,
+        gc_controller(inspection.heap_marked_offset),
+    );
+    announce(&inspection, &loaded, pid, hit_cost, opts);
+    let attached = Attached {
+        pid,
+        image,
+        inspection,
+        loaded,
+        agg,
+        duty,
+        live,
+        reporter,
+        output,
+        notes,
+        hit_cost,
+        bias,
+        exec_traced,
         started,
-        &live,
-    )
-    .await?;
+    };
+    Ok((attached, Streams { ring, exited }))
+}
+
+/// What the event loop waits on besides its timers and signals.
+struct Streams {
+    ring: RingBuf<MapData>,
+    /// The target's pidfd: readable once it exits.
+    exited: OwnedFd,
+}
+
+/// Why the event loop ended, and when.
+struct Stopped {
+    reason: StopReason,
+    at: Instant,
+}
+
+async fn pump(
+    opts: &TraceOptions,
+    t: &mut Attached,
+    streams: Streams,
+    stops: &mut Stops,
+) -> Stopped {
+    let mut ring = None;
+    let result = match (register(streams.ring), register(streams.exited)) {
+        (Ok(r), Ok(exited)) => event_loop(opts, t, ring.insert(r), &exited, stops).await,
+        (Err(e), _) | (_, Err(e)) => Err(e.into()),
+    };
+    let stop = result.unwrap_or_else(|e| {
+        t.notes
+            .push(format!("the trace stopped early: {}", error_line(&e)));
+        StopReason::Error
+    });
+    let at = Instant::now();
+    let Attached {
+        loaded,
+        agg,
+        duty,
+        live,
+        ..
+    } = t;
+    // Events submitted before the stop are still queued: take them all, and close the last
+    // (partial) interval's accounting.
+    if let Some(ring) = &mut ring {
+        drain(ring.get_mut(), agg);
+    }
+    agg.take_interval();
+    duty.take_governor();
+    // With the governor gone nothing is attached here.
+    let _ = duty.end_interval(at, loaded, agg);
+    // The target is still there unless it exited: its maps' final sizes, read once more (not
+    // after an exec: the addresses belong to the old image).
+    sample(live, loaded, agg);
+    // Evacuations the next growth has not closed: finished if the map's old array is gone
+    // (unknown, so not claimed, once the target has exited).
+    for e in loaded.evacuating() {
+        let finished = live
+            .old_buckets(e.map)
+            .is_some_and(|now| now != e.old_buckets);
+        agg.on_evacuated(&e, finished);
+    }
+    Stopped { reason: stop, at }
+}
+
+async fn event_loop(
+    opts: &TraceOptions,
+    t: &mut Attached,
+    ring: &mut AsyncFd<RingBuf<MapData>>,
+    exited: &AsyncFd<OwnedFd>,
+    stops: &mut Stops,
+) -> Result<StopReason, TraceError> {
+    let started = t.started;
+    let mut ticker = tokio::time::interval_at(started + opts.interval, opts.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut drains = tokio::time::interval(DRAIN_PERIOD);
+    drains.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    // A duration too long to add to the clock is no deadline at all.
+    let deadline = opts.duration.and_then(|d| started.checked_add(d));
+    let mut early =
+        (t.duty.governed() && opts.interval > 2 * EARLY_CHECK).then(|| started + EARLY_CHECK);
+    // A first sample, so that a target that exits within the first interval still has one.
+    t.live.sample(&mut t.agg);
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                drain(guard.get_inner_mut(), &mut t.agg);
+                guard.clear_ready();
+            }
+            _ = drains.tick() => {
+                drain(ring.get_mut(), &mut t.agg);
+                t.duty.refresh_work();
+                if !t.exec_traced && t.image.id().replaced_in(t.pid) {
+                    return Ok(exec_stop(t));
+                }
+            }
+            _ = sleep_until(t.duty.next_toggle()) => {
+                // Count everything the attached stretch produced before switching.
+                drain(ring.get_mut(), &mut t.agg);
+                let result = t.duty.toggle_due(Instant::now(), &mut t.loaded);
+                if let Some(stop) = switched(t, result) {
+                    return Ok(stop);
+                }
+            }
+            _ = sleep_until(early) => {
+                // A first look well before the first interval ends: a target that the probes
+                // would slow down is not left fully probed for a whole interval.
+                early = None;
+                drain(ring.get_mut(), &mut t.agg);
+                let result = t.duty.end_interval(Instant::now(), &mut t.loaded, &t.agg);
+                if let Some(stop) = switched(t, result) {
+                    return Ok(stop);
+                }
+            }
+            _ = ticker.tick() => {
+                drain(ring.get_mut(), &mut t.agg);
+                sample(&t.live, &t.loaded, &mut t.agg);
+                let stats = t.agg.take_interval();
+                let elapsed = started.elapsed().as_nanos() as u64;
+                let result = t.duty.end_interval(Instant::now(), &mut t.loaded, &t.agg);
+                if let Some(stop) = switched(t, result) {
+                    return Ok(stop);
+                }
+                let interval = Interval::new(elapsed, &stats, &t.agg, &t.loaded.counters());
+                if let Err(e) = t.reporter.interval(&interval) {
+                    return Ok(output_failed(&mut t.notes, &e));
+                }
+            }
+            _ = stops.interrupt.recv() => return Ok(StopReason::Interrupted),
+            _ = stops.terminate.recv() => return Ok(StopReason::Interrupted),
+            _ = sleep_until(deadline) => return Ok(StopReason::Duration),
+            _ = exited.readable() => return Ok(StopReason::TargetExited),
+        }
+        if t.agg.exec_ns().is_some() {
+            return Ok(exec_stop(t));
+        }
+    }
+}
+
+/// The target executed another program: its image, and every probe planned for it, is gone.
+fn exec_stop(t: &mut Attached) -> StopReason {
+    let now = std::fs::read_link(target::exe_path(t.pid))
+        .map(|p| format!(" {}", p.display()))
+        .unwrap_or_default();
+    t.notes.push(format!(
+        "pid {} executed a new program{now}: the trace of {} ends there (to trace the new program, run mapleak trace --pid {} again)",
+        t.pid, t.image.shown, t.pid
+    ));
+    StopReason::TargetExec
+}
+
+/// Where the report could not be written: `output_closed` for a reader that went away (the
+/// usual end of `mapleak trace … | head`), else an error.
+fn output_failed(notes: &mut Vec<String>, e: &io::Error) -> StopReason {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        StopReason::OutputClosed
+    } else {
+        notes.push(format!("the report could not be written: {e}"));
+        StopReason::Error
+    }
+}
+
+/// Detaches every probe, then builds and writes the final report.
+fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
+    let Attached {
+        pid,
+        image,
+        inspection,
+        mut loaded,
+        agg,
+        duty,
+        mut reporter,
+        output,
+        mut notes,
+        hit_cost,
+        bias,
+        started,
+        ..
+    } = t;
     let counters = loaded.counters();
-    // Dropping the object detaches every probe before the report is written.
+    loaded.detach_all();
     drop(loaded);
     let unstacked = agg.stacks().dropped;
     if unstacked > 0 {
@@ -230,8 +464,9 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         pid,
         go_version: inspection.go_version.clone(),
         map_impl: inspection.map_impl.as_str(),
-        duration_ns: started.elapsed().as_nanos() as u64,
-        stop,
+        // The time the probes were attached, not the time it took to detach them.
+        duration_ns: (stopped.at - started).as_nanos() as u64,
+        stop: stopped.reason,
         notes,
     };
     let sampling = SamplingSummary {
@@ -241,9 +476,9 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         groups: duty.sampler.summary(),
     };
     let mut summary = Summary::new(&meta, &agg, &counters, opts.top, sampling);
-    // Symbolized from the executable's bytes as the trace began (it may have been replaced on
-    // disk since; /proc/PID/exe is gone once the target exits).
-    let elf = inspect::GoElf::parse(&inspection.path, &exe_bytes).ok();
+    // Symbolized from the pinned image: the file the probes were planned for, even if the
+    // target exited or replaced it since.
+    let elf = inspect::GoElf::parse(&inspection.path, image.bytes()).ok();
     let mut resolver = super::stacks::StackResolver {
         stacks: agg.stacks(),
         symbolizer: elf.and_then(|e| {
@@ -270,98 +505,26 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
         growth_share: share("growth").unwrap_or(1.0),
         create_share: share("create"),
     });
-    reporter.summary(&summary)?;
-    Ok(summary)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn pump(
-    opts: &TraceOptions,
-    loaded: &mut loader::Loaded,
-    ring: RingBuf<MapData>,
-    exited: OwnedFd,
-    agg: &mut Aggregator,
-    reporter: &mut Reporter,
-    duty: &mut DutyCycle,
-    mut stops: Stops,
-    started: Instant,
-    live: &LiveReader,
-) -> Result<StopReason, TraceError> {
-    let mut ring = register(ring)?;
-    let exited = register(exited)?;
-    let mut ticker = tokio::time::interval_at(started + opts.interval, opts.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut drains = tokio::time::interval(DRAIN_PERIOD);
-    drains.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let deadline = opts.duration.map(|d| started + d);
-    let mut early =
-        (duty.governed() && opts.interval > 2 * EARLY_CHECK).then(|| started + EARLY_CHECK);
-    // A first sample, so that a target that exits within the first interval still has one.
-    live.sample(agg);
-    let stop = loop {
-        tokio::select! {
-            guard = ring.readable_mut() => {
-                let mut guard = guard?;
-                drain(guard.get_inner_mut(), agg);
-                guard.clear_ready();
-            }
-            _ = drains.tick() => {
-                drain(ring.get_mut(), agg);
-                duty.refresh_work();
-            }
-            _ = sleep_until(duty.next_toggle()) => {
-                // Count everything the attached stretch produced before switching.
-                drain(ring.get_mut(), agg);
-                let result = duty.toggle_due(Instant::now(), loaded);
-                if let Some(stop) = switched(result, loaded.pid(), agg)? {
-                    break stop;
-                }
-            }
-            _ = sleep_until(early) => {
-                // A first look well before the first interval ends: a target that the probes
-                // would slow down is not left fully probed for a whole interval.
-                early = None;
-                drain(ring.get_mut(), agg);
-                let result = duty.end_interval(Instant::now(), loaded, agg);
-                if let Some(stop) = switched(result, loaded.pid(), agg)? {
-                    break stop;
-                }
-            }
-            _ = ticker.tick() => {
-                drain(ring.get_mut(), agg);
-                sample(live, loaded, agg);
-                let stats = agg.take_interval();
-                let elapsed = started.elapsed().as_nanos() as u64;
-                let result = duty.end_interval(Instant::now(), loaded, agg);
-                if let Some(stop) = switched(result, loaded.pid(), agg)? {
-                    break stop;
-                }
-                reporter.interval(&Interval::new(elapsed, &stats, agg, &loaded.counters()))?;
-            }
-            _ = stops.interrupt.recv() => break StopReason::Interrupted,
-            _ = stops.terminate.recv() => break StopReason::Interrupted,
-            _ = sleep_until(deadline) => break StopReason::Duration,
-            _ = exited.readable() => break StopReason::TargetExited,
+    let mut failure = match summary.stop_reason {
+        StopReason::Error => summary.notes.last().cloned(),
+        StopReason::OutputClosed => {
+            Some("the report's reader closed its end: the trace stopped there".into())
         }
+        _ => None,
     };
-    // Events submitted before the stop are still queued: take them all, and close the last
-    // (partial) interval's accounting.
-    drain(ring.get_mut(), agg);
-    agg.take_interval();
-    duty.take_governor();
-    // With the governor gone nothing is attached here, so only a vanished target can fail it.
-    let _ = duty.end_interval(Instant::now(), loaded, agg);
-    // The target is still there unless it exited: its maps' final sizes, read once more.
-    sample(live, loaded, agg);
-    // Evacuations the next growth has not closed: finished if the map's old array is gone
-    // (unknown, so not claimed, once the target has exited).
-    for e in loaded.evacuating() {
-        let finished = live
-            .old_buckets(e.map)
-            .is_some_and(|now| now != e.old_buckets);
-        agg.on_evacuated(&e, finished);
+    let written = match summary.stop_reason {
+        StopReason::OutputClosed => Ok(()),
+        _ => reporter.summary(&summary),
+    };
+    drop(reporter);
+    if let Err(e) = written {
+        failure.get_or_insert_with(|| format!("cannot write the report: {e}"));
+    } else if let Some(file) = output
+        && let Err(e) = file.commit()
+    {
+        failure.get_or_insert_with(|| e.to_string());
     }
-    Ok(stop)
+    Outcome { summary, failure }
 }
 
 /// What is read from the target and the kernel's maps rather than streamed: memory, live map
@@ -371,34 +534,35 @@ fn sample(live: &LiveReader, loaded: &loader::Loaded, agg: &mut Aggregator) {
     agg.set_assigns(&loaded.assigns());
 }
 
-/// The signals that end a trace with its report.
-struct Stops {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
+/// Ends a duty-cycle switch: a switched GC group leaves no half-seen pause behind; a group that
+/// could not be attached because the target is gone (or runs another program now) ends the
+/// trace, and otherwise stays detached with a note until its next window.
+fn switched(t: &mut Attached, result: Switched) -> Option<StopReason> {
+    let gc = |g: &ProbeGroup| *g == ProbeGroup::Gc;
+    if result.groups.iter().any(gc) || result.failed.iter().any(|(g, _)| gc(g)) {
+        t.agg.gc_gap();
+    }
+    let (group, error) = result.failed.into_iter().next()?;
+    if t.image.id().replaced_in(t.pid) {
+        return Some(exec_stop(t));
+    }
+    if !t.image.id().runs_in(t.pid) || !target::is_alive(t.pid) {
+        return Some(StopReason::TargetExited);
+    }
+    let note = format!(
+        "the {} probes could not be attached again at {:.1} s ({}); they stay detached until their next window",
+        group.name(),
+        t.started.elapsed().as_secs_f64(),
+        error_line(&error)
+    );
+    if !t.notes.contains(&note) {
+        t.notes.push(note);
+    }
+    None
 }
 
-/// Ends a duty-cycle switch: a switched GC group leaves no half-seen pause behind, and a target
-/// that is gone (probes cannot be attached to it) ends the trace.
-fn switched(
-    result: Result<Vec<ProbeGroup>, TraceError>,
-    pid: u32,
-    agg: &mut Aggregator,
-) -> Result<Option<StopReason>, TraceError> {
-    match result {
-        Ok(groups) => {
-            gaps(&groups, agg);
-            Ok(None)
-        }
-        Err(_) if !target::is_alive(pid) => Ok(Some(StopReason::TargetExited)),
-        Err(e) => Err(e),
-    }
-}
-
-/// A switched GC group leaves no half-seen pause behind to be misattributed later.
-fn gaps(groups: &[ProbeGroup], agg: &mut Aggregator) {
-    if groups.contains(&ProbeGroup::Gc) {
-        agg.gc_gap();
-    }
+fn error_line(e: &dyn std::error::Error) -> String {
+    loader::error_chain(e)
 }
 
 fn drain(ring: &mut RingBuf<MapData>, agg: &mut Aggregator) {
@@ -415,40 +579,34 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 fn register<T: std::os::fd::AsRawFd>(inner: T) -> io::Result<AsyncFd<T>> {
-    // SAFETY: `inner` owns its fd and keeps it open for as long as the AsyncFd holds it.
+    // SAFETY: `inner` owns or borrows an fd that stays open for as long as the AsyncFd holds it.
     unsafe { AsyncFd::register_with_interest(inner, Interest::READABLE) }.map_err(|e| e.into())
 }
 
-fn sink(output: Option<&PathBuf>) -> Result<Box<dyn io::Write + Send>, TraceError> {
-    Ok(match output {
-        Some(path) => Box::new(io::BufWriter::new(File::create(path)?)),
-        None => Box::new(io::stdout()),
-    })
-}
-
-fn announce(inspection: &Inspection, pid: u32, hit_cost: Duration, opts: &TraceOptions) {
-    let probes: Vec<String> = inspection
-        .probes
-        .iter()
-        .map(|p| format!("{}+{:#x}", p.symbol, p.post_prologue))
-        .collect();
-    eprintln!(
-        "mapleak: tracing pid {pid} ({}, {} maps): {} probe(s) attached ({}); Ctrl-C to stop",
+fn announce(
+    inspection: &Inspection,
+    loaded: &loader::Loaded,
+    pid: u32,
+    hit_cost: Duration,
+    opts: &TraceOptions,
+) {
+    let probes = loaded.attached_names();
+    super::say(&format!(
+        "tracing pid {pid} ({}, {} maps): {} probe(s) attached ({}); Ctrl-C to stop",
         inspection.go_version,
         inspection.map_impl.as_str(),
         probes.len(),
         probes.join(", ")
-    );
+    ));
+    let hit = hit_cost.as_nanos() as f64 / 1e3;
     if opts.exact {
-        eprintln!(
-            "mapleak: exact mode: every probe stays attached whatever it costs (one hit ≈ {:.1} µs here)",
-            hit_cost.as_nanos() as f64 / 1e3
-        );
+        super::say(&format!(
+            "exact mode: every probe stays attached whatever it costs (one hit ≈ {hit:.1} µs here)"
+        ));
     } else {
-        eprintln!(
-            "mapleak: one uprobe hit costs {:.1} µs here; probes are duty-cycled to keep the target's overhead under {}%",
-            hit_cost.as_nanos() as f64 / 1e3,
-            opts.max_overhead * 100.0
-        );
+        super::say(&format!(
+            "one uprobe hit costs {hit:.1} µs here; probes are duty-cycled to keep the target's overhead under {}",
+            crate::report::units::percent(opts.max_overhead)
+        ));
     }
 }

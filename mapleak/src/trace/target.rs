@@ -2,11 +2,15 @@
 
 use std::{
     fs,
-    os::fd::{FromRawFd, OwnedFd},
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd},
+        unix::fs::MetadataExt,
+    },
     path::Path,
 };
 
 use super::TraceError;
+use crate::inspect::file::MappedFile;
 
 /// `CAP_SYS_ADMIN`, `CAP_PERFMON`, `CAP_BPF` bit numbers (linux/capability.h).
 const CAP_SYS_ADMIN: u32 = 21;
@@ -18,6 +22,115 @@ pub fn check_exists(pid: u32) -> Result<(), TraceError> {
         return Err(TraceError::NoSuchProcess(pid));
     }
     Ok(())
+}
+
+/// [`check_exists`], and that `pid` is a process that runs a program of its own: not one thread
+/// of another process (whose id /proc answers to as well), not a kernel thread, not a zombie.
+pub fn check_traceable(pid: u32) -> Result<(), TraceError> {
+    check_exists(pid)?;
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|_| TraceError::NoSuchProcess(pid))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    if let Some(tgid) = field("Tgid:").and_then(|t| t.parse::<u32>().ok())
+        && tgid != pid
+    {
+        return Err(TraceError::Thread { tid: pid, tgid });
+    }
+    if field("State:").is_some_and(|s| s.starts_with('Z') || s.starts_with('X')) {
+        return Err(TraceError::Zombie(pid));
+    }
+    if is_kernel_thread(pid) {
+        return Err(TraceError::KernelThread(pid));
+    }
+    Ok(())
+}
+
+/// `PF_KTHREAD` in the flags of `/proc/PID/stat` (include/linux/sched.h).
+fn is_kernel_thread(pid: u32) -> bool {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `flags` is the 9th field; the 3rd follows the parenthesised command name.
+    stat.rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().nth(6))
+        .and_then(|f| f.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_KTHREAD != 0)
+}
+
+/// The target's executable, held open from inspection to the end of the trace. Probes are
+/// attached through this open file, so they go to the very image they were planned for: after
+/// an exec, `/proc/PID/exe` names another program, at whose offsets an old plan's breakpoint
+/// would land inside an instruction.
+pub struct Image {
+    file: MappedFile,
+    /// Where the file was when pinned, for people (may end in " (deleted)").
+    pub shown: String,
+}
+
+impl Image {
+    pub fn pin(pid: u32) -> Result<Self, TraceError> {
+        let path = exe_path(pid);
+        let file = MappedFile::open(&path).map_err(|source| {
+            if !is_alive(pid) {
+                TraceError::NoSuchProcess(pid)
+            } else {
+                TraceError::Inspect { pid, source }
+            }
+        })?;
+        let shown = fs::read_link(&path)
+            .map(|p| p.display().to_string())
+            .unwrap_or(path);
+        Ok(Self { file, shown })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.file.bytes()
+    }
+
+    pub fn id(&self) -> ImageId {
+        ImageId {
+            dev: self.file.dev,
+            ino: self.file.ino,
+        }
+    }
+
+    /// A path that names this open file, for the kernel's uprobe lookup.
+    pub fn attach_path(&self) -> String {
+        format!("/proc/self/fd/{}", self.file.file().as_raw_fd())
+    }
+}
+
+/// Which file an image is. Its memory is read at addresses planned from that file, so a read is
+/// only made while the process still runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl ImageId {
+    pub fn of_file(meta: &fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+
+    /// Whether `pid` runs this image now: false once it is gone or executed another file.
+    pub fn runs_in(self, pid: u32) -> bool {
+        fs::metadata(exe_path(pid)).is_ok_and(|m| Self::of_file(&m) == self)
+    }
+
+    /// Whether `pid` is alive and runs another image: it executed a new program.
+    pub fn replaced_in(self, pid: u32) -> bool {
+        fs::metadata(exe_path(pid)).is_ok_and(|m| Self::of_file(&m) != self)
+    }
 }
 
 /// Whether the process still runs: an exited one stays in /proc as a zombie until its parent
@@ -237,6 +350,36 @@ mod tests {
         assert!(!is_alive(pid));
         child.wait().unwrap();
         assert!(!is_alive(pid));
+    }
+
+    #[test]
+    fn a_thread_is_named_with_its_process() {
+        let pid = std::process::id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        let got = check_traceable(tid);
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+        assert!(
+            matches!(got, Err(TraceError::Thread { tid: t, tgid }) if t == tid && tgid == pid),
+            "{got:?}"
+        );
+        assert!(check_traceable(pid).is_ok());
+    }
+
+    #[test]
+    fn kernel_threads_are_refused() {
+        // kthreadd is pid 2 on every Linux.
+        assert!(matches!(
+            check_traceable(2),
+            Err(TraceError::KernelThread(2))
+        ));
     }
 
     #[test]

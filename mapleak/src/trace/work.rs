@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 
-use super::target;
+use super::target::{self, ImageId};
 
 /// Counter readings, or differences of them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,6 +44,8 @@ impl Work {
 /// Reads the target's [`Work`] counters.
 pub struct WorkGauge {
     pid: u32,
+    /// The image whose `totalAlloc` address is known: after an exec the address means nothing.
+    image: ImageId,
     /// Run-time address of `gcController.totalAlloc`, when inspection found it.
     total_alloc: Option<u64>,
     /// The last reading of a live target: once it has exited its counters are gone, and the work
@@ -52,19 +54,22 @@ pub struct WorkGauge {
 }
 
 impl WorkGauge {
-    pub fn new(pid: u32, total_alloc: Option<u64>) -> Self {
+    pub fn new(pid: u32, image: ImageId, total_alloc: Option<u64>) -> Self {
         Self {
             pid,
+            image,
             total_alloc,
             last: Cell::new(None),
         }
     }
 
-    /// The counters now, or as last read once the target has exited (`None` if never read).
+    /// The counters now, or as last read once the target has exited or executed another program
+    /// (`None` if never read).
     /// Reading often (the session does at every ring-buffer drain) keeps the work a target does
     /// between its last reading and its exit small.
     pub fn read(&self) -> Option<Work> {
         if target::is_alive(self.pid)
+            && self.image.runs_in(self.pid)
             && let Some(cpu_ns) = target::cpu_ns(self.pid)
         {
             let work = Work {
@@ -122,10 +127,15 @@ mod tests {
         assert_eq!(gone.since(b).alloc, None);
     }
 
+    fn image_of(pid: u32) -> ImageId {
+        ImageId::of_file(&std::fs::metadata(target::exe_path(pid)).unwrap())
+    }
+
     #[test]
     fn reads_this_process_own_counter() {
         let counter: u64 = 0x1234_5678;
-        let gauge = WorkGauge::new(std::process::id(), Some(&counter as *const u64 as u64));
+        let pid = std::process::id();
+        let gauge = WorkGauge::new(pid, image_of(pid), Some(&counter as *const u64 as u64));
         let w = gauge.read().expect("our own CPU time");
         assert_eq!(w.alloc, Some(0x1234_5678));
     }
@@ -136,7 +146,12 @@ mod tests {
             .arg("30")
             .spawn()
             .expect("run sleep");
-        let gauge = WorkGauge::new(child.id(), None);
+        // Until it has executed `sleep`, the child is a copy of this test binary.
+        let ours = image_of(std::process::id());
+        while image_of(child.id()) == ours {
+            std::thread::yield_now();
+        }
+        let gauge = WorkGauge::new(child.id(), image_of(child.id()), None);
         let first = gauge.read();
         assert!(first.is_some());
         child.kill().expect("kill");

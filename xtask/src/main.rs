@@ -26,6 +26,16 @@ pub const STABLE: &str = "1.99.1";
 /// eBPF Rust toolchain (its LLVM must match bpf-linker's); keep in sync with mapleak/build.rs.
 pub const NIGHTLY: &str = "nightly-2026-07-01";
 
+/// `1.95.0` from `1.95.0`, `1.85` or `rustc 1.99.0-nightly (…)`'s version word.
+pub fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let release = text.split(['-', '+']).next()?;
+    let mut parts = release.split('.').map(str::parse::<u32>);
+    let major = parts.next()?.ok()?;
+    let minor = parts.next()?.ok()?;
+    let patch = parts.next().unwrap_or(Ok(0)).ok()?;
+    Some((major, minor, patch))
+}
+
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Development tasks for mapleak")]
 struct Cli {
@@ -192,6 +202,76 @@ mod tests {
             build_rs.contains(&format!("\"{NIGHTLY}\"")),
             "NIGHTLY differs from mapleak/build.rs"
         );
+    }
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_version("1.95.0"), Some((1, 95, 0)));
+        assert_eq!(parse_version("1.85"), Some((1, 85, 0)));
+        assert_eq!(parse_version("1.99.0-nightly"), Some((1, 99, 0)));
+        assert_eq!(parse_version("nightly"), None);
+    }
+
+    /// `cargo xtask` is built by the machine's default toolchain before it can install the
+    /// pinned ones, so nothing it builds may need a newer rustc than its own `rust-version`.
+    #[test]
+    fn xtask_builds_on_its_rust_version() {
+        let out = Command::new(env!("CARGO"))
+            .current_dir(workspace_root())
+            .args(["metadata", "--format-version", "1", "--locked"])
+            .output()
+            .expect("cargo metadata");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let packages = metadata["packages"].as_array().expect("packages");
+        let rust_version = |id: &str| {
+            let package = packages.iter().find(|p| p["id"] == id).expect("package");
+            let name = package["name"].as_str().unwrap_or_default().to_owned();
+            (
+                name,
+                package["rust_version"].as_str().and_then(parse_version),
+            )
+        };
+        let nodes = metadata["resolve"]["nodes"].as_array().expect("resolve");
+        let xtask = packages
+            .iter()
+            .find(|p| p["name"] == "xtask")
+            .and_then(|p| p["id"].as_str())
+            .expect("xtask");
+        let (_, Some(floor)) = rust_version(xtask) else {
+            panic!("xtask has no rust-version");
+        };
+
+        let mut seen = vec![xtask.to_owned()];
+        let mut queue = vec![xtask.to_owned()];
+        while let Some(id) = queue.pop() {
+            let node = nodes.iter().find(|n| n["id"] == id.as_str()).expect("node");
+            for dep in node["deps"].as_array().into_iter().flatten() {
+                // Dev-dependencies are built by `cargo test`, on the pinned toolchain.
+                let built = dep["dep_kinds"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|kind| kind["kind"] != "dev");
+                let dep_id = dep["pkg"].as_str().expect("pkg").to_owned();
+                if built && !seen.contains(&dep_id) {
+                    seen.push(dep_id.clone());
+                    queue.push(dep_id);
+                }
+            }
+        }
+        for id in &seen {
+            let (name, needs) = rust_version(id);
+            assert!(
+                needs.is_none_or(|needs| needs <= floor),
+                "xtask's dependency {name} needs rustc {needs:?}, newer than xtask's rust-version {floor:?}: \
+                 pin an older {name} in Cargo.lock (`cargo update {name} --precise …`)"
+            );
+        }
     }
 
     #[test]

@@ -21,10 +21,40 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
-/// User-space Rust toolchain; keep in sync with rust-toolchain.toml.
-pub const STABLE: &str = "1.99.1";
-/// eBPF Rust toolchain (its LLVM must match bpf-linker's); keep in sync with mapleak/build.rs.
-pub const NIGHTLY: &str = "nightly-2026-07-01";
+/// The workspace manifest, which pins the toolchains in `[workspace.metadata.toolchains]`.
+const WORKSPACE_MANIFEST: &str = include_str!("../../Cargo.toml");
+
+/// The user-space Rust toolchain: every project cargo command runs on it.
+pub fn stable() -> &'static str {
+    pinned_toolchain("stable")
+}
+
+/// The eBPF Rust toolchain (its LLVM must match bpf-linker's).
+pub fn nightly() -> &'static str {
+    pinned_toolchain("nightly")
+}
+
+fn pinned_toolchain(key: &str) -> &'static str {
+    manifest_value(WORKSPACE_MANIFEST, "workspace.metadata.toolchains", key)
+        .unwrap_or_else(|| panic!("Cargo.toml has no [workspace.metadata.toolchains] {key}"))
+}
+
+/// A `key = "value"` string of `[table]` in a TOML file, read line by line: enough for the
+/// flat table it is used for, without a TOML parser in a crate that must build on old toolchains.
+fn manifest_value(manifest: &'static str, table: &str, key: &str) -> Option<&'static str> {
+    let header = format!("[{table}]");
+    let mut lines = manifest.lines().map(str::trim);
+    lines.find(|line| *line == header)?;
+    lines
+        .take_while(|line| !line.starts_with('['))
+        .find_map(|line| {
+            let (name, value) = line.split_once('=')?;
+            if name.trim() != key {
+                return None;
+            }
+            value.trim().strip_prefix('"')?.strip_suffix('"')
+        })
+}
 
 /// `1.95.0` from `1.95.0`, `1.85` or `rustc 1.99.0-nightly (…)`'s version word.
 pub fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
@@ -86,12 +116,17 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// `cargo` (the rustup proxy on `PATH`), run from the workspace root without an inherited
-/// `RUSTUP_TOOLCHAIN`, so that rust-toolchain.toml or an explicit `+toolchain` decides.
+/// `cargo +<stable>`: see [`cargo_on`].
 pub fn cargo() -> Command {
+    cargo_on(stable())
+}
+
+/// `cargo +<toolchain>` (the rustup proxy on `PATH`), run from the workspace root. The toolchain
+/// is always named, because xtask itself runs on whatever the machine's default is.
+pub fn cargo_on(toolchain: &str) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.current_dir(workspace_root())
-        .env_remove("RUSTUP_TOOLCHAIN");
+        .arg(format!("+{toolchain}"));
     cmd
 }
 
@@ -189,19 +224,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn toolchain_pins_agree_with_the_workspace() {
-        let toolchain = std::fs::read_to_string(workspace_root().join("rust-toolchain.toml"))
-            .expect("rust-toolchain.toml");
+    fn toolchains_are_pinned_in_the_workspace_manifest() {
+        assert!(parse_version(stable()).is_some(), "stable: {}", stable());
         assert!(
-            toolchain.contains(&format!("channel = \"{STABLE}\"")),
-            "STABLE differs from rust-toolchain.toml"
+            nightly().starts_with("nightly-20"),
+            "nightly: {}",
+            nightly()
         );
-        let build_rs = std::fs::read_to_string(workspace_root().join("mapleak/build.rs"))
-            .expect("mapleak/build.rs");
-        assert!(
-            build_rs.contains(&format!("\"{NIGHTLY}\"")),
-            "NIGHTLY differs from mapleak/build.rs"
+        assert_eq!(
+            manifest_value(
+                "[a]\nx = \"1\"\n[b]\n# x = \"2\"\nxy = \"3\"\nx = \"4\"\n",
+                "b",
+                "x"
+            ),
+            Some("4")
         );
+        assert_eq!(manifest_value("[a]\n[b]\nx = \"1\"\n", "a", "x"), None);
     }
 
     #[test]

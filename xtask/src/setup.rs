@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{Result, bail};
 
-use crate::{NIGHTLY, STABLE, go};
+use crate::{go, nightly, stable};
 
 /// Debian's LLVM 22, which bpf-linker links against (and the nightly's LLVM major).
 const LLVM_BIN: &str = "/usr/lib/llvm-22/bin";
@@ -56,8 +56,8 @@ struct Step {
 fn steps() -> Vec<Step> {
     let packages: Vec<&str> = DEBIAN_PACKAGES.iter().map(|(name, _)| *name).collect();
     vec![
-        rust_step(STABLE, &["clippy", "rustfmt"]),
-        rust_step(NIGHTLY, &["rust-src", "clippy", "rustfmt"]),
+        rust_step(stable(), &["clippy", "rustfmt"]),
+        rust_step(nightly(), &["rust-src", "clippy", "rustfmt"]),
         Step {
             name: packages.join(" "),
             present: Box::new(|| missing_packages().is_empty()),
@@ -222,7 +222,6 @@ fn install_bpf_linker() -> Result<()> {
     let install = |locked: bool| {
         let mut cmd = crate::cargo();
         cmd.env("PATH", &path).args([
-            &format!("+{STABLE}"),
             "install",
             "bpf-linker",
             "--version",

@@ -56,7 +56,8 @@ fn manifest_value(manifest: &'static str, table: &str, key: &str) -> Option<&'st
         })
 }
 
-/// `1.95.0` from `1.95.0`, `1.85` or `rustc 1.99.0-nightly (…)`'s version word.
+/// `1.95.0` → `(1, 95, 0)`; a `rust-version` may omit the patch, and rustc's `-nightly` suffix is
+/// dropped.
 pub fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
     let release = text.split(['-', '+']).next()?;
     let mut parts = release.split('.').map(str::parse::<u32>);

@@ -1,14 +1,24 @@
 use anyhow::{Context as _, anyhow};
 use aya_build::{Package, Toolchain};
 
-/// The dated nightly whose LLVM matches bpf-linker's (see the README's set-up notes).
-const EBPF_TOOLCHAIN: &str = "nightly-2026-07-01";
-
 fn main() -> anyhow::Result<()> {
-    let cargo_metadata::Metadata { packages, .. } = cargo_metadata::MetadataCommand::new()
+    let cargo_metadata::Metadata {
+        packages,
+        workspace_metadata,
+        workspace_root,
+        ..
+    } = cargo_metadata::MetadataCommand::new()
         .no_deps()
         .exec()
         .context("cargo metadata")?;
+    // The eBPF nightly is pinned there; aya-build only asks to rerun for the kernel crate.
+    println!(
+        "cargo::rerun-if-changed={}",
+        workspace_root.join("Cargo.toml")
+    );
+    let toolchain = workspace_metadata["toolchains"]["nightly"]
+        .as_str()
+        .ok_or_else(|| anyhow!("Cargo.toml has no [workspace.metadata.toolchains] nightly"))?;
     let ebpf = packages
         .into_iter()
         .find(|p| p.name.as_str() == "mapleak-ebpf")
@@ -24,6 +34,6 @@ fn main() -> anyhow::Result<()> {
             root_dir,
             ..Default::default()
         }],
-        Toolchain::Custom(EBPF_TOOLCHAIN),
+        Toolchain::Custom(toolchain),
     )
 }

@@ -21,10 +21,51 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
-/// User-space Rust toolchain; keep in sync with rust-toolchain.toml.
-pub const STABLE: &str = "1.99.1";
-/// eBPF Rust toolchain (its LLVM must match bpf-linker's); keep in sync with mapleak/build.rs.
-pub const NIGHTLY: &str = "nightly-2026-07-01";
+/// The workspace manifest, which pins the toolchains in `[workspace.metadata.toolchains]`.
+const WORKSPACE_MANIFEST: &str = include_str!("../../Cargo.toml");
+
+/// The user-space Rust toolchain: every project cargo command runs on it.
+pub fn stable() -> &'static str {
+    pinned_toolchain("stable")
+}
+
+/// The eBPF Rust toolchain (its LLVM must match bpf-linker's).
+pub fn nightly() -> &'static str {
+    pinned_toolchain("nightly")
+}
+
+fn pinned_toolchain(key: &str) -> &'static str {
+    manifest_value(WORKSPACE_MANIFEST, "workspace.metadata.toolchains", key)
+        .unwrap_or_else(|| panic!("Cargo.toml has no [workspace.metadata.toolchains] {key}"))
+}
+
+/// A `key = "value"` string of `[table]` in a TOML file, read line by line: enough for the
+/// flat table it is used for, without a TOML parser in a crate that must build on old toolchains.
+fn manifest_value(manifest: &'static str, table: &str, key: &str) -> Option<&'static str> {
+    let header = format!("[{table}]");
+    let mut lines = manifest.lines().map(str::trim);
+    lines.find(|line| *line == header)?;
+    lines
+        .take_while(|line| !line.starts_with('['))
+        .find_map(|line| {
+            let (name, value) = line.split_once('=')?;
+            if name.trim() != key {
+                return None;
+            }
+            value.trim().strip_prefix('"')?.strip_suffix('"')
+        })
+}
+
+/// `1.95.0` → `(1, 95, 0)`; a `rust-version` may omit the patch, and rustc's `-nightly` suffix is
+/// dropped.
+pub fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let release = text.split(['-', '+']).next()?;
+    let mut parts = release.split('.').map(str::parse::<u32>);
+    let major = parts.next()?.ok()?;
+    let minor = parts.next()?.ok()?;
+    let patch = parts.next().unwrap_or(Ok(0)).ok()?;
+    Some((major, minor, patch))
+}
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Development tasks for mapleak")]
@@ -76,12 +117,17 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// `cargo` (the rustup proxy on `PATH`), run from the workspace root without an inherited
-/// `RUSTUP_TOOLCHAIN`, so that rust-toolchain.toml or an explicit `+toolchain` decides.
+/// `cargo +<stable>`: see [`cargo_on`].
 pub fn cargo() -> Command {
+    cargo_on(stable())
+}
+
+/// `cargo +<toolchain>` (the rustup proxy on `PATH`), run from the workspace root. The toolchain
+/// is always named, because xtask itself runs on whatever the machine's default is.
+pub fn cargo_on(toolchain: &str) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.current_dir(workspace_root())
-        .env_remove("RUSTUP_TOOLCHAIN");
+        .arg(format!("+{toolchain}"));
     cmd
 }
 
@@ -179,19 +225,92 @@ mod tests {
     use super::*;
 
     #[test]
-    fn toolchain_pins_agree_with_the_workspace() {
-        let toolchain = std::fs::read_to_string(workspace_root().join("rust-toolchain.toml"))
-            .expect("rust-toolchain.toml");
+    fn toolchains_are_pinned_in_the_workspace_manifest() {
+        assert!(parse_version(stable()).is_some(), "stable: {}", stable());
         assert!(
-            toolchain.contains(&format!("channel = \"{STABLE}\"")),
-            "STABLE differs from rust-toolchain.toml"
+            nightly().starts_with("nightly-20"),
+            "nightly: {}",
+            nightly()
         );
-        let build_rs = std::fs::read_to_string(workspace_root().join("mapleak/build.rs"))
-            .expect("mapleak/build.rs");
+        assert_eq!(
+            manifest_value(
+                "[a]\nx = \"1\"\n[b]\n# x = \"2\"\nxy = \"3\"\nx = \"4\"\n",
+                "b",
+                "x"
+            ),
+            Some("4")
+        );
+        assert_eq!(manifest_value("[a]\n[b]\nx = \"1\"\n", "a", "x"), None);
+    }
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_version("1.95.0"), Some((1, 95, 0)));
+        assert_eq!(parse_version("1.85"), Some((1, 85, 0)));
+        assert_eq!(parse_version("1.99.0-nightly"), Some((1, 99, 0)));
+        assert_eq!(parse_version("nightly"), None);
+    }
+
+    /// `cargo xtask` is built by the machine's default toolchain before it can install the
+    /// pinned ones, so nothing it builds may need a newer rustc than its own `rust-version`.
+    #[test]
+    fn xtask_builds_on_its_rust_version() {
+        let out = Command::new(env!("CARGO"))
+            .current_dir(workspace_root())
+            .args(["metadata", "--format-version", "1", "--locked"])
+            .output()
+            .expect("cargo metadata");
         assert!(
-            build_rs.contains(&format!("\"{NIGHTLY}\"")),
-            "NIGHTLY differs from mapleak/build.rs"
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
         );
+        let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let packages = metadata["packages"].as_array().expect("packages");
+        let rust_version = |id: &str| {
+            let package = packages.iter().find(|p| p["id"] == id).expect("package");
+            let name = package["name"].as_str().unwrap_or_default().to_owned();
+            (
+                name,
+                package["rust_version"].as_str().and_then(parse_version),
+            )
+        };
+        let nodes = metadata["resolve"]["nodes"].as_array().expect("resolve");
+        let xtask = packages
+            .iter()
+            .find(|p| p["name"] == "xtask")
+            .and_then(|p| p["id"].as_str())
+            .expect("xtask");
+        let (_, Some(floor)) = rust_version(xtask) else {
+            panic!("xtask has no rust-version");
+        };
+
+        let mut seen = vec![xtask.to_owned()];
+        let mut queue = vec![xtask.to_owned()];
+        while let Some(id) = queue.pop() {
+            let node = nodes.iter().find(|n| n["id"] == id.as_str()).expect("node");
+            for dep in node["deps"].as_array().into_iter().flatten() {
+                // Dev-dependencies are built by `cargo test`, on the pinned toolchain.
+                let built = dep["dep_kinds"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|kind| kind["kind"] != "dev");
+                let dep_id = dep["pkg"].as_str().expect("pkg").to_owned();
+                if built && !seen.contains(&dep_id) {
+                    seen.push(dep_id.clone());
+                    queue.push(dep_id);
+                }
+            }
+        }
+        for id in &seen {
+            let (name, needs) = rust_version(id);
+            assert!(
+                needs.is_none_or(|needs| needs <= floor),
+                "xtask's dependency {name} needs rustc {needs:?}, newer than xtask's rust-version {floor:?}: \
+                 pin an older {name} in Cargo.lock (`cargo update {name} --precise …`)"
+            );
+        }
     }
 
     #[test]

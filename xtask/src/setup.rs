@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{Result, bail};
 
-use crate::{NIGHTLY, STABLE, go};
+use crate::{go, nightly, stable};
 
 /// Debian's LLVM 22, which bpf-linker links against (and the nightly's LLVM major).
 const LLVM_BIN: &str = "/usr/lib/llvm-22/bin";
@@ -56,8 +56,8 @@ struct Step {
 fn steps() -> Vec<Step> {
     let packages: Vec<&str> = DEBIAN_PACKAGES.iter().map(|(name, _)| *name).collect();
     vec![
-        rust_step(STABLE, &["clippy", "rustfmt"]),
-        rust_step(NIGHTLY, &["rust-src", "clippy", "rustfmt"]),
+        rust_step(stable(), &["clippy", "rustfmt"]),
+        rust_step(nightly(), &["rust-src", "clippy", "rustfmt"]),
         Step {
             name: packages.join(" "),
             present: Box::new(|| missing_packages().is_empty()),
@@ -126,7 +126,35 @@ pub fn run() -> Result<()> {
         }
         println!("ok (installed in {})", crate::human(started.elapsed()));
     }
+    plain_cargo_note();
     Ok(())
+}
+
+/// The workspace pins no toolchain (see Cargo.toml), so plain `cargo` there runs the default
+/// one; say how to reach the pinned one if the default is older.
+fn plain_cargo_note() {
+    let Some(version) = crate::output(
+        Command::new("rustc")
+            .current_dir(crate::workspace_root())
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .arg("--version"),
+    ) else {
+        return;
+    };
+    let word = version.split_whitespace().nth(1).unwrap_or_default();
+    let (Some(default), Some(pinned)) =
+        (crate::parse_version(word), crate::parse_version(stable()))
+    else {
+        return;
+    };
+    if default < pinned {
+        let stable = stable();
+        println!(
+            "setup: note: plain `cargo` here runs rustc {word}, older than the pinned {stable}: \
+             `cargo xtask` picks its toolchains itself; otherwise use `cargo +{stable} …`, or \
+             `rustup override set {stable}` in this directory"
+        );
+    }
 }
 
 /// Runs `cargo xtask setup` only if something is missing (a quick check, for other subcommands).
@@ -175,6 +203,12 @@ fn rust_step(toolchain: &'static str, components: &'static [&'static str]) -> St
             })
         }),
         install: Box::new(move || {
+            if crate::output(crate::rustup().arg("--version")).is_none() {
+                bail!(
+                    "rustup is not on PATH: mapleak's pinned Rust toolchains are installed with \
+                     it, so install rustup first"
+                );
+            }
             let mut cmd = crate::rustup();
             cmd.args(["toolchain", "install", toolchain, "--profile", "minimal"]);
             for c in components {
@@ -222,7 +256,6 @@ fn install_bpf_linker() -> Result<()> {
     let install = |locked: bool| {
         let mut cmd = crate::cargo();
         cmd.env("PATH", &path).args([
-            &format!("+{STABLE}"),
             "install",
             "bpf-linker",
             "--version",
@@ -238,7 +271,16 @@ fn install_bpf_linker() -> Result<()> {
     };
     install(true).or_else(|_| install(false))?;
     if !bpf_linker_present() {
-        bail!("installed bpf-linker, but it is not on PATH: add $HOME/.cargo/bin to PATH");
+        // cargo installs into $CARGO_HOME/bin, which rustup sets for the processes it starts.
+        let bin = env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+            .unwrap_or_default()
+            .join("bin");
+        bail!(
+            "installed bpf-linker into {}, which is not on PATH: add it to PATH",
+            bin.display()
+        );
     }
     Ok(())
 }

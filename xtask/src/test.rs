@@ -4,7 +4,7 @@ use std::{process::Command, time::Instant};
 
 use anyhow::{Result, bail};
 
-use crate::{NIGHTLY, cargo, go, setup};
+use crate::{cargo, cargo_on, go, nightly, setup};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -56,8 +56,8 @@ fn stages(args: &Args) -> Result<()> {
         stages.push(("clippy (user space)", clippy));
 
         // The kernel crate is linted for its real target with the eBPF nightly.
-        let mut clippy_ebpf = cargo();
-        clippy_ebpf.arg(format!("+{NIGHTLY}")).args([
+        let mut clippy_ebpf = cargo_on(nightly());
+        clippy_ebpf.args([
             "clippy",
             "-p",
             "mapleak-ebpf",

@@ -164,9 +164,20 @@ impl Fixture {
     /// Lets the workload start, without waiting for it. Standard input stays open: fixtures
     /// that wait for a second line before exiting get it from [`Fixture::release`].
     pub fn go(&mut self) {
+        self.send("go");
+    }
+
+    /// Writes one line to the fixture's standard input.
+    pub fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin still open");
-        stdin.write_all(b"go\n").expect("write to fixture");
+        writeln!(stdin, "{line}").expect("write to fixture");
         stdin.flush().expect("flush fixture stdin");
+    }
+
+    /// Waits for the fixture to exit and returns whether it succeeded.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        drop(self.stdin.take());
+        self.child.wait().expect("wait for fixture")
     }
 
     /// Closes standard input: a fixture waiting for its last line exits.

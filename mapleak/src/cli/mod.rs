@@ -23,6 +23,10 @@ enum Command {
 pub fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Trace(args) => trace::run(args),
-        Command::Inspect(args) => inspect::run(args),
+        Command::Inspect(args) => {
+            // Nothing to detach: Ctrl-C may stop it the ordinary way.
+            crate::trace::signals::release();
+            inspect::run(args)
+        }
     }
 }

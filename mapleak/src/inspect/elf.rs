@@ -33,6 +33,22 @@ impl<'data> GoElf<'data> {
                 file.architecture()
             )));
         }
+        // A section or segment whose bytes run past the end of the file: cut short in a copy.
+        let len = data.len() as u64;
+        let outside = file
+            .sections()
+            .filter_map(|s| s.file_range().map(|r| (s.name().unwrap_or("?").to_owned(), r)))
+            .chain(file.segments().map(|s| ("a segment".to_owned(), s.file_range())))
+            .find(|(_, (off, size))| off.checked_add(*size).is_none_or(|end| end > len));
+        if let Some((what, (off, size))) = outside {
+            return Err(InspectError::CorruptElf {
+                path: path.to_owned(),
+                why: format!(
+                    "{what} ends at byte {} of a {len}-byte file",
+                    off.saturating_add(size)
+                ),
+            });
+        }
         Ok(Self {
             path: path.to_owned(),
             data,

@@ -141,17 +141,16 @@ struct Attached {
 }
 
 pub async fn run(opts: TraceOptions) -> Result<Outcome, TraceError> {
-    // First of all: a Ctrl-C from here on is seen, never the default action that would kill
-    // mapleak with probes half attached.
+    let (mut attached, streams) = start(&opts)?;
+    // A signal held since mapleak started is delivered now, and ends the trace with its report.
     let mut stops = Stops::install()?;
-    let (mut attached, streams) = start(&opts, &mut stops)?;
     let stop = pump(&opts, &mut attached, streams, &mut stops).await;
     Ok(finish(&opts, attached, stop))
 }
 
 /// Inspects the pinned image, loads the kernel programs, calibrates and attaches. Every failure
 /// here is one sentence and nothing stays attached (dropping what was loaded detaches it).
-fn start(opts: &TraceOptions, stops: &mut Stops) -> Result<(Attached, Streams), TraceError> {
+fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
     let pid = opts.pid;
     target::check_traceable(pid)?;
     target::check_privileges()?;
@@ -209,7 +208,7 @@ fn start(opts: &TraceOptions, stops: &mut Stops) -> Result<(Attached, Streams), 
             false
         }
     };
-    if stops.pending() {
+    if super::signals::arrived() {
         return Err(TraceError::Interrupted);
     }
     if image.id().replaced_in(pid) {

@@ -6,10 +6,8 @@ use crate::inspect::InspectError;
 pub enum TraceError {
     #[error("no process with pid {0} exists")]
     NoSuchProcess(u32),
-    #[error(
-        "mapleak needs root, or the capabilities CAP_BPF and CAP_PERFMON (and CAP_SYS_PTRACE for another user's process), to trace a process"
-    )]
-    Privileges,
+    #[error("{0}")]
+    Privileges(super::privileges::Missing),
     #[error("cannot inspect pid {pid}: {source}")]
     Inspect {
         pid: u32,

@@ -115,7 +115,7 @@ const FALLBACK_HIT_COST: Duration = Duration::from_micros(12);
 pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     let pid = opts.pid;
     target::check_exists(pid)?;
-    target::check_privileges()?;
+    super::privileges::check(pid)?;
     let exe_bytes = std::fs::read(target::exe_path(pid)).map_err(|source| {
         if target::check_exists(pid).is_err() {
             TraceError::NoSuchProcess(pid)
@@ -192,6 +192,7 @@ pub async fn run(opts: TraceOptions) -> Result<Summary, TraceError> {
     if let Err(note) = loaded.attach_syscalls() {
         notes.push(note);
     }
+    super::privileges::drop_after_attach(!opts.exact);
     let ring = loaded.take_events()?;
     // Before the banner: whoever reacts to it with Ctrl-C must get the final report.
     let stops = Stops {

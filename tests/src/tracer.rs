@@ -42,6 +42,42 @@ pub fn run_unprivileged(args: &[&str]) -> Output {
         .expect("run setpriv")
 }
 
+/// Whom [`setpriv`] runs mapleak as.
+#[derive(Clone, Copy, Debug)]
+pub enum User {
+    /// uid 0, with the bounding set cut to the capabilities given.
+    Root,
+    /// `nobody` (uid 65534), with the capabilities given as ambient ones: the way to grant them
+    /// to one run without setting file capabilities on the binary.
+    Nobody,
+}
+
+/// A command that runs mapleak as `user` with exactly `caps` (setpriv's names, e.g.
+/// `sys_admin`) in its effective and permitted sets.
+pub fn setpriv(user: User, caps: &[&str]) -> Command {
+    let list: Vec<String> = std::iter::once("-all".to_owned())
+        .chain(caps.iter().map(|c| format!("+{c}")))
+        .collect();
+    let list = list.join(",");
+    let mut cmd = Command::new("setpriv");
+    match user {
+        User::Root => cmd.arg(format!("--bounding-set={list}")),
+        User::Nobody => cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]),
+    };
+    cmd.arg(format!("--inh-caps={list}"))
+        .arg(format!("--ambient-caps={list}"))
+        .arg(mapleak_bin());
+    cmd
+}
+
+/// `cmd …` (e.g. [`setpriv`]) run to completion.
+pub fn run_with(mut cmd: Command, args: &[&str]) -> Output {
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mapleak")
+}
+
 /// A `mapleak trace` in progress, already attached.
 pub struct Tracer {
     child: Child,
@@ -63,8 +99,14 @@ impl Tracer {
 
     /// Like [`Tracer::attach`], with the overhead governor as users get it by default.
     pub fn attach_governed(pid: u32, extra: &[&str]) -> Self {
+        Self::attach_with(Command::new(mapleak_bin()), pid, extra)
+    }
+
+    /// Like [`Tracer::attach_governed`], with mapleak started by `cmd` (e.g. [`setpriv`], which
+    /// execs it: the child's pid is mapleak's).
+    pub fn attach_with(mut cmd: Command, pid: u32, extra: &[&str]) -> Self {
         let pid = pid.to_string();
-        let mut child = Command::new(mapleak_bin())
+        let mut child = cmd
             .args(["trace", "--pid", &pid, "--format", "json"])
             .args(extra)
             .stdin(Stdio::null())

@@ -12,10 +12,8 @@ pub enum TraceError {
     Zombie(u32),
     #[error("pid {0} is a kernel thread, not a Go program")]
     KernelThread(u32),
-    #[error(
-        "mapleak needs root, or the capabilities CAP_BPF and CAP_PERFMON (and CAP_SYS_PTRACE for another user's process), to trace a process"
-    )]
-    Privileges,
+    #[error("{0}")]
+    Privileges(super::privileges::Missing),
     #[error("cannot inspect pid {pid}: {source}")]
     Inspect {
         pid: u32,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod governor;
 pub mod live;
 pub mod loader;
+pub mod privileges;
 pub mod sampler;
 pub mod session;
 pub mod signals;

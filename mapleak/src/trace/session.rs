@@ -153,7 +153,7 @@ pub async fn run(opts: TraceOptions) -> Result<Outcome, TraceError> {
 fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
     let pid = opts.pid;
     target::check_traceable(pid)?;
-    target::check_privileges()?;
+    super::privileges::check(pid)?;
     let image = Image::pin(pid)?;
     let path = target::exe_path(pid);
     let inspection = inspect::inspect_bytes(&path, image.bytes()).map_err(|source| {
@@ -245,6 +245,7 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
     if let Err(note) = loaded.attach_syscalls() {
         notes.push(note);
     }
+    super::privileges::drop_after_attach(!opts.exact, output.is_some());
     let ring = loaded.take_events()?;
     let live = LiveReader::new(
         pid,

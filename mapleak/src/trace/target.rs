@@ -12,11 +12,6 @@ use std::{
 use super::TraceError;
 use crate::inspect::file::MappedFile;
 
-/// `CAP_SYS_ADMIN`, `CAP_PERFMON`, `CAP_BPF` bit numbers (linux/capability.h).
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
-
 pub fn check_exists(pid: u32) -> Result<(), TraceError> {
     if pid == 0 || !Path::new(&format!("/proc/{pid}")).exists() {
         return Err(TraceError::NoSuchProcess(pid));
@@ -144,23 +139,6 @@ pub fn is_alive(pid: u32) -> bool {
         .rfind(')')
         .and_then(|i| stat[i + 1..].split_whitespace().next());
     !matches!(state, Some("Z" | "X") | None)
-}
-
-/// Loading BPF programs and creating uprobes needs CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN.
-pub fn check_privileges() -> Result<(), TraceError> {
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let effective = parse_cap_eff(&status).unwrap_or(0);
-    let has = |cap: u32| effective & (1u64 << cap) != 0;
-    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
-        Ok(())
-    } else {
-        Err(TraceError::Privileges)
-    }
-}
-
-fn parse_cap_eff(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
-    u64::from_str_radix(line["CapEff:".len()..].trim(), 16).ok()
 }
 
 /// The target's executable as the kernel sees it: works for deleted or replaced files and for
@@ -294,14 +272,6 @@ pub fn pidfd(pid: u32) -> std::io::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_effective_capabilities() {
-        let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
-        assert_eq!(parse_cap_eff(status), Some(0x1ff_ffff_ffff));
-        assert_eq!(parse_cap_eff("CapEff:\tzz\n"), None);
-        assert_eq!(parse_cap_eff(""), None);
-    }
 
     #[test]
     fn reads_rss_and_lazy_free_from_smaps_rollup() {

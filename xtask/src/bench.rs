@@ -1,18 +1,20 @@
 //! `cargo xtask bench`: what tracing costs the target, how fast the aggregator is, and how fast
 //! `mapleak inspect` is.
 //!
-//! 1. tests/fixtures/bench runs three map workloads (pre-sized maps, churn of small unsized maps,
-//!    a few large maps) untraced, under `mapleak trace` (overhead governor on), under
+//! 1. tests/fixtures/bench runs five map workloads (pre-sized maps, churn of small unsized maps,
+//!    a few large maps, churn of maps on the stack, churn on 8 goroutines) untraced, under `mapleak trace` (overhead governor on), under
 //!    `mapleak trace --exact`, and under bpftrace with uprobes on the same growth probes (see
 //!    [`bpftrace`]). Each round runs every workload once per tracer, in an order that rotates
 //!    from round to round, so that drift (other load, thermal, page cache) spreads evenly; each
 //!    traced run is divided by the same round's untraced run, and the report gives the median of
 //!    those ratios. Probe hit counts show how often each tracer's growth probes fired.
+//!    Then the budget sweep ([`sweep`]): the default mode under budgets of 0.1, 1 and 10 %.
 //! 2. `cargo bench -p mapleak --bench aggregator` measures events/s on synthetic events.
 //! 3. `mapleak inspect` of the largest Go program at hand.
 
 mod bpftrace;
 mod report;
+mod sweep;
 mod workload;
 
 use std::{
@@ -36,9 +38,12 @@ pub struct Args {
     /// the median over rounds.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
-    /// Run only this workload (repeatable; default: all three).
+    /// Run only this workload (repeatable; default: all of them).
     #[arg(long, value_enum)]
     workload: Vec<Workload>,
+    /// Skip the budget sweep (mapleak under `--max-overhead` 0.1, 1 and 10 %).
+    #[arg(long)]
+    no_sweep: bool,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -105,6 +110,11 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
     report.check_hits()?;
+    let sweep = if args.no_sweep {
+        None
+    } else {
+        Some(sweep::run(&tools, &workloads, args.runs)?)
+    };
 
     println!("\n==> aggregator: cargo bench -p mapleak --bench aggregator");
     let out = cargo()
@@ -127,6 +137,9 @@ pub fn run(args: &Args) -> Result<()> {
     report.inspect = inspect_timing(&mapleak, &dir)?;
     report.machine = machine();
     println!("\n{}", report.table());
+    if let Some(sweep) = sweep.filter(|s| !s.is_empty()) {
+        println!("\n{}", sweep.table());
+    }
     Ok(())
 }
 

@@ -2,7 +2,7 @@ use std::{path::PathBuf, time::Duration};
 
 use crate::{
     report::Format,
-    trace::{self, OptInProbe, TraceOptions},
+    trace::{self, OptInProbe, TraceOptions, loader::ProbeGroup},
 };
 
 /// Attach to a running Go process and report its map growth live.
@@ -42,6 +42,23 @@ pub struct TraceArgs {
     /// under --max-overhead like the others.
     #[arg(long, value_enum, value_delimiter = ',')]
     probes: Vec<OptInProbe>,
+    /// Test-only: fix a probe group's attached share (`gc=0.3`), whatever it costs, so that
+    /// tests of the switching do not depend on how fast the machine is.
+    #[arg(long, hide = true, value_delimiter = ',', value_parser = parse_duty)]
+    duty: Vec<(ProbeGroup, f64)>,
+}
+
+fn parse_duty(s: &str) -> Result<(ProbeGroup, f64), String> {
+    let (group, share) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not GROUP=SHARE"))?;
+    let group = ProbeGroup::named(group).ok_or_else(|| format!("no probe group {group:?}"))?;
+    let share: f64 = share
+        .parse()
+        .ok()
+        .filter(|v: &f64| *v > 0.0 && *v <= 1.0)
+        .ok_or_else(|| format!("{share:?} is not a share above 0 and at most 1"))?;
+    Ok((group, share))
 }
 
 /// The smallest budget the governor can keep: below it, the shortest attached window it allows
@@ -108,6 +125,7 @@ pub fn run(args: TraceArgs) -> Result<(), String> {
         max_overhead: args.max_overhead,
         exact: args.exact,
         probes: args.probes,
+        forced_duty: args.duty,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -37,8 +37,14 @@ impl<'data> GoElf<'data> {
         let len = data.len() as u64;
         let outside = file
             .sections()
-            .filter_map(|s| s.file_range().map(|r| (s.name().unwrap_or("?").to_owned(), r)))
-            .chain(file.segments().map(|s| ("a segment".to_owned(), s.file_range())))
+            .filter_map(|s| {
+                s.file_range()
+                    .map(|r| (s.name().unwrap_or("?").to_owned(), r))
+            })
+            .chain(
+                file.segments()
+                    .map(|s| ("a segment".to_owned(), s.file_range())),
+            )
             .find(|(_, (off, size))| off.checked_add(*size).is_none_or(|end| end > len));
         if let Some((what, (off, size))) = outside {
             return Err(InspectError::CorruptElf {

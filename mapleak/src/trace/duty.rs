@@ -201,6 +201,7 @@ impl DutyCycle {
             let used = IntervalUse {
                 hits: hits_now - duty.hits_at_start,
                 attached_ns: std::mem::take(&mut duty.attached_ns),
+                cpu_attached_ns: duty.work_attached.cpu_ns,
             };
             duty.hits_at_start = hits_now;
             let seen = observed(*group, agg, hits_now);
@@ -227,7 +228,8 @@ impl DutyCycle {
             self.work_at_start = work_now;
             return reattached;
         };
-        let shares = governor.update_all(&uses, done.cpu_ns, wall_ns);
+        let next_wall = (self.slice * SLICES).as_nanos() as u64;
+        let shares = governor.update_all(&uses, done.cpu_ns, wall_ns, next_wall);
         for (group, duty) in &mut self.groups {
             let was = duty.share;
             duty.share = shares[group];
@@ -246,9 +248,17 @@ impl DutyCycle {
                     reattached.groups.push(*group);
                 }
             } else if was >= 1.0 {
-                // Leaving full attachment: the first window starts now.
-                duty.slice_start = now;
-                duty.next_toggle = Some(now + duty.window);
+                // Leaving full attachment, which was a long window of its own: the gap first.
+                if duty.attached_since.is_some() {
+                    if let Err(e) = loaded.set_group(*group, false) {
+                        reattached.failed.push((*group, e));
+                        continue;
+                    }
+                    duty.attached_since = None;
+                    reattached.groups.push(*group);
+                }
+                duty.slice_start = now.checked_sub(duty.window).unwrap_or(now);
+                duty.next_toggle = Some(duty.slice_start + duty.period);
             } else if was != duty.share {
                 // Same phase, new proportions: the current window or gap ends by the new ones.
                 let ends = match duty.attached_since {

@@ -17,6 +17,8 @@ pub struct IntervalUse {
     pub hits: u64,
     /// How long the group was attached.
     pub attached_ns: u64,
+    /// The target's CPU time while the group was attached (0: not known).
+    pub cpu_attached_ns: u64,
 }
 
 pub struct Governor {
@@ -25,6 +27,13 @@ pub struct Governor {
     /// Cost of one hit.
     cost: HitCost,
     fractions: BTreeMap<ProbeGroup, f64>,
+    /// Shares fixed from outside (tests): these groups are switched on this schedule whatever
+    /// they cost, and take no part in sharing the budget.
+    forced: BTreeMap<ProbeGroup, f64>,
+    /// What the probes have cost the target since attaching, and what the budget allowed of
+    /// the target's own CPU time meanwhile: the difference, when positive, is paid back.
+    spent_ns: f64,
+    allowed_ns: f64,
 }
 
 impl Governor {
@@ -33,7 +42,16 @@ impl Governor {
             budget,
             cost,
             fractions: BTreeMap::new(),
+            forced: BTreeMap::new(),
+            spent_ns: 0.0,
+            allowed_ns: 0.0,
         }
+    }
+
+    /// Fixes `group`'s attached share, whatever it costs.
+    pub fn force(mut self, group: ProbeGroup, share: f64) -> Self {
+        self.forced.insert(group, share.clamp(MIN_FRACTION, 1.0));
+        self
     }
 
     pub fn cost(&self) -> HitCost {
@@ -44,36 +62,73 @@ impl Governor {
         self.fractions.get(&group).copied().unwrap_or(1.0)
     }
 
-    /// The projected share of the target's CPU the group would cost if always attached.
+    /// The projected cost of the group if always attached, as a share of the target's own CPU
+    /// time: the probe time its hits take per second attached, over the CPU the target uses per
+    /// second when not probed (measured while the group was detached, else its CPU rate while
+    /// attached: a busy target uses the same CPU either way, the probes only take part of it).
+    /// Attached a share `s` of the time, the group costs about `s` × this.
     pub fn projected_overhead(&self, used: IntervalUse, cpu_ns: u64, wall_ns: u64) -> f64 {
         if used.attached_ns == 0 || wall_ns == 0 {
             return 0.0;
         }
-        let probe_cost = self.cost.of(used.hits);
-        let probe_ns_per_wall_ns = probe_cost / used.attached_ns as f64;
-        // The target's own CPU share, without what the probes themselves added to it.
-        let cpu_share = ((cpu_ns as f64 - probe_cost) / wall_ns as f64).max(MIN_CPU_SHARE);
-        probe_ns_per_wall_ns / cpu_share
+        let probe_rate = self.cost.of(used.hits) / used.attached_ns as f64;
+        let detached_ns = wall_ns.saturating_sub(used.attached_ns);
+        let cpu_rate = if used.cpu_attached_ns > 0 && detached_ns >= used.attached_ns / 4 {
+            cpu_ns.saturating_sub(used.cpu_attached_ns) as f64 / detached_ns as f64
+        } else if used.cpu_attached_ns > 0 {
+            used.cpu_attached_ns as f64 / used.attached_ns as f64
+        } else {
+            (cpu_ns as f64 - self.cost.of(used.hits)) / wall_ns as f64
+        };
+        probe_rate / cpu_rate.max(MIN_CPU_SHARE)
     }
 
-    /// Sets every group's attached fraction for the next interval from the one that ended.
+    /// What is left of the budget for the next stretch of `next_own_ns` of the target's own CPU
+    /// time, once what was overspent so far is paid back.
+    fn budget_left(&self, next_own_ns: f64) -> f64 {
+        let debt = (self.spent_ns - self.allowed_ns).max(0.0);
+        if next_own_ns <= 0.0 {
+            return if debt > 0.0 { 0.0 } else { self.budget };
+        }
+        (self.budget - debt / next_own_ns).max(0.0)
+    }
+
+    /// Sets every group's attached fraction for the next interval (`next_wall_ns` long) from the
+    /// stretch that ended (`wall_ns`, in which the target used `cpu_ns` of CPU).
     ///
-    /// The groups share one budget: the cheapest are served first, in full when they fit their
-    /// even share, and what they leave goes to the busier ones (water-filling), so that a quiet
-    /// GC group does not strand half the budget.
+    /// The budget holds over the whole trace, not interval by interval: what the probes cost
+    /// beyond it (in the first, fully attached stretch, or when a group turned busy) is taken
+    /// out of the next intervals' budget. The groups share what is left: the cheapest are
+    /// served first, in full when they fit their even share, and what they leave goes to the
+    /// busier ones (water-filling), so that a quiet GC group does not strand half the budget.
     pub fn update_all(
         &mut self,
         used: &[(ProbeGroup, IntervalUse)],
         cpu_ns: u64,
         wall_ns: u64,
+        next_wall_ns: u64,
     ) -> BTreeMap<ProbeGroup, f64> {
-        let mut by_cost: Vec<(ProbeGroup, f64)> = used
-            .iter()
-            .map(|&(g, u)| (g, self.projected_overhead(u, cpu_ns, wall_ns)))
-            .collect();
-        by_cost.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let mut left = self.budget;
+        let spent: f64 = used.iter().map(|(_, u)| self.cost.of(u.hits)).sum();
+        let own = (cpu_ns as f64 - spent).max(0.0);
+        self.spent_ns += spent;
+        self.allowed_ns += self.budget * own;
+        let next_own = if wall_ns == 0 {
+            0.0
+        } else {
+            own / wall_ns as f64 * next_wall_ns as f64
+        };
         let mut out = BTreeMap::new();
+        let mut by_cost: Vec<(ProbeGroup, f64)> = Vec::new();
+        for &(g, u) in used {
+            match self.forced.get(&g) {
+                Some(&share) => {
+                    out.insert(g, share);
+                }
+                None => by_cost.push((g, self.projected_overhead(u, cpu_ns, wall_ns))),
+            }
+        }
+        by_cost.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let mut left = self.budget_left(next_own);
         for (i, &(group, overhead)) in by_cost.iter().enumerate() {
             let share = left / (by_cost.len() - i) as f64;
             let allowed = if overhead <= share {
@@ -81,18 +136,23 @@ impl Governor {
                 1.0
             } else {
                 left -= share;
-                (share / overhead).clamp(MIN_FRACTION, 1.0)
+                if overhead > 0.0 {
+                    (share / overhead).clamp(MIN_FRACTION, 1.0)
+                } else {
+                    MIN_FRACTION
+                }
             };
             // Cut at once, recover by doubling: a quiet interval seen through a narrow window
             // may just have missed the busy part.
             let fraction = allowed.min(2.0 * self.fraction(group));
+            log::debug!("governor: {group:?} projected {overhead:.4} -> share {fraction:.4}");
             self.fractions.insert(group, fraction);
             out.insert(group, fraction);
         }
         out
     }
 
-    /// [`Governor::update_all`] for a single group.
+    /// [`Governor::update_all`] for a single group, the next interval as long as the last.
     #[cfg(test)]
     pub fn update(
         &mut self,
@@ -101,7 +161,7 @@ impl Governor {
         cpu_ns: u64,
         wall_ns: u64,
     ) -> f64 {
-        self.update_all(&[(group, used)], cpu_ns, wall_ns)[&group]
+        self.update_all(&[(group, used)], cpu_ns, wall_ns, wall_ns)[&group]
     }
 }
 
@@ -110,6 +170,7 @@ mod tests {
     use super::*;
 
     const SECOND: u64 = 1_000_000_000;
+    const MS: u64 = 1_000_000;
 
     #[test]
     fn a_quiet_group_stays_attached() {
@@ -118,43 +179,152 @@ mod tests {
         let used = IntervalUse {
             hits: 10,
             attached_ns: SECOND,
+            cpu_attached_ns: SECOND,
         };
         assert_eq!(g.update(ProbeGroup::Growth, used, SECOND, SECOND), 1.0);
     }
 
     #[test]
-    fn a_busy_group_is_cut_to_the_budget() {
-        let mut g = Governor::new(0.01, HitCost::new(12_000.0));
-        // 40 000 hits while attached half a second, target using one CPU (probes included):
-        // 80 000 hits/s × 12 µs = 0.96 s of probe per second of target CPU (0.52 s) …
+    fn the_projection_weighs_the_hits_against_the_targets_cpu_rate() {
+        let g = Governor::new(0.01, HitCost::new(12_000.0));
+        // 10 000 hits × 12 µs = 0.12 s of probe in 0.5 s attached, and 0.25 s of CPU in the
+        // 0.5 s detached: 0.24 s of probe per second attached against half a CPU.
         let used = IntervalUse {
-            hits: 40_000,
+            hits: 10_000,
             attached_ns: SECOND / 2,
+            cpu_attached_ns: SECOND / 2,
         };
-        let cpu = SECOND; // includes the 0.48 s the probes cost
-        let overhead = g.projected_overhead(used, cpu, SECOND);
-        assert!((overhead - 0.96 / 0.52).abs() < 1e-9, "{overhead}");
-        let f = g.update(ProbeGroup::Growth, used, cpu, SECOND);
-        assert!((f - 0.01 / overhead).abs() < 1e-12);
-        // … so with that share attached the projected cost is the budget.
-        assert!((f * overhead - 0.01).abs() < 1e-12);
-        assert_eq!(g.fraction(ProbeGroup::Gc), 1.0);
+        let overhead = g.projected_overhead(used, 3 * SECOND / 4, SECOND);
+        assert!((overhead - 0.24 / 0.5).abs() < 1e-9, "{overhead}");
+        // Attached throughout: its CPU rate while attached stands in.
+        let whole = IntervalUse {
+            attached_ns: SECOND,
+            cpu_attached_ns: SECOND / 2,
+            ..used
+        };
+        let overhead = g.projected_overhead(whole, SECOND / 2, SECOND);
+        assert!((overhead - 0.12 / 0.5).abs() < 1e-9, "{overhead}");
+        // No CPU reading while attached: the interval's, less the probes'.
+        let unmeasured = IntervalUse {
+            cpu_attached_ns: 0,
+            ..used
+        };
+        let overhead = g.projected_overhead(unmeasured, SECOND, SECOND);
+        assert!((overhead - 0.24 / 0.88).abs() < 1e-9, "{overhead}");
     }
 
     #[test]
-    fn the_fraction_is_floored_and_recovers_when_the_rate_falls() {
+    fn within_budget_a_busy_group_gets_the_share_that_costs_the_budget() {
         let mut g = Governor::new(0.01, HitCost::new(12_000.0));
-        let flood = IntervalUse {
-            hits: 1_000_000,
-            attached_ns: SECOND,
+        // A stretch within the budget leaves no debt. 0.1 s attached, 75 hits = 0.9 ms of probe,
+        // on a target using a whole CPU: 0.9 % of it if attached throughout.
+        let used = IntervalUse {
+            hits: 75,
+            attached_ns: 100 * MS,
+            cpu_attached_ns: 100 * MS,
         };
-        assert_eq!(
-            g.update(ProbeGroup::Growth, flood, SECOND, SECOND),
-            MIN_FRACTION
-        );
+        let overhead = g.projected_overhead(used, SECOND, SECOND);
+        assert!((overhead - 0.009).abs() < 1e-12, "{overhead}");
+        let f = g.update(ProbeGroup::Growth, used, SECOND, SECOND);
+        assert_eq!(f, 1.0);
+        let busy = IntervalUse {
+            hits: 7_500,
+            attached_ns: 100 * MS,
+            cpu_attached_ns: 100 * MS,
+        };
+        let overhead = g.projected_overhead(busy, SECOND, SECOND);
+        let mut fresh = Governor::new(0.01, HitCost::new(12_000.0));
+        // 90 ms of probe in 1 s of CPU: 9 % spent against 1 % allowed — a debt to pay back.
+        let f = fresh.update(ProbeGroup::Growth, busy, SECOND, SECOND);
+        assert_eq!(f, MIN_FRACTION);
+        // A governor with no debt (an endless budget) gives it everything; with a budget of
+        // 2 × the projection it gives half.
+        let mut rich = Governor::new(2.0 * overhead, HitCost::new(12_000.0));
+        rich.allowed_ns = 1e12;
+        let f = rich.update(ProbeGroup::Growth, busy, SECOND, SECOND);
+        assert_eq!(f, 1.0);
+        let mut half = Governor::new(overhead / 2.0, HitCost::new(12_000.0));
+        half.allowed_ns = 1e12;
+        let f = half.update(ProbeGroup::Growth, busy, SECOND, SECOND);
+        assert!((f - 0.5).abs() < 1e-9, "{f}");
+    }
+
+    /// A target that uses one CPU, each of whose seconds of own work, when probed, costs
+    /// `weight` seconds of probe: what `share` of an interval attached does to it.
+    fn probed_second(share: f64, weight: f64, hit_ns: f64) -> (IntervalUse, u64, f64, f64) {
+        let attached = share * SECOND as f64;
+        let own_attached = attached / (1.0 + weight);
+        let probe = attached - own_attached;
+        let own = own_attached + (SECOND as f64 - attached);
+        let used = IntervalUse {
+            hits: (probe / hit_ns).round() as u64,
+            attached_ns: attached as u64,
+            cpu_attached_ns: attached as u64,
+        };
+        (used, SECOND, probe, own)
+    }
+
+    #[test]
+    fn the_budget_holds_over_the_whole_trace_first_stretch_included() {
+        for (budget, weight) in [(0.01, 0.9), (0.001, 0.9), (0.1, 0.9), (0.01, 5.0)] {
+            let hit_ns = 1_500.0;
+            let mut g = Governor::new(budget, HitCost::new(hit_ns));
+            // The first judgement comes after a fully attached 20 ms.
+            let (mut used, _, mut spent, mut own) = probed_second(1.0, weight, hit_ns);
+            used.hits /= 50;
+            used.attached_ns /= 50;
+            used.cpu_attached_ns /= 50;
+            spent /= 50.0;
+            own /= 50.0;
+            let mut share = g.update_all(&[(ProbeGroup::Growth, used)], 20 * MS, 20 * MS, SECOND)
+                [&ProbeGroup::Growth];
+            for _ in 0..60 {
+                let (used, cpu, probe, own_work) = probed_second(share, weight, hit_ns);
+                spent += probe;
+                own += own_work;
+                share = g.update(ProbeGroup::Growth, used, cpu, SECOND);
+            }
+            let cost = spent / own;
+            // Never above the budget, and not far below it: the budget is spent, not
+            // squandered. Except under the floor share, which costs what it costs and cannot
+            // pay back the first stretch.
+            let floor = MIN_FRACTION * weight / (1.0 + weight);
+            let ceiling = if budget > floor * 1.01 {
+                budget
+            } else {
+                floor + 0.02 * SECOND as f64 * weight / (1.0 + weight) / own
+            };
+            assert!(cost <= ceiling * 1.02, "{budget} {weight}: cost {cost}");
+            assert!(cost >= ceiling * 0.5, "{budget} {weight}: cost {cost}");
+        }
+    }
+
+    #[test]
+    fn a_smaller_budget_never_costs_more() {
+        let hit_ns = 1_500.0;
+        let cost = |budget: f64| {
+            let mut g = Governor::new(budget, HitCost::new(hit_ns));
+            let (mut spent, mut own, mut share) = (0.0, 0.0, 1.0);
+            for _ in 0..20 {
+                let (used, cpu, probe, own_work) = probed_second(share, 0.9, hit_ns);
+                spent += probe;
+                own += own_work;
+                share = g.update(ProbeGroup::Growth, used, cpu, SECOND);
+            }
+            spent / own
+        };
+        let costs: Vec<f64> = [0.001, 0.01, 0.1].into_iter().map(cost).collect();
+        assert!(costs.windows(2).all(|w| w[0] <= w[1]), "{costs:?}");
+    }
+
+    #[test]
+    fn the_fraction_recovers_by_doubling_when_the_rate_falls() {
+        let mut g = Governor::new(0.01, HitCost::new(12_000.0));
+        g.fractions.insert(ProbeGroup::Growth, MIN_FRACTION);
         let calm = IntervalUse {
             hits: 1,
             attached_ns: SECOND / 200,
+            cpu_attached_ns: SECOND / 200,
         };
         let mut f = MIN_FRACTION;
         for _ in 0..8 {
@@ -168,18 +338,23 @@ mod tests {
     #[test]
     fn a_quiet_group_leaves_its_unused_budget_to_a_busy_one() {
         let mut g = Governor::new(0.01, HitCost::new(10_000.0));
+        // No debt: the budget is shared, not paid back.
+        g.allowed_ns = 1e12;
         // GC: 10 hits/s = 0.01 % of a CPU. Growth: 10 000 hits/s = 10 %.
         let gc = IntervalUse {
             hits: 10,
             attached_ns: SECOND,
+            cpu_attached_ns: 2 * SECOND,
         };
         let growth = IntervalUse {
             hits: 10_000,
             attached_ns: SECOND,
+            cpu_attached_ns: 2 * SECOND,
         };
         let got = g.update_all(
             &[(ProbeGroup::Growth, growth), (ProbeGroup::Gc, gc)],
             2 * SECOND,
+            SECOND,
             SECOND,
         );
         assert_eq!(got[&ProbeGroup::Gc], 1.0);
@@ -197,8 +372,27 @@ mod tests {
         let used = IntervalUse {
             hits: 5,
             attached_ns: SECOND,
+            cpu_attached_ns: 0,
         };
         let overhead = g.projected_overhead(used, 0, SECOND);
         assert!((overhead - 60_000.0 / (0.01 * SECOND as f64)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn forced_groups_keep_their_share_whatever_they_cost() {
+        let mut g = Governor::new(0.01, HitCost::new(12_000.0)).force(ProbeGroup::Gc, 0.3);
+        let flood = IntervalUse {
+            hits: 50_000,
+            attached_ns: SECOND,
+            cpu_attached_ns: SECOND,
+        };
+        let got = g.update_all(
+            &[(ProbeGroup::Gc, flood), (ProbeGroup::Growth, flood)],
+            SECOND,
+            SECOND,
+            SECOND,
+        );
+        assert_eq!(got[&ProbeGroup::Gc], 0.3);
+        assert_eq!(got[&ProbeGroup::Growth], MIN_FRACTION);
     }
 }

@@ -44,6 +44,19 @@ impl ProbeGroup {
     /// Always attached (under the governor).
     pub const DEFAULT: [ProbeGroup; 2] = [ProbeGroup::Growth, ProbeGroup::Gc];
 
+    pub const ALL: [ProbeGroup; 5] = [
+        ProbeGroup::Growth,
+        ProbeGroup::Gc,
+        ProbeGroup::Create,
+        ProbeGroup::Assign,
+        ProbeGroup::Evacuate,
+    ];
+
+    /// The group called `name` (see [`ProbeGroup::name`]).
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.name() == name)
+    }
+
     /// The name the report and the notes use (the JSON's).
     pub fn name(self) -> &'static str {
         match self {

@@ -45,6 +45,9 @@ pub struct TraceOptions {
     pub exact: bool,
     /// Opt-in probes to attach besides the default ones.
     pub probes: Vec<OptInProbe>,
+    /// Attached shares fixed for some groups, whatever the budget (for tests of the switching
+    /// itself; hidden from the help).
+    pub forced_duty: Vec<(ProbeGroup, f64)>,
 }
 
 /// Probes that are off by default because they can fire on a hot path.
@@ -103,8 +106,11 @@ fn probe_groups(
     groups
 }
 
-/// When the governor first judges the probes' cost, instead of waiting for the first interval.
-const EARLY_CHECK: Duration = Duration::from_millis(50);
+/// When the governor first judges the probes' cost, instead of waiting for the first interval:
+/// long enough to count a busy group's hits, short enough that its full attachment until then
+/// costs a small part of the budget of a run of a few seconds (the rest of the trace pays it
+/// back).
+const EARLY_CHECK: Duration = Duration::from_millis(20);
 
 /// How often the ring buffer is drained: the kernel wakes mapleak only for a quarter-full
 /// ring, so that probe hits do not each pay for a wake-up.
@@ -217,7 +223,22 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
     let groups = probe_groups(opts, &inspection, &mut notes);
     loaded.attach(&inspection, pid, &image, &groups)?;
     let started = Instant::now();
-    let governor = (!opts.exact).then(|| Governor::new(opts.max_overhead, cost));
+    let governor = (!opts.exact || !opts.forced_duty.is_empty()).then(|| {
+        opts.forced_duty
+            .iter()
+            // With --exact the groups not forced stay attached: no cost is over an endless budget.
+            .fold(
+                Governor::new(
+                    if opts.exact {
+                        f64::INFINITY
+                    } else {
+                        opts.max_overhead
+                    },
+                    cost,
+                ),
+                |g, &(group, share)| g.force(group, share),
+            )
+    });
     let gc = GcTracker::new(StwRules::new(&inspection.version));
     let rules = GoRules::new(&inspection.version, &inspection.build);
     let agg = Aggregator::new(rules).with_gc(gc);

@@ -34,16 +34,28 @@ pub enum Workload {
     Churn,
     /// A few unsized maps grown to millions of entries.
     Large,
+    /// Churn's maps kept inside their function: the compiler puts them on the stack.
+    Stack,
+    /// Churn on 8 goroutines.
+    Parallel,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 3] = [Workload::Presized, Workload::Churn, Workload::Large];
+    pub const ALL: [Workload; 5] = [
+        Workload::Presized,
+        Workload::Churn,
+        Workload::Large,
+        Workload::Stack,
+        Workload::Parallel,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Workload::Presized => "presized",
             Workload::Churn => "churn",
             Workload::Large => "large",
+            Workload::Stack => "stack",
+            Workload::Parallel => "parallel",
         }
     }
 
@@ -57,6 +69,10 @@ impl Workload {
                 "churn: 150 000 `map[int]int{}` filled with 200 ints each, then dropped"
             }
             Workload::Large => "large: 4 `map[int]int{}` grown to 2 million entries each",
+            Workload::Stack => {
+                "stack: 200 000 `map[int]int{}` filled with 200 ints each inside their function (on the stack)"
+            }
+            Workload::Parallel => "parallel: churn's 150 000 maps made on 8 goroutines",
         }
     }
 }
@@ -152,6 +168,17 @@ impl Attached {
 /// Starts the workload, attaches `tracer`, starts the loop, and returns the workload's ns/op with
 /// the tracer's hit counts.
 pub fn run(tools: &Tools, workload: Workload, tracer: Tracer, round: u32) -> Result<Run> {
+    run_with(tools, workload, tracer, round, None)
+}
+
+/// [`run`], with mapleak's overhead budget set to `budget` percent when it is given.
+pub fn run_with(
+    tools: &Tools,
+    workload: Workload,
+    tracer: Tracer,
+    round: u32,
+    budget: Option<f64>,
+) -> Result<Run> {
     let mut child = Command::new(&tools.workload)
         .arg(workload.name())
         .stdin(Stdio::piped())
@@ -169,12 +196,19 @@ pub fn run(tools: &Tools, workload: Workload, tracer: Tracer, round: u32) -> Res
             Tracer::Untraced => None,
             Tracer::Mapleak | Tracer::MapleakExact => {
                 let report = tools.dir.join(format!(
-                    "trace-{}-{}-{round}.jsonl",
+                    "trace-{}-{}{}-{round}.jsonl",
                     workload.name(),
-                    tracer.short().trim_start_matches('-')
+                    tracer.short().trim_start_matches('-'),
+                    budget.map(|b| format!("-{b}")).unwrap_or_default()
                 ));
-                let child =
-                    attach_mapleak(&tools.mapleak, pid, &report, tracer == Tracer::MapleakExact)?;
+                let mut args = Vec::new();
+                if tracer == Tracer::MapleakExact {
+                    args.push("--exact".to_owned());
+                }
+                if let Some(b) = budget {
+                    args.extend(["--max-overhead".to_owned(), b.to_string()]);
+                }
+                let child = attach_mapleak(&tools.mapleak, pid, &report, &args)?;
                 Some(Attached::Mapleak(child, report))
             }
             Tracer::Bpftrace => Some(Attached::Bpftrace(bpftrace::attach(
@@ -246,13 +280,11 @@ fn start_and_measure(
 
 /// Starts `mapleak trace` on `pid` and returns once its probes are attached (a blocking read of
 /// its stderr: no sleeps, no races).
-fn attach_mapleak(mapleak: &Path, pid: &str, output: &Path, exact: bool) -> Result<Child> {
+fn attach_mapleak(mapleak: &Path, pid: &str, output: &Path, args: &[String]) -> Result<Child> {
     let mut cmd = Command::new(mapleak);
     cmd.args(["trace", "--pid", pid, "--format", "json", "--output"])
-        .arg(output);
-    if exact {
-        cmd.arg("--exact");
-    }
+        .arg(output)
+        .args(args);
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -23,6 +23,11 @@ use crate::aggregate::Aggregator;
 
 pub const SLICES: u32 = 10;
 
+/// When the governor first judges the probes' cost: long enough to count a busy group's hits,
+/// short enough that its full attachment until then costs a small part of the budget of a run
+/// of a few seconds (the rest of the trace pays it back). Later judgements come every slice.
+pub const FIRST_JUDGEMENT: Duration = Duration::from_millis(20);
+
 /// What `group` has observed so far, `(events, bytes)`: the duty cycle takes differences, so
 /// its accounting periods need not be the report's intervals.
 fn observed(group: ProbeGroup, agg: &Aggregator, hits: u64) -> (u64, u64) {
@@ -73,6 +78,8 @@ pub struct DutyCycle {
     gauge: WorkGauge,
     work_at_start: Option<Work>,
     was_governed: bool,
+    /// When the governor judges next (`None` without a governor).
+    next_judgement: Option<Instant>,
     pub sampler: Sampler,
 }
 
@@ -109,11 +116,13 @@ impl DutyCycle {
                 (*g, duty)
             })
             .collect();
+        let slice = interval / SLICES;
         Self {
+            next_judgement: governor.is_some().then(|| now + FIRST_JUDGEMENT.min(slice)),
             governor,
             groups,
             interval_start: now,
-            slice: interval / SLICES,
+            slice,
             gauge,
             work_at_start: work,
             was_governed: false,
@@ -124,6 +133,11 @@ impl DutyCycle {
     /// Reads the target's work counters, so that the last reading before it exits is recent.
     pub fn refresh_work(&self) {
         self.gauge.read();
+    }
+
+    /// When the governor is due to judge the probes' cost again.
+    pub fn next_judgement(&self) -> Option<Instant> {
+        self.next_judgement
     }
 
     /// When the next group is due to be switched.
@@ -228,7 +242,8 @@ impl DutyCycle {
             self.work_at_start = work_now;
             return reattached;
         };
-        let next_wall = (self.slice * SLICES).as_nanos() as u64;
+        self.next_judgement = Some(now + self.slice);
+        let next_wall = self.slice.as_nanos() as u64;
         let shares = governor.update_all(&uses, done.cpu_ns, wall_ns, next_wall);
         for (group, duty) in &mut self.groups {
             let was = duty.share;
@@ -280,6 +295,7 @@ impl DutyCycle {
     /// The final accounting must not switch anything on again.
     pub fn take_governor(&mut self) -> Option<Governor> {
         self.was_governed |= self.governor.is_some();
+        self.next_judgement = None;
         self.governor.take()
     }
 }

@@ -34,6 +34,8 @@ pub struct Governor {
     /// the target's own CPU time meanwhile: the difference, when positive, is paid back.
     spent_ns: f64,
     allowed_ns: f64,
+    /// Each group's projected cost when it was last seen attached.
+    last_seen: BTreeMap<ProbeGroup, f64>,
 }
 
 impl Governor {
@@ -45,6 +47,7 @@ impl Governor {
             forced: BTreeMap::new(),
             spent_ns: 0.0,
             allowed_ns: 0.0,
+            last_seen: BTreeMap::new(),
         }
     }
 
@@ -118,18 +121,26 @@ impl Governor {
             own / wall_ns as f64 * next_wall_ns as f64
         };
         let mut out = BTreeMap::new();
-        let mut by_cost: Vec<(ProbeGroup, f64)> = Vec::new();
+        // (group, projected cost, whether it was seen attached since the last judgement)
+        let mut by_cost: Vec<(ProbeGroup, f64, bool)> = Vec::new();
         for &(g, u) in used {
-            match self.forced.get(&g) {
-                Some(&share) => {
-                    out.insert(g, share);
-                }
-                None => by_cost.push((g, self.projected_overhead(u, cpu_ns, wall_ns))),
+            if let Some(&share) = self.forced.get(&g) {
+                out.insert(g, share);
+                continue;
+            }
+            if u.attached_ns > 0 {
+                let overhead = self.projected_overhead(u, cpu_ns, wall_ns);
+                self.last_seen.insert(g, overhead);
+                by_cost.push((g, overhead, true));
+            } else {
+                // Detached throughout: nothing new is known of it, and its share must not
+                // grow on that account; what it cost when last seen is what it would cost.
+                by_cost.push((g, self.last_seen.get(&g).copied().unwrap_or(0.0), false));
             }
         }
         by_cost.sort_by(|a, b| a.1.total_cmp(&b.1));
         let mut left = self.budget_left(next_own);
-        for (i, &(group, overhead)) in by_cost.iter().enumerate() {
+        for (i, &(group, overhead, seen)) in by_cost.iter().enumerate() {
             let share = left / (by_cost.len() - i) as f64;
             let allowed = if overhead <= share {
                 left -= overhead;
@@ -143,8 +154,9 @@ impl Governor {
                 }
             };
             // Cut at once, recover by doubling: a quiet interval seen through a narrow window
-            // may just have missed the busy part.
-            let fraction = allowed.min(2.0 * self.fraction(group));
+            // may just have missed the busy part. Unseen, never grow.
+            let growth = if seen { 2.0 } else { 1.0 };
+            let fraction = allowed.min(growth * self.fraction(group));
             log::debug!("governor: {group:?} projected {overhead:.4} -> share {fraction:.4}");
             self.fractions.insert(group, fraction);
             out.insert(group, fraction);
@@ -333,6 +345,24 @@ mod tests {
             f = next;
         }
         assert_eq!(f, 1.0);
+    }
+
+    #[test]
+    fn a_group_not_seen_attached_keeps_its_share() {
+        let mut g = Governor::new(0.01, HitCost::new(1_500.0));
+        g.allowed_ns = 1e12;
+        let busy = IntervalUse {
+            hits: 10_000,
+            attached_ns: 100 * MS,
+            cpu_attached_ns: 100 * MS,
+        };
+        let first = g.update(ProbeGroup::Growth, busy, SECOND, SECOND);
+        assert!(first < 0.1, "{first}");
+        // Slices in its gap: no new data, no growth of the share.
+        for _ in 0..5 {
+            let unseen = IntervalUse::default();
+            assert_eq!(g.update(ProbeGroup::Growth, unseen, SECOND, SECOND), first);
+        }
     }
 
     #[test]

@@ -106,12 +106,6 @@ fn probe_groups(
     groups
 }
 
-/// When the governor first judges the probes' cost, instead of waiting for the first interval:
-/// long enough to count a busy group's hits, short enough that its full attachment until then
-/// costs a small part of the budget of a run of a few seconds (the rest of the trace pays it
-/// back).
-const EARLY_CHECK: Duration = Duration::from_millis(20);
-
 /// How often the ring buffer is drained: the kernel wakes mapleak only for a quarter-full
 /// ring, so that probe hits do not each pay for a wake-up.
 const DRAIN_PERIOD: Duration = Duration::from_millis(20);
@@ -143,6 +137,8 @@ struct Attached {
     bias: Option<u64>,
     /// Whether the exec tracepoint is attached; without it an exec is found by polling.
     exec_traced: bool,
+    /// Groups that could not be attached again: how often, and the first failure.
+    attach_failures: std::collections::BTreeMap<ProbeGroup, (u64, String)>,
     started: Instant,
 }
 
@@ -266,7 +262,8 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
     if let Err(note) = loaded.attach_syscalls() {
         notes.push(note);
     }
-    super::privileges::drop_after_attach(!opts.exact, output.is_some());
+    // Whoever switches probe groups (the governor, or a fixed duty cycle) attaches them again.
+    super::privileges::drop_after_attach(duty.governed(), output.is_some());
     let ring = loaded.take_events()?;
     let live = LiveReader::new(
         pid,
@@ -291,6 +288,7 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
         hit_cost,
         bias,
         exec_traced,
+        attach_failures: Default::default(),
         started,
     };
     Ok((attached, Streams { ring, exited }))
@@ -370,8 +368,6 @@ async fn event_loop(
     drains.set_missed_tick_behavior(MissedTickBehavior::Skip);
     // A duration too long to add to the clock is no deadline at all.
     let deadline = opts.duration.and_then(|d| started.checked_add(d));
-    let mut early =
-        (t.duty.governed() && opts.interval > 2 * EARLY_CHECK).then(|| started + EARLY_CHECK);
     // A first sample, so that a target that exits within the first interval still has one.
     t.live.sample(&mut t.agg);
     loop {
@@ -396,10 +392,10 @@ async fn event_loop(
                     return Ok(stop);
                 }
             }
-            _ = sleep_until(early) => {
-                // A first look well before the first interval ends: a target that the probes
-                // would slow down is not left fully probed for a whole interval.
-                early = None;
+            _ = sleep_until(t.duty.next_judgement()) => {
+                // The governor judges often, the first time well before the first interval
+                // ends: a target that the probes would slow down is not left fully probed for
+                // long, and a change in its work is caught within a slice.
                 drain(ring.get_mut(), &mut t.agg);
                 let result = t.duty.end_interval(Instant::now(), &mut t.loaded, &t.agg);
                 if let Some(stop) = switched(t, result) {
@@ -411,9 +407,11 @@ async fn event_loop(
                 sample(&t.live, &t.loaded, &mut t.agg);
                 let stats = t.agg.take_interval();
                 let elapsed = started.elapsed().as_nanos() as u64;
-                let result = t.duty.end_interval(Instant::now(), &mut t.loaded, &t.agg);
-                if let Some(stop) = switched(t, result) {
-                    return Ok(stop);
+                if !t.duty.governed() {
+                    let result = t.duty.end_interval(Instant::now(), &mut t.loaded, &t.agg);
+                    if let Some(stop) = switched(t, result) {
+                        return Ok(stop);
+                    }
                 }
                 let interval = Interval::new(elapsed, &stats, &t.agg, &t.loaded.counters());
                 if let Err(e) = t.reporter.interval(&interval) {
@@ -469,8 +467,15 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
         hit_cost,
         bias,
         started,
+        attach_failures,
         ..
     } = t;
+    for (group, (count, first)) in attach_failures {
+        notes.push(format!(
+            "the {} probes could not be attached again {count} time(s), first {first}; they stayed detached until the next try",
+            group.name()
+        ));
+    }
     let counters = loaded.counters();
     loaded.detach_all();
     drop(loaded);
@@ -570,15 +575,15 @@ fn switched(t: &mut Attached, result: Switched) -> Option<StopReason> {
     if !t.image.id().runs_in(t.pid) || !target::is_alive(t.pid) {
         return Some(StopReason::TargetExited);
     }
-    let note = format!(
-        "the {} probes could not be attached again at {:.1} s ({}); they stay detached until their next window",
-        group.name(),
-        t.started.elapsed().as_secs_f64(),
-        error_line(&error)
-    );
-    if !t.notes.contains(&note) {
-        t.notes.push(note);
+    let failures = t.attach_failures.entry(group).or_insert((0, String::new()));
+    if failures.0 == 0 {
+        failures.1 = format!(
+            "at {:.1} s: {}",
+            t.started.elapsed().as_secs_f64(),
+            error_line(&error)
+        );
     }
+    failures.0 += 1;
     None
 }
 

@@ -2,7 +2,7 @@
 //! hot for an event each: the count per map lives in a per-CPU LRU hash that user space reads
 //! every interval, and user space duty-cycles these probes like the others.
 
-use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use aya_ebpf::programs::ProbeContext;
 use mapleak_common::ProbeId;
 
 use crate::{counters::hit, go::GoRegs, maps::ASSIGNS};
@@ -23,27 +23,20 @@ fn count(ctx: &ProbeContext, probe: ProbeId) -> u32 {
     0
 }
 
-#[uprobe]
-pub fn assign(ctx: ProbeContext) -> u32 {
-    count(&ctx, ProbeId::MapAssign)
-}
+uprobe_program!(assign, assign_m, |ctx| { count(&ctx, ProbeId::MapAssign) });
 
-#[uprobe]
-pub fn assign_fast32(ctx: ProbeContext) -> u32 {
+uprobe_program!(assign_fast32, assign_fast32_m, |ctx| {
     count(&ctx, ProbeId::MapAssignFast32)
-}
+});
 
-#[uprobe]
-pub fn assign_fast64(ctx: ProbeContext) -> u32 {
+uprobe_program!(assign_fast64, assign_fast64_m, |ctx| {
     count(&ctx, ProbeId::MapAssignFast64)
-}
+});
 
-#[uprobe]
-pub fn assign_fast64ptr(ctx: ProbeContext) -> u32 {
+uprobe_program!(assign_fast64ptr, assign_fast64ptr_m, |ctx| {
     count(&ctx, ProbeId::MapAssignFast64Ptr)
-}
+});
 
-#[uprobe]
-pub fn assign_faststr(ctx: ProbeContext) -> u32 {
+uprobe_program!(assign_faststr, assign_faststr_m, |ctx| {
     count(&ctx, ProbeId::MapAssignFastStr)
-}
+});

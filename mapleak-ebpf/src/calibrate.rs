@@ -2,7 +2,6 @@
 //! type slot, reserves a record and walks the user stack into it — but discards the record. User
 //! space times it on a function of its own to learn what one hit costs on this host.
 
-use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use mapleak_common::{ClassicGrowEvent, EventKind, HMAP_WORDS, ProbeId};
 
 use crate::{
@@ -11,8 +10,7 @@ use crate::{
     types,
 };
 
-#[uprobe]
-pub fn calibrate(ctx: ProbeContext) -> u32 {
+uprobe_program!(calibrate, calibrate_m, |ctx| {
     hit(ProbeId::Calibrate);
     let regs = GoRegs::new(&ctx);
     // The growth probes' one read of the map header, here of the caller's stack.
@@ -27,4 +25,4 @@ pub fn calibrate(ctx: ProbeContext) -> u32 {
         entry.discard(0);
     }
     0
-}
+});

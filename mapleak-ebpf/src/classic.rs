@@ -1,6 +1,6 @@
 //! Classic (hmap/bucket) map growth: `runtime.hashGrow(t *maptype, h *hmap)`, Go 1.19–1.25.
 
-use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use aya_ebpf::programs::ProbeContext;
 use mapleak_common::{
     ClassicGrowEvent, EventKind, HMAP_WORDS, ProbeId, probe::COUNTER_READ_ERRORS,
 };
@@ -12,11 +12,10 @@ use crate::{
     types,
 };
 
-#[uprobe]
-pub fn classic_hash_grow(ctx: ProbeContext) -> u32 {
+uprobe_program!(classic_hash_grow, classic_hash_grow_m, |ctx| {
     hit(ProbeId::HashGrow);
     finish(try_classic_hash_grow(&ctx))
-}
+});
 
 #[inline(always)]
 fn try_classic_hash_grow(ctx: &ProbeContext) -> Result<(), u32> {

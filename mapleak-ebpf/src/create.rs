@@ -1,7 +1,7 @@
 //! Map creation (opt-in): every RET of `runtime.makemap` and `runtime.makemap_small`, where RAX
 //! holds the new map. Some programs make maps per request, so user space duty-cycles these.
 
-use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use aya_ebpf::programs::ProbeContext;
 use mapleak_common::{CREATE_MAKEMAP, CREATE_MAKEMAP_SMALL, CreateEvent, EventKind, ProbeId};
 
 use crate::{
@@ -9,17 +9,19 @@ use crate::{
     go::{GoRegs, StackTop, header, submit_with_frames},
 };
 
-#[uprobe]
-pub fn create_makemap_ret(ctx: ProbeContext) -> u32 {
+uprobe_program!(create_makemap_ret, create_makemap_ret_m, |ctx| {
     hit(ProbeId::MakeMapReturn);
     finish(emit(&ctx, CREATE_MAKEMAP))
-}
+});
 
-#[uprobe]
-pub fn create_makemap_small_ret(ctx: ProbeContext) -> u32 {
-    hit(ProbeId::MakeMapSmallReturn);
-    finish(emit(&ctx, CREATE_MAKEMAP_SMALL))
-}
+uprobe_program!(
+    create_makemap_small_ret,
+    create_makemap_small_ret_m,
+    |ctx| {
+        hit(ProbeId::MakeMapSmallReturn);
+        finish(emit(&ctx, CREATE_MAKEMAP_SMALL))
+    }
+);
 
 #[inline(always)]
 fn emit(ctx: &ProbeContext, op: u8) -> Result<(), u32> {

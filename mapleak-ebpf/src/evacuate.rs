@@ -3,7 +3,7 @@
 //! updates the map's entry in `EVACUATING`; one event per growth is sent when the map's old
 //! array changes, so the evacuation's span costs no event per call.
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::ProbeContext};
 use mapleak_common::{
     EvacuatedEvent, EventKind, ProbeId,
     probe::{COUNTER_LOST, COUNTER_READ_ERRORS},
@@ -57,22 +57,18 @@ fn track(ctx: &ProbeContext) -> Result<(), u32> {
         .map_err(|_| COUNTER_LOST)
 }
 
-#[uprobe]
-pub fn evacuate(ctx: ProbeContext) -> u32 {
+uprobe_program!(evacuate, evacuate_m, |ctx| {
     on_evacuate(&ctx, ProbeId::Evacuate)
-}
+});
 
-#[uprobe]
-pub fn evacuate_fast32(ctx: ProbeContext) -> u32 {
+uprobe_program!(evacuate_fast32, evacuate_fast32_m, |ctx| {
     on_evacuate(&ctx, ProbeId::EvacuateFast32)
-}
+});
 
-#[uprobe]
-pub fn evacuate_fast64(ctx: ProbeContext) -> u32 {
+uprobe_program!(evacuate_fast64, evacuate_fast64_m, |ctx| {
     on_evacuate(&ctx, ProbeId::EvacuateFast64)
-}
+});
 
-#[uprobe]
-pub fn evacuate_faststr(ctx: ProbeContext) -> u32 {
+uprobe_program!(evacuate_faststr, evacuate_faststr_m, |ctx| {
     on_evacuate(&ctx, ProbeId::EvacuateFastStr)
-}
+});

@@ -2,7 +2,7 @@
 //! every GC pause (sweep and mark termination) and every other stop (ReadMemStats, profiles …).
 //! Both run a few times per GC cycle, never per allocation.
 
-use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use aya_ebpf::programs::ProbeContext;
 use mapleak_common::{
     EventKind, ProbeId, STW_RETURN, STW_START, STW_STOP, StwEvent,
     probe::{COUNTER_LOST, COUNTER_READ_ERRORS},
@@ -14,24 +14,25 @@ use crate::{
     maps::{EVENTS, config, wakeup},
 };
 
-#[uprobe]
-pub fn gc_stop_the_world(ctx: ProbeContext) -> u32 {
+uprobe_program!(gc_stop_the_world, gc_stop_the_world_m, |ctx| {
     hit(ProbeId::StopTheWorld);
     finish(emit(&ctx, STW_STOP))
-}
+});
 
-#[uprobe]
-pub fn gc_start_the_world(ctx: ProbeContext) -> u32 {
+uprobe_program!(gc_start_the_world, gc_start_the_world_m, |ctx| {
     hit(ProbeId::StartTheWorld);
     finish(emit(&ctx, STW_START))
-}
+});
 
-/// At each RET (never a uretprobe: those corrupt Go's stack unwinding).
-#[uprobe]
-pub fn gc_start_the_world_ret(ctx: ProbeContext) -> u32 {
-    hit(ProbeId::StartTheWorldReturn);
-    finish(emit(&ctx, STW_RETURN))
-}
+uprobe_program!(
+    /// At each RET (never a uretprobe: those corrupt Go's stack unwinding).
+    gc_start_the_world_ret,
+    gc_start_the_world_ret_m,
+    |ctx| {
+        hit(ProbeId::StartTheWorldReturn);
+        finish(emit(&ctx, STW_RETURN))
+    }
+);
 
 #[inline(always)]
 fn emit(ctx: &ProbeContext, op: u8) -> Result<(), u32> {

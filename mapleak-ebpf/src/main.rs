@@ -5,6 +5,9 @@
 #![no_std]
 #![no_main]
 
+#[macro_use]
+mod program;
+
 mod assign;
 mod calibrate;
 mod classic;

@@ -1,7 +1,6 @@
 //! Swiss-table map growth (Go 1.24+, `internal/runtime/maps`): the three functions that allocate
 //! a map's groups as it grows. None of them runs per insert.
 
-use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use mapleak_common::{
     EventKind, ProbeId, SWISS_MAP_WORDS, SWISS_TABLE_WORDS, SwissGrowEvent, SwissOp,
     probe::COUNTER_READ_ERRORS,
@@ -14,47 +13,56 @@ use crate::{
     types,
 };
 
-/// `(*Map).growToSmall(m, typ)`.
-#[uprobe]
-pub fn swiss_grow_to_small(ctx: ProbeContext) -> u32 {
-    hit(ProbeId::SwissGrowToSmall);
-    let regs = GoRegs::new(&ctx);
-    finish(emit(
-        &regs,
-        SwissOp::GrowToSmall,
-        regs.arg(0),
-        0,
-        regs.arg(1),
-    ))
-}
+uprobe_program!(
+    /// `(*Map).growToSmall(m, typ)`.
+    swiss_grow_to_small,
+    swiss_grow_to_small_m,
+    |ctx| {
+        hit(ProbeId::SwissGrowToSmall);
+        let regs = GoRegs::new(&ctx);
+        finish(emit(
+            &regs,
+            SwissOp::GrowToSmall,
+            regs.arg(0),
+            0,
+            regs.arg(1),
+        ))
+    }
+);
 
-/// `(*Map).growToTable(m, typ)`.
-#[uprobe]
-pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
-    hit(ProbeId::SwissGrowToTable);
-    let regs = GoRegs::new(&ctx);
-    finish(emit(
-        &regs,
-        SwissOp::GrowToTable,
-        regs.arg(0),
-        0,
-        regs.arg(1),
-    ))
-}
+uprobe_program!(
+    /// `(*Map).growToTable(m, typ)`.
+    swiss_grow_to_table,
+    swiss_grow_to_table_m,
+    |ctx| {
+        hit(ProbeId::SwissGrowToTable);
+        let regs = GoRegs::new(&ctx);
+        finish(emit(
+            &regs,
+            SwissOp::GrowToTable,
+            regs.arg(0),
+            0,
+            regs.arg(1),
+        ))
+    }
+);
 
-/// `(*table).rehash(t, typ, m)`: grows the table, or splits it at the maximum capacity.
-#[uprobe]
-pub fn swiss_rehash(ctx: ProbeContext) -> u32 {
-    hit(ProbeId::SwissRehash);
-    let regs = GoRegs::new(&ctx);
-    finish(emit(
-        &regs,
-        SwissOp::Rehash,
-        regs.arg(2),
-        regs.arg(0),
-        regs.arg(1),
-    ))
-}
+uprobe_program!(
+    /// `(*table).rehash(t, typ, m)`: grows the table, or splits it at the maximum capacity.
+    swiss_rehash,
+    swiss_rehash_m,
+    |ctx| {
+        hit(ProbeId::SwissRehash);
+        let regs = GoRegs::new(&ctx);
+        finish(emit(
+            &regs,
+            SwissOp::Rehash,
+            regs.arg(2),
+            regs.arg(0),
+            regs.arg(1),
+        ))
+    }
+);
 
 #[inline(always)]
 fn emit(regs: &GoRegs, op: SwissOp, map: u64, table: u64, map_type: u64) -> Result<(), u32> {

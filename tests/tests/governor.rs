@@ -10,14 +10,13 @@ const GO127: GoBuild = GoBuild {
     env: &[],
 };
 
-/// Runs `churn 4000` (fresh 200-entry maps for 4 s) under `tracer_args`; returns the maps it
-/// managed to make and the summary.
-fn churn(governed: bool) -> (u64, serde_json::Value) {
+/// Runs `churn 4000` (fresh 200-entry maps for 4 s) under mapleak with `args` (`None`:
+/// `--exact`); returns the maps it managed to make and the summary.
+fn churn(args: Option<&[&str]>) -> (u64, serde_json::Value) {
     let fixture = Fixture::start(&build(&GO127), &["churn", "4000"], &[]);
-    let tracer = if governed {
-        Tracer::attach_governed(fixture.pid(), &[])
-    } else {
-        Tracer::attach(fixture.pid(), &[])
+    let tracer = match args {
+        Some(args) => Tracer::attach_governed(fixture.pid(), args),
+        None => Tracer::attach(fixture.pid(), &[]),
     };
     let lines = fixture.go_and_wait();
     let report = tracer.finish();
@@ -28,27 +27,35 @@ fn churn(governed: bool) -> (u64, serde_json::Value) {
     (maps, report.summary)
 }
 
+fn growth_group(summary: &serde_json::Value) -> serde_json::Value {
+    summary["sampling"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "growth")
+        .cloned()
+        .expect("a growth group")
+}
+
 #[test]
 fn the_default_budget_bounds_the_cost_and_marks_the_counts_sampled() {
     require_root();
-    let (exact_maps, exact) = churn(false);
+    let (exact_maps, exact) = churn(None);
     // Exact: every escaping 200-entry Swiss map grows six times (small group, 16-slot table,
     // then 32, 64, 128 and 256 slots).
     assert_eq!(exact["maps"]["grow_events"], 6 * exact_maps);
     assert_eq!(exact["sampling"]["governor"], false);
 
-    let (governed_maps, governed) = churn(true);
+    let (_, governed) = churn(Some(&[]));
     let s = &governed["sampling"];
     assert_eq!(s["governor"], true, "{s}");
     assert!(s["hit_cost_ns"].as_u64() > Some(0));
-    let growth = s["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["group"] == "growth")
-        .expect("a growth group");
+    let growth = growth_group(&governed);
     assert_eq!(growth["sampled"], true, "{growth}");
-    assert!(growth["attached_fraction"].as_f64() < Some(0.5), "{growth}");
+    // Probes costing about what the target's own work does get a share near the 1 % budget:
+    // far less than half (what it takes to detach is no part of the test).
+    let attached = growth["attached_fraction"].as_f64().expect("a fraction");
+    assert!(attached < 0.5, "{growth}");
     // Switching the probes many times loses no record's type sizes (sent once per type and
     // CPU) and drops nothing.
     assert_eq!(governed["events"]["invalid"], 0, "{}", governed["events"]);
@@ -56,12 +63,21 @@ fn the_default_budget_bounds_the_cost_and_marks_the_counts_sampled() {
     // Every event seen is reported as seen; the scaled figure is never below it.
     assert_eq!(growth["observed_events"], governed["maps"]["grow_events"]);
     assert!(growth["estimated_events"].as_u64() >= growth["observed_events"].as_u64());
-    // The truth is the fixture's own count (6 growths a map, as the exact run showed). The
-    // windows' events are scaled by the heap the target allocated in them against all it
-    // allocated, which the probes do not change.
+}
+
+#[test]
+fn sampled_counts_are_scaled_to_the_truth() {
+    require_root();
+    // A fixed share (so that the sample does not depend on how fast the machine is), windows
+    // spread over the run. The truth is the fixture's own count: 6 growths a map, as the exact
+    // run of the test above shows. The windows' events are scaled by the heap the target
+    // allocated in them against all it allocated, which the probes do not change.
+    let (maps, governed) = churn(Some(&["--duty", "growth=0.05"]));
+    let growth = growth_group(&governed);
+    assert_eq!(growth["sampled"], true, "{growth}");
     assert_eq!(growth["scaled_by"], "allocation", "{growth}");
     let estimated = growth["estimated_events"].as_u64().unwrap() as f64;
-    let truth = (6 * governed_maps) as f64;
+    let truth = (6 * maps) as f64;
     eprintln!(
         "estimated {estimated} of {truth} ({:.3}), attached {}",
         estimated / truth,
@@ -70,11 +86,6 @@ fn the_default_budget_bounds_the_cost_and_marks_the_counts_sampled() {
     assert!(
         (0.9..=1.1).contains(&(estimated / truth)),
         "estimated {estimated} vs {truth} made"
-    );
-    // The point of it: the target got more of its own work done than when probed throughout.
-    assert!(
-        governed_maps > exact_maps * 3 / 2,
-        "governed {governed_maps} maps vs exact {exact_maps}"
     );
 }
 

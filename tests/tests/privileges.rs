@@ -11,18 +11,28 @@ use mapleak_tests::{
 
 const GO121: GoBuild = GoBuild::plain("mapgrow", "1.21.13");
 
-/// The least a trace of a root process needs on this kernel (measured on Linux 6.18): uprobes
-/// take CAP_SYS_ADMIN, reading a process of another user CAP_SYS_PTRACE, and tracefs, which is
-/// root's alone, CAP_DAC_READ_SEARCH.
-const NOBODY_LEAST: &[&str] = &["sys_admin", "sys_ptrace", "dac_read_search"];
+/// The least a trace of a root process needs on this kernel (measured on Linux 6.18), where
+/// uprobes attach as `uprobe.multi` links: loading and tracing take CAP_BPF and CAP_PERFMON,
+/// reading a process of another user CAP_SYS_PTRACE, and tracefs, which is root's alone,
+/// CAP_DAC_READ_SEARCH.
+const NOBODY_LEAST: &[&str] = &["bpf", "perfmon", "sys_ptrace", "dac_read_search"];
 /// uid 0 owns tracefs, but a root process with every capability is still more privileged than
-/// one with two, so reading it takes CAP_SYS_PTRACE.
-const ROOT_LEAST: &[&str] = &["sys_admin", "sys_ptrace"];
+/// one with three, so reading it takes CAP_SYS_PTRACE.
+const ROOT_LEAST: &[&str] = &["bpf", "perfmon", "sys_ptrace"];
+/// With perf-event uprobes (older kernels, or `MAPLEAK_UPROBES=perf`), CAP_SYS_ADMIN instead of
+/// the first two.
+const NOBODY_LEAST_PERF: &[&str] = &["sys_admin", "sys_ptrace", "dac_read_search"];
 
 /// Bit numbers of linux/capability.h.
 const CAP_DAC_READ_SEARCH: u64 = 1 << 2;
 const CAP_SYS_PTRACE: u64 = 1 << 19;
 const CAP_SYS_ADMIN: u64 = 1 << 21;
+
+/// `cmd` with perf-event uprobes forced.
+fn perf(mut cmd: std::process::Command) -> std::process::Command {
+    cmd.env("MAPLEAK_UPROBES", "perf");
+    cmd
+}
 
 /// Every fill of Go 1.21's unsized `map[int]int{}` to 100 000 entries grows it 15 times (see
 /// growth.rs).
@@ -39,28 +49,39 @@ fn assert_fills_traced(lines: &[String], report: &Report) {
 fn the_least_capabilities_trace_a_root_process() {
     require_root();
     let mut failures = Failures::new("least capabilities");
-    for (user, caps) in [(User::Nobody, NOBODY_LEAST), (User::Root, ROOT_LEAST)] {
-        failures.check(&format!("{user:?} with {caps:?}"), || {
-            let fixture = Fixture::start(&build(&GO121), &["fill", "100000", "5"], &[]);
-            let tracer =
-                Tracer::attach_with(tracer::setpriv(user, caps), fixture.pid(), &["--exact"]);
-            let lines = fixture.go_and_wait();
-            let report = tracer.finish();
-            assert_fills_traced(&lines, &report);
-            let s = &report.summary;
-            // The memory tracepoints were attached too: no note says they were not.
-            let notes = s["notes"].to_string();
-            assert!(!notes.contains("memory mappings"), "{notes}");
-            assert!(
-                s["probes"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|p| p["symbol"] == "mmap"),
-                "{}",
-                s["probes"]
-            );
-        });
+    let cases = [
+        (User::Nobody, NOBODY_LEAST, false),
+        (User::Root, ROOT_LEAST, false),
+        (User::Nobody, NOBODY_LEAST_PERF, true),
+    ];
+    for (user, caps, perf_uprobes) in cases {
+        failures.check(
+            &format!("{user:?} with {caps:?}, perf {perf_uprobes}"),
+            || {
+                let fixture = Fixture::start(&build(&GO121), &["fill", "100000", "5"], &[]);
+                let mut cmd = tracer::setpriv(user, caps);
+                if perf_uprobes {
+                    cmd = perf(cmd);
+                }
+                let tracer = Tracer::attach_with(cmd, fixture.pid(), &["--exact"]);
+                let lines = fixture.go_and_wait();
+                let report = tracer.finish();
+                assert_fills_traced(&lines, &report);
+                let s = &report.summary;
+                // The memory tracepoints were attached too: no note says they were not.
+                let notes = s["notes"].to_string();
+                assert!(!notes.contains("memory mappings"), "{notes}");
+                assert!(
+                    s["probes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|p| p["symbol"] == "mmap"),
+                    "{}",
+                    s["probes"]
+                );
+            },
+        );
     }
     failures.assert_none();
 }
@@ -82,46 +103,68 @@ fn each_missing_capability_is_named_in_one_sentence() {
     require_root();
     let fixture = Fixture::start(&build(&GO121), &["fill", "10", "1"], &[]);
     let pid = fixture.pid().to_string();
-    let required = ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"];
-    let cases: [(User, &[&str], &str); 6] = [
+    let required = [
+        "CAP_BPF",
+        "CAP_PERFMON",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_PTRACE",
+        "CAP_DAC_READ_SEARCH",
+    ];
+    // (user, capabilities held, perf-event uprobes, the one capability named)
+    let cases: [(User, &[&str], bool, &str); 8] = [
         (
             User::Nobody,
-            &["sys_ptrace", "dac_read_search"],
-            "CAP_SYS_ADMIN",
+            &["perfmon", "sys_ptrace", "dac_read_search"],
+            false,
+            "CAP_BPF",
         ),
-        // What the README used to ask for: the kernel refuses uprobes to it.
         (
             User::Nobody,
-            &["bpf", "perfmon", "sys_ptrace", "dac_read_search"],
-            "CAP_SYS_ADMIN",
+            &["bpf", "sys_ptrace", "dac_read_search"],
+            false,
+            "CAP_PERFMON",
         ),
         (
             User::Nobody,
-            &["sys_admin", "dac_read_search"],
+            &["bpf", "perfmon", "dac_read_search"],
+            false,
             "CAP_SYS_PTRACE",
         ),
         (
             User::Nobody,
-            &["sys_admin", "sys_ptrace"],
+            &["bpf", "perfmon", "sys_ptrace"],
+            false,
             "CAP_DAC_READ_SEARCH",
         ),
-        (User::Root, &["sys_ptrace"], "CAP_SYS_ADMIN"),
-        (User::Root, &["sys_admin"], "CAP_SYS_PTRACE"),
+        (User::Root, &["perfmon", "sys_ptrace"], false, "CAP_BPF"),
+        (User::Root, &["bpf", "perfmon"], false, "CAP_SYS_PTRACE"),
+        // Perf-event uprobes: the kernel refuses them to CAP_BPF + CAP_PERFMON.
+        (
+            User::Nobody,
+            &["bpf", "perfmon", "sys_ptrace", "dac_read_search"],
+            true,
+            "CAP_SYS_ADMIN",
+        ),
+        (User::Root, &["sys_ptrace"], true, "CAP_SYS_ADMIN"),
     ];
     let mut failures = Failures::new("missing capability");
-    for (user, caps, named) in cases {
-        failures.check(&format!("{user:?} with {caps:?}"), || {
-            let out = tracer::run_with(
-                tracer::setpriv(user, caps),
-                &["trace", "--duration", "10s", "--pid", &pid],
-            );
-            let sentence = assert_one_sentence(&out);
-            assert!(sentence.contains(named), "{named} missing from: {sentence}");
-            assert!(sentence.contains("run mapleak as root"), "{sentence}");
-            for other in required.iter().filter(|c| **c != named) {
-                assert!(!sentence.contains(other), "{other} is held: {sentence}");
-            }
-        });
+    for (user, caps, perf_uprobes, named) in cases {
+        failures.check(
+            &format!("{user:?} with {caps:?}, perf {perf_uprobes}"),
+            || {
+                let mut cmd = tracer::setpriv(user, caps);
+                if perf_uprobes {
+                    cmd = perf(cmd);
+                }
+                let out = tracer::run_with(cmd, &["trace", "--duration", "10s", "--pid", &pid]);
+                let sentence = assert_one_sentence(&out);
+                assert!(sentence.contains(named), "{named} missing from: {sentence}");
+                assert!(sentence.contains("run mapleak as root"), "{sentence}");
+                for other in required.iter().filter(|c| **c != named) {
+                    assert!(!sentence.contains(other), "{other} is held: {sentence}");
+                }
+            },
+        );
     }
     fixture.kill();
     failures.assert_none();
@@ -169,32 +212,53 @@ fn capabilities_not_needed_after_attach_are_dropped() {
         cap_field(&own, "CapEff") & CAP_DAC_READ_SEARCH != 0,
         "the tests run as root"
     );
-    let governed = CAP_SYS_ADMIN | CAP_SYS_PTRACE;
+    let perf_governed = CAP_SYS_ADMIN | CAP_SYS_PTRACE;
     let mut failures = Failures::new("dropped after attach");
 
-    // Governed: CAP_SYS_ADMIN stays for the governor's re-attaching, CAP_SYS_PTRACE for the reads
-    // of the target at every interval. A target churning maps for 4 s makes the governor detach
-    // the growth probes within 50 ms and attach them again for a window in later intervals:
-    // without CAP_SYS_ADMIN that attach fails (EACCES) and so does the trace.
+    // Governed: CAP_SYS_PTRACE stays for the reads of the target at every interval, and with
+    // perf-event uprobes CAP_SYS_ADMIN for the governor's re-attaching (a uprobe.multi link
+    // needs none). The growth probes go on and off on a fixed duty cycle while a target churns
+    // maps for 4 s: without what attaching needs, the attach fails (EACCES) and no growth is
+    // seen after the first interval.
     type Start = fn(u32) -> Tracer;
-    let starts: [(&str, Start, u64); 2] = [
+    let starts: [(&str, Start, u64, u64); 3] = [
         (
             "root",
-            |pid| Tracer::attach_governed(pid, &[]),
-            own_bounding & governed,
+            |pid| Tracer::attach_governed(pid, &["--duty", "growth=0.2"]),
+            CAP_SYS_PTRACE,
+            own_bounding & CAP_SYS_PTRACE,
         ),
         (
             "nobody with the least",
-            |pid| Tracer::attach_with(tracer::setpriv(User::Nobody, NOBODY_LEAST), pid, &[]),
+            |pid| {
+                let cmd = tracer::setpriv(User::Nobody, NOBODY_LEAST);
+                Tracer::attach_with(cmd, pid, &["--duty", "growth=0.2"])
+            },
+            CAP_SYS_PTRACE,
             own_bounding,
         ),
+        (
+            "root, perf-event uprobes",
+            |pid| {
+                Tracer::attach_with(
+                    perf(tracer::setpriv(
+                        User::Root,
+                        &["sys_admin", "sys_ptrace", "setpcap"],
+                    )),
+                    pid,
+                    &["--duty", "growth=0.2"],
+                )
+            },
+            perf_governed,
+            perf_governed,
+        ),
     ];
-    for (who, start, bounding) in starts {
+    for (who, start, kept, bounding) in starts {
         failures.check(&format!("{who}, governed"), || {
             let fixture = Fixture::start(&build(&GO121), &["churn", "4000"], &[]);
             let tracer = start(fixture.pid());
             // The banner comes after the drop: no waiting needed.
-            assert_holds_only(&tracer, governed, bounding);
+            assert_holds_only(&tracer, kept, bounding);
             fixture.go_and_wait();
             let report = tracer.finish();
             let growth = report.summary["sampling"]["groups"]
@@ -210,8 +274,9 @@ fn capabilities_not_needed_after_attach_are_dropped() {
                 report.intervals[1..]
                     .iter()
                     .any(|i| i["grow_events"].as_u64() > Some(0)),
-                "{:?}",
-                report.intervals
+                "no growth after the first interval: {} {}",
+                report.summary["sampling"],
+                report.summary["notes"]
             );
         });
     }

@@ -97,8 +97,9 @@ impl HitCost {
 
 impl Loaded {
     fn calibration_program(&mut self) -> Result<&mut UProbe, String> {
+        let name = self.mode().program(ProbeId::Calibrate);
         self.ebpf_mut()
-            .program_mut(ProbeId::Calibrate.program())
+            .program_mut(&name)
             .ok_or("the eBPF object has no calibration program")?
             .try_into()
             .map_err(|e| error_chain(&e))

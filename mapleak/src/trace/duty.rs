@@ -3,9 +3,9 @@
 //!
 //! A group at share `s` is attached for windows of `s` × a tenth of the interval, spread over
 //! the interval so that a workload with a rhythm of its own is sampled across its phases. A
-//! window is never shorter than [`MIN_WINDOW`] (schedstat CPU time advances in scheduler ticks,
-//! so a shorter window's CPU figure is mostly noise, and attaching takes effect only after a
-//! moment); at small shares the period between windows grows instead.
+//! window is never shorter than [`MIN_WINDOW`] (attaching takes effect only after a moment, and
+//! a window must see enough of the target's work to scale by); at small shares the period
+//! between windows grows instead.
 
 use std::collections::BTreeMap;
 
@@ -41,7 +41,7 @@ fn observed(group: ProbeGroup, agg: &Aggregator, hits: u64) -> (u64, u64) {
     }
 }
 
-pub const MIN_WINDOW: Duration = Duration::from_millis(50);
+pub const MIN_WINDOW: Duration = Duration::from_millis(20);
 
 /// What a round of switching did. A group whose attach failed stays detached and is tried again
 /// at its next window: a failed attach never ends a trace by itself.
@@ -216,6 +216,7 @@ impl DutyCycle {
                 hits: hits_now - duty.hits_at_start,
                 attached_ns: std::mem::take(&mut duty.attached_ns),
                 cpu_attached_ns: duty.work_attached.cpu_ns,
+                alloc: done.alloc.zip(duty.work_attached.alloc),
             };
             duty.hits_at_start = hits_now;
             let seen = observed(*group, agg, hits_now);

@@ -19,6 +19,57 @@ pub struct IntervalUse {
     pub attached_ns: u64,
     /// The target's CPU time while the group was attached (0: not known).
     pub cpu_attached_ns: u64,
+    /// Heap bytes the target allocated in the interval, and while the group was attached.
+    pub alloc: Option<(u64, u64)>,
+}
+
+/// What the probes really cost, measured rather than modelled: the target's allocation rate
+/// while a group is attached against while it is not. A probed program does the same work more
+/// slowly, so the rate it loses is the share of its time the probes take — hits, traps, cache
+/// and scheduling effects together, which the calibrated cost of one hit does not all see.
+#[derive(Clone, Copy, Debug, Default)]
+struct Measured {
+    attached_ns: f64,
+    detached_ns: f64,
+    alloc_attached: f64,
+    alloc_detached: f64,
+    /// The modelled probe time (hits × calibrated cost) while attached.
+    model_ns: f64,
+}
+
+/// Attached and detached time the measurement needs before it is believed.
+const MEASURED_MIN_NS: f64 = 200_000_000.0;
+/// How far the measurement may raise the model; it never lowers it.
+const MAX_CORRECTION: f64 = 4.0;
+
+impl Measured {
+    fn add(&mut self, used: IntervalUse, wall_ns: u64, model_ns: f64) {
+        let Some((total, attached)) = used.alloc else {
+            return;
+        };
+        self.attached_ns += used.attached_ns as f64;
+        self.detached_ns += wall_ns.saturating_sub(used.attached_ns) as f64;
+        self.alloc_attached += attached as f64;
+        self.alloc_detached += total.saturating_sub(attached) as f64;
+        self.model_ns += model_ns;
+    }
+
+    /// By how much the modelled cost falls short of the measured one (1 when it does not, or
+    /// when too little has been seen to tell).
+    fn correction(&self) -> f64 {
+        if self.attached_ns < MEASURED_MIN_NS
+            || self.detached_ns < MEASURED_MIN_NS
+            || self.alloc_detached <= 0.0
+            || self.model_ns <= 0.0
+        {
+            return 1.0;
+        }
+        let attached_rate = self.alloc_attached / self.attached_ns;
+        let detached_rate = self.alloc_detached / self.detached_ns;
+        let lost = (1.0 - attached_rate / detached_rate).max(0.0);
+        let modelled = self.model_ns / self.attached_ns;
+        (lost / modelled).clamp(1.0, MAX_CORRECTION)
+    }
 }
 
 pub struct Governor {
@@ -36,6 +87,7 @@ pub struct Governor {
     allowed_ns: f64,
     /// Each group's projected cost when it was last seen attached.
     last_seen: BTreeMap<ProbeGroup, f64>,
+    measured: BTreeMap<ProbeGroup, Measured>,
 }
 
 impl Governor {
@@ -48,6 +100,7 @@ impl Governor {
             spent_ns: 0.0,
             allowed_ns: 0.0,
             last_seen: BTreeMap::new(),
+            measured: BTreeMap::new(),
         }
     }
 
@@ -71,10 +124,15 @@ impl Governor {
     /// attached: a busy target uses the same CPU either way, the probes only take part of it).
     /// Attached a share `s` of the time, the group costs about `s` × this.
     pub fn projected_overhead(&self, used: IntervalUse, cpu_ns: u64, wall_ns: u64) -> f64 {
+        self.projected_with(used, cpu_ns, wall_ns, 1.0)
+    }
+
+    /// [`Governor::projected_overhead`] with the hits' modelled cost scaled by `correction`.
+    fn projected_with(&self, used: IntervalUse, cpu_ns: u64, wall_ns: u64, correction: f64) -> f64 {
         if used.attached_ns == 0 || wall_ns == 0 {
             return 0.0;
         }
-        let probe_rate = self.cost.of(used.hits) / used.attached_ns as f64;
+        let probe_rate = self.cost.of(used.hits) * correction / used.attached_ns as f64;
         let detached_ns = wall_ns.saturating_sub(used.attached_ns);
         let cpu_rate = if used.cpu_attached_ns > 0 && detached_ns >= used.attached_ns / 4 {
             cpu_ns.saturating_sub(used.cpu_attached_ns) as f64 / detached_ns as f64
@@ -111,7 +169,16 @@ impl Governor {
         wall_ns: u64,
         next_wall_ns: u64,
     ) -> BTreeMap<ProbeGroup, f64> {
-        let spent: f64 = used.iter().map(|(_, u)| self.cost.of(u.hits)).sum();
+        for &(g, u) in used {
+            let model = self.cost.of(u.hits);
+            self.measured.entry(g).or_default().add(u, wall_ns, model);
+        }
+        let correction =
+            |m: &BTreeMap<ProbeGroup, Measured>, g| m.get(&g).map_or(1.0, Measured::correction);
+        let spent: f64 = used
+            .iter()
+            .map(|&(g, u)| self.cost.of(u.hits) * correction(&self.measured, g))
+            .sum();
         let own = (cpu_ns as f64 - spent).max(0.0);
         self.spent_ns += spent;
         self.allowed_ns += self.budget * own;
@@ -129,7 +196,12 @@ impl Governor {
                 continue;
             }
             if u.attached_ns > 0 {
-                let overhead = self.projected_overhead(u, cpu_ns, wall_ns);
+                let overhead =
+                    self.projected_with(u, cpu_ns, wall_ns, correction(&self.measured, g));
+                log::debug!(
+                    "governor: {g:?} correction {:.2}",
+                    correction(&self.measured, g)
+                );
                 self.last_seen.insert(g, overhead);
                 by_cost.push((g, overhead, true));
             } else {
@@ -139,9 +211,19 @@ impl Governor {
             }
         }
         by_cost.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let mut left = self.budget_left(next_own);
+        // What was overspent is paid back by the busy groups that caused it: the ones that do
+        // not fit their even share of the budget. A quiet group (the GC probes, a few hits a
+        // cycle) keeps what it needs, or it would go blind to pay for another's flood.
+        let mut left = self.budget;
+        let debt = self.budget - self.budget_left(next_own);
+        let mut debt_paid = false;
         for (i, &(group, overhead, seen)) in by_cost.iter().enumerate() {
-            let share = left / (by_cost.len() - i) as f64;
+            let mut share = left / (by_cost.len() - i) as f64;
+            if overhead > share && !debt_paid {
+                debt_paid = true;
+                left = (left - debt).max(0.0);
+                share = left / (by_cost.len() - i) as f64;
+            }
             let allowed = if overhead <= share {
                 left -= overhead;
                 1.0
@@ -185,6 +267,46 @@ mod tests {
     const MS: u64 = 1_000_000;
 
     #[test]
+    fn the_measured_loss_raises_the_model_never_lowers_it() {
+        let model = 0.2 * 400.0 * MS as f64;
+        let seen = |alloc_attached: u64| {
+            let mut m = Measured::default();
+            // 400 ms attached and 600 ms detached over a second; 600 MB allocated detached (1 MB
+            // a millisecond).
+            m.add(
+                IntervalUse {
+                    hits: 0,
+                    attached_ns: 400 * MS,
+                    cpu_attached_ns: 400 * MS,
+                    alloc: Some((600_000_000 + alloc_attached, alloc_attached)),
+                },
+                SECOND,
+                model,
+            );
+            m.correction()
+        };
+        // Attached, it allocated at half the rate: it lost half its time, the model said 20 %.
+        assert!((seen(200_000_000) - 2.5).abs() < 1e-9);
+        // Lost less than modelled: the model stands.
+        assert_eq!(seen(380_000_000), 1.0);
+        // An absurd loss is capped.
+        assert_eq!(seen(0), MAX_CORRECTION);
+        // Too little seen attached: no correction yet.
+        let mut m = Measured::default();
+        m.add(
+            IntervalUse {
+                hits: 0,
+                attached_ns: 100 * MS,
+                cpu_attached_ns: 100 * MS,
+                alloc: Some((1_000, 0)),
+            },
+            SECOND,
+            model,
+        );
+        assert_eq!(m.correction(), 1.0);
+    }
+
+    #[test]
     fn a_quiet_group_stays_attached() {
         let mut g = Governor::new(0.01, HitCost::new(12_000.0));
         // 10 hits a second on a target using a full CPU: 120 µs/s = 0.012 %.
@@ -192,6 +314,7 @@ mod tests {
             hits: 10,
             attached_ns: SECOND,
             cpu_attached_ns: SECOND,
+            alloc: None,
         };
         assert_eq!(g.update(ProbeGroup::Growth, used, SECOND, SECOND), 1.0);
     }
@@ -205,6 +328,7 @@ mod tests {
             hits: 10_000,
             attached_ns: SECOND / 2,
             cpu_attached_ns: SECOND / 2,
+            alloc: None,
         };
         let overhead = g.projected_overhead(used, 3 * SECOND / 4, SECOND);
         assert!((overhead - 0.24 / 0.5).abs() < 1e-9, "{overhead}");
@@ -234,6 +358,7 @@ mod tests {
             hits: 75,
             attached_ns: 100 * MS,
             cpu_attached_ns: 100 * MS,
+            alloc: None,
         };
         let overhead = g.projected_overhead(used, SECOND, SECOND);
         assert!((overhead - 0.009).abs() < 1e-12, "{overhead}");
@@ -243,6 +368,7 @@ mod tests {
             hits: 7_500,
             attached_ns: 100 * MS,
             cpu_attached_ns: 100 * MS,
+            alloc: None,
         };
         let overhead = g.projected_overhead(busy, SECOND, SECOND);
         let mut fresh = Governor::new(0.01, HitCost::new(12_000.0));
@@ -272,6 +398,7 @@ mod tests {
             hits: (probe / hit_ns).round() as u64,
             attached_ns: attached as u64,
             cpu_attached_ns: attached as u64,
+            alloc: None,
         };
         (used, SECOND, probe, own)
     }
@@ -337,6 +464,7 @@ mod tests {
             hits: 1,
             attached_ns: SECOND / 200,
             cpu_attached_ns: SECOND / 200,
+            alloc: None,
         };
         let mut f = MIN_FRACTION;
         for _ in 0..8 {
@@ -348,6 +476,32 @@ mod tests {
     }
 
     #[test]
+    fn a_debt_is_paid_by_the_busy_group_not_the_quiet_one() {
+        let mut g = Governor::new(0.01, HitCost::new(1_500.0));
+        // Growth flooded the first stretch; GC hit a few times (0.2 % of the CPU).
+        let growth = IntervalUse {
+            hits: 20_000,
+            attached_ns: 100 * MS,
+            cpu_attached_ns: 100 * MS,
+            alloc: None,
+        };
+        let gc = IntervalUse {
+            hits: 120,
+            attached_ns: 100 * MS,
+            cpu_attached_ns: 100 * MS,
+            alloc: None,
+        };
+        let got = g.update_all(
+            &[(ProbeGroup::Growth, growth), (ProbeGroup::Gc, gc)],
+            100 * MS,
+            100 * MS,
+            100 * MS,
+        );
+        assert_eq!(got[&ProbeGroup::Growth], MIN_FRACTION);
+        assert_eq!(got[&ProbeGroup::Gc], 1.0);
+    }
+
+    #[test]
     fn a_group_not_seen_attached_keeps_its_share() {
         let mut g = Governor::new(0.01, HitCost::new(1_500.0));
         g.allowed_ns = 1e12;
@@ -355,6 +509,7 @@ mod tests {
             hits: 10_000,
             attached_ns: 100 * MS,
             cpu_attached_ns: 100 * MS,
+            alloc: None,
         };
         let first = g.update(ProbeGroup::Growth, busy, SECOND, SECOND);
         assert!(first < 0.1, "{first}");
@@ -375,11 +530,13 @@ mod tests {
             hits: 10,
             attached_ns: SECOND,
             cpu_attached_ns: 2 * SECOND,
+            alloc: None,
         };
         let growth = IntervalUse {
             hits: 10_000,
             attached_ns: SECOND,
             cpu_attached_ns: 2 * SECOND,
+            alloc: None,
         };
         let got = g.update_all(
             &[(ProbeGroup::Growth, growth), (ProbeGroup::Gc, gc)],
@@ -403,6 +560,7 @@ mod tests {
             hits: 5,
             attached_ns: SECOND,
             cpu_attached_ns: 0,
+            alloc: None,
         };
         let overhead = g.projected_overhead(used, 0, SECOND);
         assert!((overhead - 60_000.0 / (0.01 * SECOND as f64)).abs() < 1e-9);
@@ -415,6 +573,7 @@ mod tests {
             hits: 50_000,
             attached_ns: SECOND,
             cpu_attached_ns: SECOND,
+            alloc: None,
         };
         let got = g.update_all(
             &[(ProbeGroup::Gc, flood), (ProbeGroup::Growth, flood)],

@@ -24,6 +24,45 @@ use crate::{
 /// The kernel programs, built by build.rs from `mapleak-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mapleak"));
 
+/// How this kernel attaches uprobes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UprobeMode {
+    /// `uprobe.multi` links (Linux 6.6+, with the process-wide pid filter): one system call in
+    /// or out with the program already on it, no perf event bound to the target's threads, and
+    /// no CAP_SYS_ADMIN needed.
+    Multi,
+    /// One perf event per probe address (older kernels; `MAPLEAK_UPROBES=perf` forces it).
+    Perf,
+}
+
+impl UprobeMode {
+    /// The mode for this kernel, found once. A feature probe refused for lack of privileges
+    /// counts as multi: the privilege check then names what loading programs needs, and the
+    /// next run, so privileged, probes again.
+    pub fn detect() -> Self {
+        static MODE: std::sync::OnceLock<UprobeMode> = std::sync::OnceLock::new();
+        *MODE.get_or_init(|| {
+            if std::env::var("MAPLEAK_UPROBES").is_ok_and(|v| v == "perf") {
+                return UprobeMode::Perf;
+            }
+            match aya::sys::is_uprobe_multi_supported(
+                aya::sys::UProbeMultiFeature::ProcessScopedPidFilter,
+            ) {
+                Ok(false) => UprobeMode::Perf,
+                Ok(true) | Err(_) => UprobeMode::Multi,
+            }
+        })
+    }
+
+    /// The eBPF program for `probe` in this mode (each uprobe program is built both ways).
+    pub fn program(self, probe: ProbeId) -> std::borrow::Cow<'static, str> {
+        match self {
+            UprobeMode::Perf => probe.program().into(),
+            UprobeMode::Multi => format!("{}_m", probe.program()).into(),
+        }
+    }
+}
+
 /// Probes switched on and off together by the overhead governor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -138,6 +177,7 @@ impl Uprobe {
 
 pub struct Loaded {
     ebpf: Ebpf,
+    mode: UprobeMode,
     pid: u32,
     /// The pinned image's path (`/proc/self/fd/N`): every attach goes to the file inspected.
     exe: String,
@@ -166,6 +206,7 @@ pub fn load(config: &mapleak_common::Config, ring_size: u32) -> Result<Loaded, T
         .map_err(|e| TraceError::Load(error_chain(&e)))?;
     Ok(Loaded {
         ebpf,
+        mode: UprobeMode::detect(),
         pid: 0,
         exe: String::new(),
         uprobes: Vec::new(),
@@ -228,7 +269,7 @@ impl Loaded {
     }
 
     fn program(&mut self, i: usize) -> Result<&mut UProbe, TraceError> {
-        let name = self.uprobes[i].probe.program();
+        let name = self.mode.program(self.uprobes[i].probe);
         let err = |why: String| TraceError::Attach {
             symbol: self.uprobes[i].symbol.to_owned(),
             pid: self.pid,
@@ -236,7 +277,7 @@ impl Loaded {
         };
         let program = self
             .ebpf
-            .program_mut(name)
+            .program_mut(&name)
             .ok_or_else(|| err(format!("the eBPF object has no program {name}")))?;
         program.try_into().map_err(|e| err(error_chain(&e)))
     }
@@ -476,6 +517,10 @@ impl Loaded {
 
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    pub fn mode(&self) -> UprobeMode {
+        self.mode
     }
 
     /// Where the attached uprobes sit, for the banner.

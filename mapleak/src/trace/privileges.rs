@@ -2,10 +2,12 @@
 //! of the trace still uses once the probes are attached.
 //!
 //! Measured on Linux 6.18 (README, "Privileges"):
-//! - Creating a perf uprobe takes CAP_SYS_ADMIN: the fix for CVE-2025-38466 (Linux 6.16, also in
-//!   the 5.10–6.15 stable kernels) made CAP_PERFMON insufficient. CAP_SYS_ADMIN passes every
-//!   check that CAP_BPF or CAP_PERFMON would (maps, programs, BTF, tracepoint events), so those
-//!   two add nothing to it.
+//! - Loading the programs and maps takes CAP_BPF and CAP_PERFMON; the syscall tracepoints' perf
+//!   events CAP_PERFMON. CAP_SYS_ADMIN passes each of those checks on its own.
+//! - A `uprobe.multi` link (Linux 6.6+, what mapleak uses where the kernel has it) is created with
+//!   no capability check at all. A perf-event uprobe (older kernels) takes CAP_SYS_ADMIN: the fix
+//!   for CVE-2025-38466 (Linux 6.16, also in the 5.10–6.15 stable kernels) made CAP_PERFMON
+//!   insufficient.
 //! - The target's executable, mappings, RSS and memory are behind ptrace access, which takes
 //!   CAP_SYS_PTRACE when the target belongs to another user or holds capabilities mapleak lacks.
 //! - tracefs is root's alone (mode 0700): any other uid reads the tracepoint ids only with
@@ -15,7 +17,7 @@ use std::{fmt, fs, io};
 
 use caps::{CapSet, Capability, CapsHashSet};
 
-use super::TraceError;
+use super::{TraceError, loader::UprobeMode};
 
 /// One tracepoint id that `Loaded::attach_syscalls` reads: if it can be opened, all of them can.
 const TRACEFS_EVENT_ID: &str = "/sys/kernel/tracing/events/syscalls/sys_enter_mmap/id";
@@ -55,7 +57,12 @@ impl CapMask {
 /// Something a trace does that needs a capability the process lacks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Need {
-    /// perf_event_open of a uprobe: at attach, and whenever the governor attaches a group again.
+    /// Loading the eBPF programs and creating their maps (without CAP_SYS_ADMIN).
+    LoadPrograms,
+    /// Tracing programs and the tracepoints' perf events (without CAP_SYS_ADMIN).
+    TracePerf,
+    /// perf_event_open of a uprobe, on kernels without `uprobe.multi` links: at attach, and
+    /// whenever the governor attaches a group again.
     AttachUprobes,
     /// ptrace access to this pid: its executable, mappings, RSS and memory.
     ReadTarget(u32),
@@ -66,6 +73,8 @@ pub enum Need {
 impl Need {
     pub fn capability(self) -> Capability {
         match self {
+            Need::LoadPrograms => Capability::CAP_BPF,
+            Need::TracePerf => Capability::CAP_PERFMON,
             Need::AttachUprobes => Capability::CAP_SYS_ADMIN,
             Need::ReadTarget(_) => Capability::CAP_SYS_PTRACE,
             Need::ReadTracefs => Capability::CAP_DAC_READ_SEARCH,
@@ -74,7 +83,11 @@ impl Need {
 
     fn purpose(self) -> String {
         match self {
-            Need::AttachUprobes => "to attach uprobes".into(),
+            Need::LoadPrograms => "to load eBPF programs".into(),
+            Need::TracePerf => "to trace with them".into(),
+            Need::AttachUprobes => {
+                "to attach uprobes, which this kernel does only through perf events".into()
+            }
             Need::ReadTarget(pid) => {
                 format!("to read pid {pid}, another user's or a more privileged process")
             }
@@ -120,13 +133,23 @@ pub struct Access {
     pub tracefs_denied: bool,
 }
 
-/// The capabilities a trace lacks, given the effective set and what the kernel refuses now.
-/// Access refused although its capability is held is not for a capability to fix (an LSM, say):
-/// the step that fails later says what it is.
-pub fn missing(effective: CapMask, access: Access, pid: u32) -> Vec<Need> {
+/// The capabilities a trace lacks, given the effective set, how uprobes attach here and what
+/// the kernel refuses now. Access refused although its capability is held is not for a
+/// capability to fix (an LSM, say): the step that fails later says what it is.
+pub fn missing(effective: CapMask, mode: UprobeMode, access: Access, pid: u32) -> Vec<Need> {
     let mut needs = Vec::new();
     if !effective.has(Capability::CAP_SYS_ADMIN) {
-        needs.push(Need::AttachUprobes);
+        match mode {
+            UprobeMode::Perf => needs.push(Need::AttachUprobes),
+            UprobeMode::Multi => {
+                if !effective.has(Capability::CAP_BPF) {
+                    needs.push(Need::LoadPrograms);
+                }
+                if !effective.has(Capability::CAP_PERFMON) {
+                    needs.push(Need::TracePerf);
+                }
+            }
+        }
     }
     if access.target_denied && !effective.has(Capability::CAP_SYS_PTRACE) {
         needs.push(Need::ReadTarget(pid));
@@ -143,7 +166,7 @@ pub fn check(pid: u32) -> Result<(), TraceError> {
         target_denied: target_denied(pid),
         tracefs_denied: tracefs_denied(),
     };
-    let needs = missing(effective(), access, pid);
+    let needs = missing(effective(), UprobeMode::detect(), access, pid);
     if needs.is_empty() {
         Ok(())
     } else {
@@ -182,13 +205,19 @@ fn tracefs_denied() -> bool {
 
 /// What the trace still uses of `held` once every probe is attached: CAP_SYS_PTRACE for the
 /// reads of the target at every interval (process_vm_readv, smaps_rollup), CAP_SYS_ADMIN while
-/// the governor may attach a probe group again (`reattach`), and, for a report written to a file
+/// the governor may attach a probe group again through perf events (`reattach` in
+/// [`UprobeMode::Perf`]; a `uprobe.multi` link needs none), and, for a report written to a file
 /// (`report_file`), CAP_DAC_OVERRIDE and CAP_FOWNER: the report replaces its file by a rename in
 /// that file's directory at the very end, which may be another user's. Maps, the ring buffer
 /// and detaching need none: they work on file descriptors already open.
-pub fn kept_after_attach(held: CapMask, reattach: bool, report_file: bool) -> CapMask {
+pub fn kept_after_attach(
+    held: CapMask,
+    reattach: bool,
+    mode: UprobeMode,
+    report_file: bool,
+) -> CapMask {
     let mut kept = vec![Capability::CAP_SYS_PTRACE];
-    if reattach {
+    if reattach && mode == UprobeMode::Perf {
         kept.push(Capability::CAP_SYS_ADMIN);
     }
     if report_file {
@@ -200,8 +229,8 @@ pub fn kept_after_attach(held: CapMask, reattach: bool, report_file: bool) -> Ca
 /// Gives up every capability the rest of the trace does not use, for good (see
 /// [`kept_after_attach`]). Called on the thread that attaches and reads; threads started later
 /// inherit its sets.
-pub fn drop_after_attach(reattach: bool, report_file: bool) {
-    if let Err(e) = drop_to(kept_after_attach(effective(), reattach, report_file)) {
+pub fn drop_after_attach(reattach: bool, mode: UprobeMode, report_file: bool) {
+    if let Err(e) = drop_to(kept_after_attach(effective(), reattach, mode, report_file)) {
         log::warn!("the capabilities not needed after attaching could not be dropped: {e}");
     }
 }
@@ -269,15 +298,30 @@ mod tests {
     }
 
     #[test]
-    fn only_sys_admin_attaches_uprobes() {
+    fn uprobes_need_bpf_and_perfmon_or_sys_admin_by_mode() {
         let open = Access::default();
-        assert_eq!(missing(mask(&[CAP_SYS_ADMIN]), open, 7), vec![]);
-        // What the README used to ask for: the kernel refuses the uprobe (EACCES).
+        use UprobeMode::*;
+        for mode in [Multi, Perf] {
+            assert_eq!(missing(mask(&[CAP_SYS_ADMIN]), mode, open, 7), vec![]);
+        }
+        // uprobe.multi links: loading and tracing is all they need.
         assert_eq!(
-            missing(mask(&[CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE]), open, 7),
+            missing(mask(&[CAP_BPF, CAP_PERFMON]), Multi, open, 7),
+            vec![]
+        );
+        assert_eq!(
+            missing(CapMask(0), Multi, open, 7),
+            vec![Need::LoadPrograms, Need::TracePerf]
+        );
+        assert_eq!(
+            missing(mask(&[CAP_BPF]), Multi, open, 7),
+            vec![Need::TracePerf]
+        );
+        // Perf-event uprobes: the kernel refuses them to CAP_BPF + CAP_PERFMON (EACCES).
+        assert_eq!(
+            missing(mask(&[CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE]), Perf, open, 7),
             vec![Need::AttachUprobes]
         );
-        assert_eq!(missing(CapMask(0), open, 7), vec![Need::AttachUprobes]);
     }
 
     #[test]
@@ -287,22 +331,28 @@ mod tests {
             target_denied: true,
             tracefs_denied: true,
         };
+        let multi = UprobeMode::Multi;
         assert_eq!(
-            missing(admin, refused, 42),
+            missing(admin, multi, refused, 42),
             vec![Need::ReadTarget(42), Need::ReadTracefs]
         );
-        let all = mask(&[CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH]);
-        assert_eq!(missing(all, refused, 42), vec![]);
+        let all = mask(&[CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH]);
+        assert_eq!(missing(all, multi, refused, 42), vec![]);
         let tracefs_only = Access {
             tracefs_denied: true,
             ..Access::default()
         };
         assert_eq!(
-            missing(mask(&[CAP_SYS_ADMIN, CAP_SYS_PTRACE]), tracefs_only, 42),
+            missing(
+                mask(&[CAP_SYS_ADMIN, CAP_SYS_PTRACE]),
+                multi,
+                tracefs_only,
+                42
+            ),
             vec![Need::ReadTracefs]
         );
         assert_eq!(
-            missing(CapMask(0), tracefs_only, 42),
+            missing(CapMask(0), UprobeMode::Perf, tracefs_only, 42),
             vec![Need::AttachUprobes, Need::ReadTracefs]
         );
     }
@@ -312,21 +362,21 @@ mod tests {
         let one = Missing(vec![Need::AttachUprobes]).to_string();
         assert_eq!(
             one,
-            "tracing needs CAP_SYS_ADMIN (to attach uprobes): run mapleak as root or grant it that capability"
+            "tracing needs CAP_SYS_ADMIN (to attach uprobes, which this kernel does only through perf events): run mapleak as root or grant it that capability"
         );
-        let two = Missing(vec![Need::AttachUprobes, Need::ReadTracefs]).to_string();
+        let two = Missing(vec![Need::LoadPrograms, Need::TracePerf]).to_string();
         assert_eq!(
             two,
-            "tracing needs CAP_SYS_ADMIN (to attach uprobes) and CAP_DAC_READ_SEARCH (to read tracefs, which only root may read here): run mapleak as root or grant it these capabilities"
+            "tracing needs CAP_BPF (to load eBPF programs) and CAP_PERFMON (to trace with them): run mapleak as root or grant it these capabilities"
         );
         let three = Missing(vec![
-            Need::AttachUprobes,
+            Need::LoadPrograms,
             Need::ReadTarget(9),
             Need::ReadTracefs,
         ])
         .to_string();
         assert!(three.starts_with(
-            "tracing needs CAP_SYS_ADMIN (to attach uprobes), CAP_SYS_PTRACE (to read pid 9, another user's or a more privileged process) and CAP_DAC_READ_SEARCH"
+            "tracing needs CAP_BPF (to load eBPF programs), CAP_SYS_PTRACE (to read pid 9, another user's or a more privileged process) and CAP_DAC_READ_SEARCH"
         ));
         for sentence in [one, two, three] {
             assert!(!sentence.starts_with("mapleak"), "main adds the prefix");
@@ -335,28 +385,39 @@ mod tests {
     }
 
     #[test]
-    fn after_attach_only_ptrace_and_reattaching_are_kept() {
+    fn after_attach_only_ptrace_and_what_reattaching_needs_are_kept() {
+        use UprobeMode::*;
         let root = CapMask(0x1ff_ffff_ffff);
+        // Perf-event uprobes: the governor's re-attaching needs CAP_SYS_ADMIN.
         assert_eq!(
-            kept_after_attach(root, true, false),
+            kept_after_attach(root, true, Perf, false),
             mask(&[CAP_SYS_ADMIN, CAP_SYS_PTRACE])
         );
-        // --exact: no probe is attached again.
+        // uprobe.multi links need nothing; nor does --exact, which attaches nothing again.
         assert_eq!(
-            kept_after_attach(root, false, false),
+            kept_after_attach(root, true, Multi, false),
+            mask(&[CAP_SYS_PTRACE])
+        );
+        assert_eq!(
+            kept_after_attach(root, false, Perf, false),
             mask(&[CAP_SYS_PTRACE])
         );
         // --output: the report is put in place at the end, in a directory that may not be ours.
         assert_eq!(
-            kept_after_attach(root, false, true),
+            kept_after_attach(root, false, Multi, true),
             mask(&[CAP_SYS_PTRACE, CAP_DAC_OVERRIDE, CAP_FOWNER])
         );
         // Nothing is kept that was not held: a target of the same user needs no CAP_SYS_PTRACE.
         assert_eq!(
-            kept_after_attach(mask(&[CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH]), true, true),
+            kept_after_attach(
+                mask(&[CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH]),
+                true,
+                Perf,
+                true
+            ),
             mask(&[CAP_SYS_ADMIN])
         );
-        assert_eq!(kept_after_attach(CapMask(0), true, false), CapMask(0));
+        assert_eq!(kept_after_attach(CapMask(0), true, Perf, false), CapMask(0));
     }
 
     #[test]

@@ -13,13 +13,11 @@ struct Totals {
     hits: u64,
     observed_events: u64,
     observed_bytes: u64,
-    /// Seen in intervals the group was attached throughout: exact.
-    exact_events: u64,
-    exact_bytes: u64,
-    /// Seen in intervals the group was attached only in part, and over those intervals: the
-    /// target's own CPU time (less the probes') inside the windows and in all, wall time, and
-    /// attached time. Summed over the trace, because at small shares a window can be further
-    /// apart than an interval: an interval without one still had work in it.
+    /// Seen over every period with CPU figures, and over those periods: the target's own CPU
+    /// time (less the probes') inside the windows and in all, wall time, and attached time.
+    /// Summed over the trace, because at small shares a window can be further apart than a
+    /// period: a period without one still had work in it, and a period attached throughout (the
+    /// first stretch, say) is a window as good as any.
     sampled_events: u64,
     sampled_bytes: u64,
     own_inside_ns: f64,
@@ -68,8 +66,12 @@ impl Totals {
         }
     }
 
-    fn estimate(&self, exact: u64, sampled: u64, wall_scaled: f64) -> u64 {
-        exact + (sampled as f64 * self.scale() + wall_scaled).round() as u64
+    /// What the group would have seen attached throughout: exactly what it saw, when it was.
+    fn estimate(&self, observed: u64, sampled: u64, wall_scaled: f64) -> u64 {
+        if !self.sampled {
+            return observed;
+        }
+        (sampled as f64 * self.scale() + wall_scaled).round() as u64
     }
 }
 
@@ -116,12 +118,9 @@ impl Sampler {
         t.hits += w.hits;
         t.observed_events += events;
         t.observed_bytes += bytes;
-        if attached_ns >= w.wall_ns {
-            t.exact_events += events;
-            t.exact_bytes += bytes;
-            return;
+        if attached_ns < w.wall_ns {
+            t.sampled = true;
         }
-        t.sampled = true;
         if w.cpu_ns == 0 {
             let scale = w.wall_ns as f64 / (attached_ns as f64).max(1.0);
             t.wall_scaled_events += events as f64 * scale;
@@ -165,12 +164,12 @@ impl Sampler {
                 hits: t.hits,
                 observed_events: t.observed_events,
                 estimated_events: t.estimate(
-                    t.exact_events,
+                    t.observed_events,
                     t.sampled_events,
                     t.wall_scaled_events,
                 ),
                 observed_bytes: t.observed_bytes,
-                estimated_bytes: t.estimate(t.exact_bytes, t.sampled_bytes, t.wall_scaled_bytes),
+                estimated_bytes: t.estimate(t.observed_bytes, t.sampled_bytes, t.wall_scaled_bytes),
                 scaled_by: t.basis(),
             })
             .collect()
@@ -244,24 +243,53 @@ mod tests {
     #[test]
     fn estimates_scale_by_the_targets_own_work() {
         let mut s = Sampler::new(HitCost::new(10.0));
-        // Fully attached: exact.
+        // Fully attached: 850 ns of the target's own work (900 less 5 hits × 10 ns), 17 events.
         s.record(
             ProbeGroup::Growth,
             window(1000, 1000, 900, 900, 5),
-            (10, 100),
+            (17, 170),
         );
         // Attached a quarter of the time; inside it the target did 100 ns of its own work plus
-        // 20 hits × 10 ns of probes, out of 1 000 ns of own work in the interval (+ probes).
+        // 20 hits × 10 ns of probes, out of 1 000 ns of own work in the interval (+ probes), and
+        // saw 2 events: the same rate as before, 1 per 50 ns of work.
         s.record(
             ProbeGroup::Growth,
             window(1000, 250, 1200, 300, 20),
-            (20, 200),
+            (2, 20),
         );
         let g = &s.summary()[0];
-        assert_eq!((g.observed_events, g.estimated_events), (30, 10 + 200));
-        assert_eq!((g.observed_bytes, g.estimated_bytes), (300, 100 + 2000));
+        // 19 events in 950 ns of work seen; 1 850 ns of work done.
+        assert_eq!((g.observed_events, g.estimated_events), (19, 37));
+        assert_eq!((g.observed_bytes, g.estimated_bytes), (190, 370));
         assert!(g.sampled);
         assert!((g.attached_fraction - 0.625).abs() < 1e-12);
+    }
+
+    #[test]
+    fn periods_without_a_window_are_scaled_by_what_the_attached_ones_saw() {
+        let mut s = Sampler::new(HitCost::new(0.0));
+        // The first stretch, attached throughout, then nine periods in a long gap.
+        s.record(
+            ProbeGroup::Growth,
+            Window {
+                alloc: Some((1_000, 1_000)),
+                ..window(20, 20, 20, 20, 40)
+            },
+            (40, 400),
+        );
+        for _ in 0..9 {
+            s.record(
+                ProbeGroup::Growth,
+                Window {
+                    alloc: Some((5_000, 0)),
+                    ..window(100, 0, 100, 0, 0)
+                },
+                (0, 0),
+            );
+        }
+        let g = &s.summary()[0];
+        // 40 events per 1 000 bytes allocated, over 46 000 bytes.
+        assert_eq!((g.estimated_events, g.scaled_by), (1840, "allocation"));
     }
 
     #[test]

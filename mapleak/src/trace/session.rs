@@ -263,7 +263,7 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
         notes.push(note);
     }
     // Whoever switches probe groups (the governor, or a fixed duty cycle) attaches them again.
-    super::privileges::drop_after_attach(duty.governed(), output.is_some());
+    super::privileges::drop_after_attach(duty.governed(), loaded.mode(), output.is_some());
     let ring = loaded.take_events()?;
     let live = LiveReader::new(
         pid,

@@ -94,7 +94,8 @@ fn missing_privileges_name_the_capabilities() {
     assert_one_sentence(
         &out,
         &[
-            "CAP_SYS_ADMIN",
+            "CAP_BPF",
+            "CAP_PERFMON",
             "CAP_SYS_PTRACE",
             "CAP_DAC_READ_SEARCH",
             "run mapleak as root",

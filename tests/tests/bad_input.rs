@@ -135,3 +135,32 @@ fn ctrl_c_and_duration_stop_with_a_final_report() {
     );
     fixture.kill();
 }
+
+#[test]
+fn a_thread_a_kernel_thread_and_a_zombie_are_each_named() {
+    require_root();
+    let fixture = Fixture::start(&build(&GO121), &["fill", "10", "1"], &[]);
+    let pid = fixture.pid();
+    // A Go program runs several threads; any but the first is not a process of its own.
+    let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| t.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|&t| t != pid)
+        .expect("a Go program has more than one thread");
+    let out = trace_briefly(tracer::run, tid);
+    assert_one_sentence(&out, &[&format!("{tid} is a thread of process {pid}")]);
+    fixture.kill();
+    // kthreadd is pid 2 on every Linux.
+    let out = trace_briefly(tracer::run, 2);
+    assert_one_sentence(&out, &["pid 2 is a kernel thread"]);
+    // A child that exited and that nobody reaped.
+    let mut child = Command::new("true").spawn().unwrap();
+    let zombie = child.id();
+    while !std::fs::read_to_string(format!("/proc/{zombie}/stat")).is_ok_and(|s| s.contains(") Z "))
+    {
+        std::thread::yield_now();
+    }
+    let out = trace_briefly(tracer::run, zombie);
+    child.wait().unwrap();
+    assert_one_sentence(&out, &[&format!("process {zombie} has exited")]);
+}

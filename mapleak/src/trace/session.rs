@@ -145,8 +145,18 @@ struct Attached {
 pub async fn run(opts: TraceOptions) -> Result<Outcome, TraceError> {
     let (mut attached, streams) = start(&opts)?;
     // A signal held since mapleak started is delivered now, and ends the trace with its report.
-    let mut stops = Stops::install()?;
-    let stop = pump(&opts, &mut attached, streams, &mut stops).await;
+    let stop = match Stops::install() {
+        Ok(mut stops) => pump(&opts, &mut attached, streams, &mut stops).await,
+        Err(e) => {
+            attached
+                .notes
+                .push(format!("the trace stopped at once: cannot take SIGINT and SIGTERM ({e})"));
+            Stopped {
+                reason: StopReason::Error,
+                at: Instant::now(),
+            }
+        }
+    };
     Ok(finish(&opts, attached, stop))
 }
 

@@ -49,6 +49,15 @@ fn files_that_are_not_elf() {
         "is not an ELF executable",
     );
     assert_refused(&scratch("empty", b""), "is not an ELF executable");
+    // What is not a regular file is refused before it is read: /dev/zero would never end, a
+    // FIFO without a writer would block forever.
+    assert_refused(Path::new("/dev/zero"), "is a device, not an executable file");
+    let fifo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/inspect-bad/fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo takes a NUL-terminated path and a mode.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert_refused(&fifo, "is a FIFO, not an executable file");
     let missing = tracer::run(&["inspect", "/nonexistent/mapleak-test-binary"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));

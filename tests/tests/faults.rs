@@ -21,6 +21,13 @@ fn go121_fill() -> (u64, u64) {
     (c.expect.grow_events, c.expect.bytes)
 }
 
+/// A Go 1.21 fixture waiting on its start line (idle), and its executable.
+fn idle_target() -> (std::path::PathBuf, Fixture) {
+    let exe = build(&GO121);
+    let fixture = Fixture::start(&exe, &["fill", "10", "1"], &[]);
+    (exe, fixture)
+}
+
 /// The target's code equals its file: no breakpoint left, none misplaced.
 fn assert_text_intact(pid: u32, exe: &Path) {
     let diff = text::differences(pid, exe);
@@ -186,8 +193,7 @@ fn signalled_at_once(pid: u32, signal: i32) -> std::process::Output {
 #[test]
 fn an_early_signal_ends_with_one_sentence_or_a_report() {
     require_root();
-    let exe = build(&GO121);
-    let fixture = Fixture::start(&exe, &["fill", "10", "1"], &[]);
+    let (exe, fixture) = idle_target();
     for signal in [libc::SIGINT, libc::SIGTERM] {
         for _ in 0..3 {
             let out = signalled_at_once(fixture.pid(), signal);
@@ -220,8 +226,7 @@ fn an_early_signal_ends_with_one_sentence_or_a_report() {
 #[test]
 fn closed_pipes_never_panic_and_the_file_gets_its_report() {
     require_root();
-    let exe = build(&GO121);
-    let fixture = Fixture::start(&exe, &["fill", "10", "1"], &[]);
+    let (exe, fixture) = idle_target();
     let pid = fixture.pid().to_string();
     let dir = tempdir("closed-pipes");
     let report = dir.join("report.json");
@@ -310,8 +315,7 @@ fn closed_pipes_never_panic_and_the_file_gets_its_report() {
 #[test]
 fn huge_values_are_served_or_refused_in_one_sentence() {
     require_root();
-    let exe = build(&GO121);
-    let fixture = Fixture::start(&exe, &["fill", "10", "1"], &[]);
+    let (exe, fixture) = idle_target();
     let pid = fixture.pid().to_string();
     for (flag, value, sentence) in [
         (
@@ -381,8 +385,7 @@ fn tempdir(name: &str) -> std::path::PathBuf {
 #[test]
 fn the_report_file_is_replaced_only_by_a_report_and_never_through_a_foreign_link() {
     require_root();
-    let exe = build(&GO121);
-    let fixture = Fixture::start(&exe, &["fill", "10", "1"], &[]);
+    let (_, fixture) = idle_target();
     let pid = fixture.pid().to_string();
     let dir = tempdir("output");
 
@@ -484,8 +487,7 @@ fn two_tracers_on_one_pid_both_count_exactly() {
 #[test]
 fn a_killed_mapleak_leaves_no_breakpoint_behind() {
     require_root();
-    let exe = build(&GO121);
-    let fixture = Fixture::start(&exe, &["fill", "10", "1"], &[]);
+    let (exe, fixture) = idle_target();
     let pid = fixture.pid();
     let planned = text::planned_probes(&exe);
     assert!(planned.len() >= 4, "{planned:?}");

@@ -51,7 +51,10 @@ fn files_that_are_not_elf() {
     assert_refused(&scratch("empty", b""), "is not an ELF executable");
     // What is not a regular file is refused before it is read: /dev/zero would never end, a
     // FIFO without a writer would block forever.
-    assert_refused(Path::new("/dev/zero"), "is a device, not an executable file");
+    assert_refused(
+        Path::new("/dev/zero"),
+        "is a device, not an executable file",
+    );
     let fifo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/inspect-bad/fifo");
     let _ = std::fs::remove_file(&fifo);
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();

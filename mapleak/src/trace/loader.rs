@@ -362,20 +362,8 @@ impl Loaded {
                 (enter, format!("sys_enter_{call}")),
                 (probe.program(), format!("sys_exit_{call}")),
             ] {
-                let why = |e: &dyn std::error::Error| {
-                    format!(
-                        "memory mappings are not traced: {event}: {}",
-                        error_chain(e)
-                    )
-                };
-                let tp: &mut TracePoint = self
-                    .ebpf
-                    .program_mut(program)
-                    .ok_or_else(|| format!("the eBPF object has no {program}"))?
-                    .try_into()
-                    .map_err(|e| why(&e))?;
-                tp.load().map_err(|e| why(&e))?;
-                tp.attach("syscalls", &event).map_err(|e| why(&e))?;
+                self.attach_tracepoint(program, "syscalls", &event)
+                    .map_err(|e| format!("memory mappings are not traced: {event}: {e}"))?;
             }
             self.syscalls.push((probe, call));
         }
@@ -384,18 +372,28 @@ impl Loaded {
 
     /// The exec tracepoint, which ends the trace when the target replaces its image.
     pub fn attach_exec(&mut self) -> Result<(), String> {
-        let why = |e: &dyn std::error::Error| format!("exec is not traced: {}", error_chain(e));
-        let program = ProbeId::Exec.program();
+        self.attach_tracepoint(ProbeId::Exec.program(), "sched", "sched_process_exec")
+            .map_err(|e| format!("exec is not traced: {e}"))?;
+        self.syscalls.push((ProbeId::Exec, "sched_process_exec"));
+        Ok(())
+    }
+
+    /// Loads `program` and attaches it to the tracepoint `category/event` (never detached: a
+    /// tracepoint costs no trap).
+    fn attach_tracepoint(
+        &mut self,
+        program: &str,
+        category: &str,
+        event: &str,
+    ) -> Result<(), String> {
         let tp: &mut TracePoint = self
             .ebpf
             .program_mut(program)
             .ok_or_else(|| format!("the eBPF object has no {program}"))?
             .try_into()
-            .map_err(|e| why(&e))?;
-        tp.load().map_err(|e| why(&e))?;
-        tp.attach("sched", "sched_process_exec")
-            .map_err(|e| why(&e))?;
-        self.syscalls.push((ProbeId::Exec, "sched_process_exec"));
+            .map_err(|e| error_chain(&e))?;
+        tp.load().map_err(|e| error_chain(&e))?;
+        tp.attach(category, event).map_err(|e| error_chain(&e))?;
         Ok(())
     }
 

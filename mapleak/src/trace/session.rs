@@ -148,9 +148,9 @@ pub async fn run(opts: TraceOptions) -> Result<Outcome, TraceError> {
     let stop = match Stops::install() {
         Ok(mut stops) => pump(&opts, &mut attached, streams, &mut stops).await,
         Err(e) => {
-            attached
-                .notes
-                .push(format!("the trace stopped at once: cannot take SIGINT and SIGTERM ({e})"));
+            attached.notes.push(format!(
+                "the trace stopped at once: cannot take SIGINT and SIGTERM ({e})"
+            ));
             Stopped {
                 reason: StopReason::Error,
                 at: Instant::now(),

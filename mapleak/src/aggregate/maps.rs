@@ -45,6 +45,7 @@ pub struct MapState {
     pub grow_events: u64,
     pub same_size_grows: u64,
     pub bytes: u64,
+    pub same_size_bytes: u64,
     /// Where the last growth came from.
     pub site: Site,
     pub first_ns: u64,
@@ -103,6 +104,7 @@ impl MapState {
             grow_events: 0,
             same_size_grows: 0,
             bytes: 0,
+            same_size_bytes: 0,
             site: id.site,
             first_ns: ts,
             last_ns: ts,
@@ -171,6 +173,7 @@ impl MapState {
         self.grow_events += 1;
         if growth.kind.is_same_size() {
             self.same_size_grows += 1;
+            self.same_size_bytes += growth.bytes;
         }
         self.bytes += growth.bytes;
         self.last_ns = ts;

@@ -66,6 +66,9 @@ pub struct MapRecord {
     pub reached: u64,
     pub grow_events: u64,
     pub bytes: u64,
+    /// Of those, classic same-size growths (a rehash in place, which no size hint prevents).
+    pub same_size_grows: u64,
+    pub same_size_bytes: u64,
 }
 
 impl MapRecord {
@@ -75,18 +78,34 @@ impl MapRecord {
             reached: m.reached(),
             grow_events: m.grow_events,
             bytes: m.bytes,
+            same_size_grows: m.same_size_grows,
+            same_size_bytes: m.same_size_bytes,
         }
+    }
+
+    /// Growths a size hint would have prevented, and their bytes.
+    pub fn sizing_growth(&self) -> (u64, u64) {
+        (
+            self.grow_events - self.same_size_grows,
+            self.bytes - self.same_size_bytes,
+        )
     }
 }
 
 /// Growth from one stack.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SiteStats {
     pub grow_events: u64,
     pub bytes: u64,
+    /// The sum of each growth's bytes squared: how unevenly the bytes fall on the growths (a
+    /// few large arrays weigh like a few growths, whatever their number).
+    pub bytes_squared: f64,
     /// Growth while a GC cycle was marking.
     pub mark_grow_events: u64,
     pub mark_bytes: u64,
+    /// Classic same-size growths (rehashes in place after delete/insert churn).
+    pub same_size_grows: u64,
+    pub same_size_bytes: u64,
     /// Map instances whose first growth seen came from here.
     pub new_maps: u64,
     /// Maps last grown here whose address later held a new map: freed during the trace.
@@ -100,8 +119,11 @@ impl SiteStats {
     pub fn add(&mut self, other: &SiteStats) {
         self.grow_events += other.grow_events;
         self.bytes += other.bytes;
+        self.bytes_squared += other.bytes_squared;
         self.mark_grow_events += other.mark_grow_events;
         self.mark_bytes += other.mark_bytes;
+        self.same_size_grows += other.same_size_grows;
+        self.same_size_bytes += other.same_size_bytes;
         self.new_maps += other.new_maps;
         self.recycled += other.recycled;
         self.finished.extend_from_slice(&other.finished);
@@ -143,6 +165,8 @@ pub struct Aggregator {
     stacks: stacks::StackTable,
     /// When the target executed a new program (kernel clock), once it has.
     exec_ns: Option<u64>,
+    /// The target's address space as last read: no growth can allocate more.
+    address_space: u64,
 }
 
 impl Aggregator {
@@ -167,6 +191,7 @@ impl Aggregator {
             types: types::TypeTable::default(),
             stacks: stacks::StackTable::default(),
             exec_ns: None,
+            address_space: u64::MAX,
             gc: GcTracker::new(StwRules {
                 reason_in_stop: true,
                 worldstop_in_start: true,
@@ -200,6 +225,12 @@ impl Aggregator {
 
     pub fn memory_mut(&mut self) -> &mut memory::AddressSpace {
         &mut self.memory
+    }
+
+    /// The target's mapped address space, read from the OS: a growth claiming more bytes read
+    /// garbage (a freed map, say) and is counted invalid.
+    pub fn set_address_space(&mut self, bytes: u64) {
+        self.address_space = bytes;
     }
 
     /// When the target executed a new program, if it has: the trace of its image ends there.
@@ -279,8 +310,10 @@ impl Aggregator {
             }
         };
         match growth {
-            Some(growth) => self.grow(id, &growth, event.header().ts_ns),
-            None => self.totals.invalid += 1,
+            Some(growth) if growth.bytes <= self.address_space => {
+                self.grow(id, &growth, event.header().ts_ns)
+            }
+            _ => self.totals.invalid += 1,
         }
     }
 
@@ -359,6 +392,11 @@ impl Aggregator {
         let site = self.sites.entry(id.site).or_default();
         site.grow_events += 1;
         site.bytes += growth.bytes;
+        site.bytes_squared += (growth.bytes as f64).powi(2);
+        if growth.kind.is_same_size() {
+            site.same_size_grows += 1;
+            site.same_size_bytes += growth.bytes;
+        }
         if marking {
             site.mark_grow_events += 1;
             site.mark_bytes += growth.bytes;

@@ -158,3 +158,19 @@ fn a_swiss_map_tracks_capacity_tables_and_directory() {
     assert_eq!((m.instance, m.grow_events, m.capacity), (1, 1, 8));
     assert_eq!(agg.totals().maps_seen, 2);
 }
+
+#[test]
+fn a_growth_larger_than_the_address_space_is_garbage() {
+    let mut agg = Aggregator::new(RULES_FOR_BOUND);
+    // B = 40 would be 2^40 buckets: read from a freed header, not a map any process holds.
+    agg.set_address_space(64 << 30);
+    agg.record_bytes(&encode(&grow(0xc000_1000, 13 << 39, 40, 1)));
+    assert_eq!((agg.totals().grow_events, agg.totals().invalid), (0, 1));
+    agg.record_bytes(&encode(&grow(0xc000_2000, 8, 0, 2)));
+    assert_eq!((agg.totals().grow_events, agg.totals().invalid), (1, 1));
+}
+
+const RULES_FOR_BOUND: GoRules = GoRules {
+    load_factor_num: 13,
+    malloc_headers: true,
+};

@@ -12,8 +12,10 @@ const MODINFO_SENTINEL: usize = 16;
 pub struct BuildInfo {
     /// e.g. `go1.21.13`.
     pub go_version: String,
-    /// Main module path (`path` line), if recorded.
+    /// Main package path (`path` line), if recorded.
     pub path: Option<String>,
+    /// Main module path (`mod` line), if recorded: the code the program's authors can edit.
+    pub main_module: Option<String>,
     /// `build` lines: `-buildmode`, `CGO_ENABLED`, `GOEXPERIMENT`, …
     pub settings: Vec<(String, String)>,
 }
@@ -69,6 +71,9 @@ pub fn parse(data: &[u8]) -> Result<BuildInfo, InspectError> {
         let mut fields = line.splitn(2, '\t');
         match (fields.next(), fields.next()) {
             (Some("path"), Some(path)) => info.path = Some(path.to_owned()),
+            (Some("mod"), Some(module)) => {
+                info.main_module = module.split('\t').next().map(str::to_owned);
+            }
             (Some("build"), Some(kv)) => {
                 if let Some((k, v)) = kv.split_once('=') {
                     info.settings.push((k.to_owned(), v.to_owned()));
@@ -128,6 +133,7 @@ mod tests {
         let info = parse(&data).unwrap();
         assert_eq!(info.go_version, "go1.24.11");
         assert_eq!(info.path.as_deref(), Some("demo"));
+        assert_eq!(info.main_module.as_deref(), Some("demo"));
         assert_eq!(info.setting("-buildmode"), Some("exe"));
         assert!(info.has_experiment("noswissmap"));
         assert!(!info.has_experiment("swissmap"));

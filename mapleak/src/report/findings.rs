@@ -2,11 +2,15 @@
 //! behind it and the expected saving. Pure rules over the aggregate; thresholds keep a finding
 //! for what is worth a code change, because a false positive costs a user's trust.
 
+mod churn;
+mod gc;
+mod retained;
 mod rules;
+mod sizing;
 
 use serde::Serialize;
 
-pub use rules::{Inputs, findings};
+pub use rules::{Found, Inputs, findings};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -15,22 +19,47 @@ pub enum FindingKind {
     MapChurn,
     RetainedCapacity,
     GrowthInGc,
+    SameSizeGrowth,
     UnreleasedMemory,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
+    /// 1 for the finding that saves the most, and so on.
+    pub rank: u32,
     pub kind: FindingKind,
-    /// The call site to change; empty (line 0) for process-wide findings.
+    /// The line of the program's own code to change; empty (line 0) for process-wide findings.
     pub function: String,
     pub file: String,
     pub line: u32,
+    /// The code the map grew in below that line (the standard library or another module),
+    /// innermost first; empty when the map grew in the program's own code.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<String>,
     /// The numbers from the trace the finding rests on.
     pub evidence: Evidence,
+    /// What the change saves: bytes of allocation over the trace, or of memory held.
+    pub saving: Saving,
     /// What to change, with the saving expected.
     pub suggestion: String,
     /// Some of the evidence comes from a probe that was attached only part of the time.
     pub estimated: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Saving {
+    pub bytes: u64,
+    pub of: SavingOf,
+    /// `bytes` as a share of all the process allocated during the trace (`of: allocation`) or
+    /// of its resident memory (`of: memory`), when that is known.
+    pub share: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SavingOf {
+    Allocation,
+    Memory,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -40,6 +69,7 @@ pub enum Evidence {
     MapChurn(MapChurn),
     RetainedCapacity(RetainedCapacity),
     GrowthInGc(GrowthInGc),
+    SameSizeGrowth(SameSizeGrowth),
     UnreleasedMemory(UnreleasedMemory),
 }
 
@@ -63,6 +93,10 @@ pub struct UnsizedMap {
     /// Where the maps were made, when the creation probe saw it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    /// When the sizes split in two groups (the largest tenth over 8 times the median): what
+    /// the hint would cost the smaller maps, made that large for nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub small_maps_extra_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -103,12 +137,26 @@ pub struct GrowthInGc {
     pub mark_grow_events: u64,
     pub mark_bytes: u64,
     pub mark_share: f64,
+    /// The share of the trace the GC spent marking: a site growing evenly would grow this share
+    /// during mark.
+    pub mark_time_share: f64,
     /// GC cycles whose top growers include this site's maps, and their mean pause vs the others'.
     pub cycles_with_growth: u64,
     pub mean_pause_ns_with_growth: u64,
     pub mean_pause_ns_without: u64,
     pub pause_p99_ns: u64,
     pub pause_max_ns: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SameSizeGrowth {
+    /// Classic same-size growths at the site (rehashes in place after deletes and inserts), the
+    /// bytes they allocated, and the maps that did it.
+    pub grow_events: u64,
+    pub bytes: u64,
+    pub maps: u64,
+    /// Of the site's growth.
+    pub share_of_site_bytes: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]

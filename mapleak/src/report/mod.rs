@@ -3,6 +3,7 @@
 pub mod file;
 pub mod findings;
 pub mod gc;
+pub mod owner;
 pub mod sampling;
 pub mod sites;
 pub mod summary;

@@ -30,10 +30,14 @@ pub struct StackFrame {
     pub inlined: bool,
 }
 
-/// What a stack resolved to: its site (if any frame is not the runtime's) and every frame.
+/// What a stack resolved to: its site (the first frame that is not the runtime's), the first
+/// frame of the program's own code with the frames between the two (the standard library or
+/// another module, innermost first), and every frame.
 #[derive(Clone, Debug, Default)]
 pub struct ResolvedStack {
     pub site: Option<SourceSite>,
+    pub own: Option<SourceSite>,
+    pub via: Vec<String>,
     pub frames: Vec<StackFrame>,
 }
 
@@ -62,6 +66,12 @@ impl Resolutions {
 
     pub fn frames(&self, key: &Site) -> &[StackFrame] {
         self.0.get(key).map_or(&[], |r| &r.frames)
+    }
+
+    /// The line of the program's own code behind `key`, and what it went through to get there.
+    pub fn own(&self, key: &Site) -> Option<(&SourceSite, &[String])> {
+        let r = self.0.get(key)?;
+        Some((r.own.as_ref()?, &r.via))
     }
 }
 
@@ -98,18 +108,24 @@ pub fn maps_by_site<'a>(
     out
 }
 
-/// Growth per source line: the figures of every stack that ends there, summed, and the first
-/// such stack.
+/// Growth per source line: the figures of every stack that ends there, summed, and the stack
+/// that grew the most bytes there (whose callers a finding names).
 pub type SiteTotals = BTreeMap<SourceSite, (Site, SiteStats)>;
 
 pub fn stats_by_site(agg: &Aggregator, res: &Resolutions) -> SiteTotals {
     let mut out = SiteTotals::new();
+    let mut heaviest: BTreeMap<SourceSite, u64> = BTreeMap::new();
     for (key, stats) in agg.sites() {
         if let Some(site) = res.site(key) {
-            out.entry(site.clone())
-                .or_insert_with(|| (*key, SiteStats::default()))
-                .1
-                .add(stats);
+            let entry = out
+                .entry(site.clone())
+                .or_insert_with(|| (*key, SiteStats::default()));
+            let most = heaviest.entry(site.clone()).or_default();
+            if stats.bytes > *most {
+                *most = stats.bytes;
+                entry.0 = *key;
+            }
+            entry.1.add(stats);
         }
     }
     out

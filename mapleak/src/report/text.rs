@@ -217,28 +217,47 @@ fn gc_section(out: &mut String, s: &Summary) {
     }
 }
 
+/// Findings shown in full, the most saving first; the JSON keeps them all, ranked.
+const FINDINGS_SHOWN: usize = 10;
+
 fn findings_section(out: &mut String, s: &Summary) {
     if s.findings.is_empty() {
         return;
     }
-    let _ = writeln!(out, "\nFINDINGS");
-    for f in &s.findings {
+    let _ = writeln!(out, "\nFINDINGS (most saving first)");
+    for f in s.findings.iter().take(FINDINGS_SHOWN) {
         let kind = serde_json::to_value(f.kind).unwrap_or_default();
         let place = if f.line == 0 {
             "the whole process".to_owned()
         } else {
             format!("{} {}:{}", f.function, f.file, f.line)
         };
+        let of = match f.saving.of {
+            super::findings::SavingOf::Allocation => "allocation",
+            super::findings::SavingOf::Memory => "memory",
+        };
+        let share = f.saving.share.map_or(String::new(), |s| {
+            format!(", {} of the process's", super::units::percent(s))
+        });
         let _ = writeln!(
             out,
-            "- {}{} at {place}\n  {}",
+            "{}. {}{} at {place}: saves {} of {of}{share}\n   {}",
+            f.rank,
             kind.as_str().unwrap_or("?"),
             if f.estimated {
                 " (estimated: sampled)"
             } else {
                 ""
             },
+            bytes(f.saving.bytes),
             f.suggestion
+        );
+    }
+    if s.findings.len() > FINDINGS_SHOWN {
+        let _ = writeln!(
+            out,
+            "… and {} more (every finding is in the JSON report, ranked)",
+            s.findings.len() - FINDINGS_SHOWN
         );
     }
 }

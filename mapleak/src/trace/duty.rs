@@ -80,6 +80,8 @@ pub struct DutyCycle {
     was_governed: bool,
     /// When the governor judges next (`None` without a governor).
     next_judgement: Option<Instant>,
+    /// The target's work counters when the trace began.
+    work_at_attach: Option<Work>,
     pub sampler: Sampler,
 }
 
@@ -124,6 +126,7 @@ impl DutyCycle {
             interval_start: now,
             slice,
             gauge,
+            work_at_attach: work,
             work_at_start: work,
             was_governed: false,
             sampler,
@@ -133,6 +136,13 @@ impl DutyCycle {
     /// Reads the target's work counters, so that the last reading before it exits is recent.
     pub fn refresh_work(&self) {
         self.gauge.read();
+    }
+
+    /// Heap bytes the target allocated since the trace began, as its runtime counts them (as of
+    /// its last reading once it has exited).
+    pub fn allocated_bytes(&self) -> Option<u64> {
+        let now = self.gauge.read()?.alloc?;
+        Some(now.saturating_sub(self.work_at_attach?.alloc?))
     }
 
     /// When the governor is due to judge the probes' cost again.

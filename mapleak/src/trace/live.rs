@@ -61,13 +61,21 @@ impl LiveReader {
         if let Some(r) = target::rollup(self.pid) {
             agg.memory_mut().sample_rss(r.rss, r.lazy_free);
         }
-        if let Some(bytes) = self.heap_marked.and_then(|a| self.read_u64(a)) {
+        // Nothing in the process can be larger than its address space: a bound that rejects
+        // a garbage read (a freed header, say) claiming petabytes.
+        let space = target::address_space(self.pid).unwrap_or(u64::MAX);
+        agg.set_address_space(space);
+        if let Some(bytes) = self
+            .heap_marked
+            .and_then(|a| self.read_u64(a))
+            .filter(|&b| b <= space)
+        {
             agg.memory_mut().sample_heap_marked(bytes);
         }
         let reads: Vec<(u64, Option<LiveMap>)> = agg
             .top_maps(MAPS_PER_READ)
             .into_iter()
-            .map(|m| (m.id.addr, self.read_map(m)))
+            .map(|m| (m.id.addr, self.read_map(m).filter(|l| l.bytes <= space)))
             .collect();
         for (addr, live) in reads {
             agg.set_live(addr, live);

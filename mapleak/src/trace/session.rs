@@ -521,6 +521,9 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
             inspect::symbolize::Symbolizer::for_elf(&e, inspection.version.minor).ok()
         }),
         bias: bias.unwrap_or(0),
+        ownership: crate::report::owner::Ownership {
+            main_module: inspection.build.main_module.clone(),
+        },
     };
     let res = Resolutions::build(&agg, |s| resolver.resolve(s));
     summary.sites = crate::report::sites::sites(&agg, &res, opts.top);
@@ -532,7 +535,8 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
             .find(|g| g.group == name)
             .map(|g| g.attached_fraction)
     };
-    summary.findings = findings::findings(&findings::Inputs {
+    let allocated_bytes = duty.allocated_bytes();
+    let found = findings::findings(&findings::Inputs {
         agg: &agg,
         res: &res,
         swiss: inspection.map_impl == MapImpl::Swiss,
@@ -540,7 +544,22 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
         duration_ns: summary.duration_ns,
         growth_share: share("growth").unwrap_or(1.0),
         create_share: share("create"),
+        gc_share: share("gc").unwrap_or(1.0),
+        allocated_bytes,
     });
+    summary.findings = found.findings;
+    if found.outside > 0 {
+        summary.notes.push(format!(
+            "{} finding(s) left out: they rest on code outside the program (the standard library, another module or the runtime) with no line of the program's own below",
+            found.outside
+        ));
+    }
+    if found.minor > 0 {
+        summary.notes.push(format!(
+            "{} finding(s) left out: each would save less than 1 MiB or 0.5% of what the process allocated or holds",
+            found.minor
+        ));
+    }
     let mut failure = match summary.stop_reason {
         StopReason::Error => summary.notes.last().cloned(),
         StopReason::OutputClosed => {

@@ -5,17 +5,18 @@ use mapleak_common::Site;
 use crate::{
     aggregate::stacks::StackTable,
     inspect::symbolize::Symbolizer,
-    report::sites::{ResolvedStack, SourceSite, StackFrame},
+    report::{
+        owner::{Owner, Ownership},
+        sites::{ResolvedStack, SourceSite, StackFrame},
+    },
 };
-
-/// Frames of the runtime itself: a call site is the first frame outside them.
-const RUNTIME_PREFIXES: [&str; 2] = ["runtime.", "internal/runtime/"];
 
 pub struct StackResolver<'a> {
     pub stacks: &'a StackTable,
     pub symbolizer: Option<Symbolizer<'a>>,
     /// Subtracted from run-time addresses (PIE) to get the binary's own.
     pub bias: u64,
+    pub ownership: Ownership,
 }
 
 impl StackResolver<'_> {
@@ -31,16 +32,30 @@ impl StackResolver<'_> {
             .map(|pc| pc.wrapping_sub(self.bias))
             .collect();
         let frames = symbolizer.stack_pcs(&pcs);
-        let site = frames
+        let owners: Vec<Owner> = frames
             .iter()
-            .find(|(_, f)| !RUNTIME_PREFIXES.iter().any(|p| f.function.starts_with(p)))
-            .map(|(_, f)| SourceSite {
-                function: f.function.clone(),
-                file: f.file.clone(),
-                line: f.line,
-            });
+            .map(|(_, f)| self.ownership.owner(&f.function, &f.file))
+            .collect();
+        let source = |i: usize| SourceSite {
+            function: frames[i].1.function.clone(),
+            file: frames[i].1.file.clone(),
+            line: frames[i].1.line,
+        };
+        // The call site: the first frame out of the runtime. The line to edit: the first frame
+        // of the program's own code, through whatever library code lies between.
+        let site = owners.iter().position(|o| *o != Owner::Runtime);
+        let own = owners.iter().position(|o| *o == Owner::Own);
+        let via = match (site, own) {
+            (Some(s), Some(o)) if s < o => frames[s..o]
+                .iter()
+                .map(|(_, f)| f.function.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
         ResolvedStack {
-            site,
+            site: site.map(source),
+            own: own.map(source),
+            via,
             frames: frames
                 .into_iter()
                 .map(|(pc, f)| StackFrame {

@@ -155,6 +155,20 @@ pub struct Rollup {
     pub lazy_free: u64,
 }
 
+/// The process's mapped address space in bytes (`VmSize`): what no map of it can exceed.
+pub fn address_space(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
+}
+
 /// `None` once the process is gone.
 pub fn rollup(pid: u32) -> Option<Rollup> {
     parse_rollup(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?)
@@ -320,6 +334,13 @@ mod tests {
         assert!(!is_alive(pid));
         child.wait().unwrap();
         assert!(!is_alive(pid));
+    }
+
+    #[test]
+    fn our_address_space_holds_our_resident_memory() {
+        let pid = std::process::id();
+        let space = address_space(pid).unwrap();
+        assert!(space >= rollup(pid).unwrap().rss, "{space}");
     }
 
     #[test]

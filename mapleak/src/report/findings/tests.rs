@@ -40,28 +40,52 @@ fn fill(agg: &mut Aggregator, map: u64, to_b: u8, ts: u64) {
     }
 }
 
+fn main_line(line: u32) -> SourceSite {
+    SourceSite {
+        function: "main.f".into(),
+        file: "/src/main.go".into(),
+        line,
+    }
+}
+
+/// Every stack grows its maps in the program's own code, at line 10 + its number.
 fn resolutions(agg: &Aggregator) -> Resolutions {
     Resolutions::build(agg, |s| ResolvedStack {
-        site: Some(SourceSite {
-            function: "main.f".into(),
-            file: "/src/main.go".into(),
-            line: 10 + s.stack_id as u32,
-        }),
+        site: Some(main_line(10 + s.stack_id as u32)),
+        own: Some(main_line(10 + s.stack_id as u32)),
+        via: Vec::new(),
         frames: Vec::new(),
     })
 }
 
-fn run(agg: &Aggregator, duration_ns: u64, create_share: Option<f64>) -> Vec<Finding> {
-    let res = resolutions(agg);
-    findings(&Inputs {
+fn inputs<'a>(
+    agg: &'a Aggregator,
+    res: &'a Resolutions,
+    duration_ns: u64,
+    create_share: Option<f64>,
+) -> Inputs<'a> {
+    Inputs {
         agg,
-        res: &res,
+        res,
         swiss: false,
         go_minor: 22,
         duration_ns,
         growth_share: 1.0,
         create_share,
-    })
+        gc_share: 1.0,
+        allocated_bytes: None,
+    }
+}
+
+fn run(agg: &Aggregator, duration_ns: u64, create_share: Option<f64>) -> Vec<Finding> {
+    let res = resolutions(agg);
+    findings(&inputs(agg, &res, duration_ns, create_share)).findings
+}
+
+fn sorted_kinds(found: &[Finding]) -> Vec<FindingKind> {
+    let mut k = kinds(found);
+    k.sort();
+    k
 }
 
 fn kinds(found: &[Finding]) -> Vec<FindingKind> {
@@ -104,7 +128,8 @@ fn a_map_that_grew_a_little_is_left_alone() {
 fn maps_made_at_a_high_rate_are_churn_when_the_creation_probe_counts_them() {
     let mut agg = Aggregator::new(RULES);
     let site = Site { stack_id: 2 };
-    for k in 0..2000u64 {
+    // Maps that never grow: each still costs its header (48 B), 1.4 MiB in all.
+    for k in 0..30_000u64 {
         agg.record_bytes(&encode(&CreateEvent {
             header: header(EventKind::Create, k * 1000),
             map: 0xc000_0000 + (k % 7) * 0x30,
@@ -113,18 +138,20 @@ fn maps_made_at_a_high_rate_are_churn_when_the_creation_probe_counts_them() {
             site,
         }));
     }
-    // 2000 maps over 2 s, seen half the time: ~2000 maps/s, an estimate.
+    // 30 000 maps over 2 s, seen half the time: ~30 000 maps/s, an estimate.
     let found = run(&agg, 2 * SECOND, Some(0.5));
     assert_eq!(kinds(&found), [FindingKind::MapChurn]);
     let Evidence::MapChurn(e) = &found[0].evidence else {
         panic!()
     };
-    assert_eq!(e.maps, 2000);
-    assert!((e.maps_per_sec - 2000.0).abs() < 1e-9);
+    assert_eq!(e.maps, 30_000);
+    assert!((e.maps_per_sec - 30_000.0).abs() < 1e-9);
     assert!(found[0].estimated);
     assert_eq!(found[0].line, 12);
-    // The same maps over a minute are not churn.
-    assert!(run(&agg, 60 * SECOND, Some(1.0)).is_empty());
+    // The headers of the 60 000 maps the whole trace made (twice what was seen).
+    assert_eq!(found[0].saving.bytes, 60_000 * 48);
+    // The same maps over ten minutes are not churn.
+    assert!(run(&agg, 600 * SECOND, Some(1.0)).is_empty());
 }
 
 #[test]
@@ -147,10 +174,14 @@ fn a_map_emptied_by_deletes_keeps_its_capacity() {
     );
     let found = run(&agg, SECOND, None);
     assert_eq!(
-        kinds(&found),
+        sorted_kinds(&found),
         [FindingKind::UnsizedMap, FindingKind::RetainedCapacity]
     );
-    let Evidence::RetainedCapacity(e) = &found[1].evidence else {
+    let retained = found
+        .iter()
+        .find(|f| f.kind == FindingKind::RetainedCapacity)
+        .unwrap();
+    let Evidence::RetainedCapacity(e) = &retained.evidence else {
         panic!()
     };
     // A rebuilt 1000-entry map needs B = 8: 256 + 16 buckets × 144 B = 39 168 B, five
@@ -181,4 +212,167 @@ fn resident_memory_far_above_the_live_heap_is_unreleased() {
     // Twice the heap, but a small process: not worth a finding.
     agg.memory_mut().sample_rss(30 << 20, 0);
     assert!(run(&agg, SECOND, None).is_empty());
+}
+
+#[test]
+fn same_size_growth_never_makes_a_hint_and_is_reported_for_what_it_is() {
+    let mut agg = Aggregator::new(RULES);
+    // One map grown to B = 10 (10 growths), then rebuilt in place 20 times by delete/insert
+    // churn: its count stays far below the load factor, so each growth is a same-size one.
+    fill(&mut agg, 0xc000_0000, 10, 0);
+    for k in 0..20 {
+        agg.record_bytes(&grow(0xc000_0000, 1000, 10, 1000 + k));
+    }
+    let found = run(&agg, SECOND, None);
+    // A hint would have saved at most the 10 doublings of one map: not a finding; the 20
+    // rebuilds are one, with their bytes: 20 arrays of 1137 buckets × 144 B.
+    assert_eq!(kinds(&found), [FindingKind::SameSizeGrowth]);
+    let Evidence::SameSizeGrowth(e) = &found[0].evidence else {
+        panic!()
+    };
+    assert_eq!((e.grow_events, e.bytes, e.maps), (20, 20 * 163_728, 1));
+    assert_eq!(found[0].saving.bytes, 20 * 163_728);
+    assert!(
+        found[0].suggestion.contains("Go 1.24"),
+        "{}",
+        found[0].suggestion
+    );
+}
+
+#[test]
+fn a_finding_names_the_programs_own_line_with_the_library_below_it() {
+    let mut agg = Aggregator::new(RULES);
+    for k in 0..10 {
+        fill(&mut agg, 0xc000_0000 + k * 0x100, 10, k * 100);
+    }
+    // The maps grow inside the standard library, called from the program's line 42.
+    let through_library = Resolutions::build(&agg, |_| ResolvedStack {
+        site: Some(SourceSite {
+            function: "encoding/json.(*decodeState).object".into(),
+            file: "/go/src/encoding/json/decode.go".into(),
+            line: 700,
+        }),
+        own: Some(main_line(42)),
+        via: vec![
+            "encoding/json.(*decodeState).object".into(),
+            "encoding/json.Unmarshal".into(),
+        ],
+        frames: Vec::new(),
+    });
+    let found = findings(&inputs(&agg, &through_library, SECOND, None));
+    assert_eq!(kinds(&found.findings), [FindingKind::UnsizedMap]);
+    let f = &found.findings[0];
+    assert_eq!((f.function.as_str(), f.line), ("main.f", 42));
+    assert_eq!(f.via.len(), 2);
+    assert!(
+        f.suggestion.contains(
+            "it grows inside encoding/json.(*decodeState).object, through encoding/json.Unmarshal"
+        ),
+        "{}",
+        f.suggestion
+    );
+    // With no line of the program's own anywhere below, there is nothing to change.
+    let only_library = Resolutions::build(&agg, |_| ResolvedStack {
+        site: Some(SourceSite {
+            function: "net/http.(*Transport).roundTrip".into(),
+            file: "/go/src/net/http/transport.go".into(),
+            line: 600,
+        }),
+        own: None,
+        via: Vec::new(),
+        frames: Vec::new(),
+    });
+    let found = findings(&inputs(&agg, &only_library, SECOND, None));
+    assert!(found.findings.is_empty());
+    assert_eq!(found.outside, 1);
+}
+
+#[test]
+fn findings_too_small_for_the_process_are_left_out_and_the_rest_ranked() {
+    let mut agg = Aggregator::new(RULES);
+    for k in 0..10 {
+        fill(&mut agg, 0xc000_0000 + k * 0x100, 10, k * 100);
+    }
+    for k in 0..20 {
+        agg.record_bytes(&grow(0xd000_0000, 1000, 10, 5000 + k));
+    }
+    let res = resolutions(&agg);
+    let mut i = inputs(&agg, &res, SECOND, None);
+    let found = findings(&i);
+    assert_eq!(found.findings.len(), 2);
+    assert_eq!(
+        found.findings.iter().map(|f| f.rank).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert!(found.findings[0].saving.bytes >= found.findings[1].saving.bytes);
+    // Against a process that allocated 10 GiB, under half a percent each: not worth a change.
+    i.allocated_bytes = Some(10 << 30);
+    let found = findings(&i);
+    assert!(found.findings.is_empty());
+    assert_eq!(found.minor, 2);
+}
+
+#[test]
+fn growth_during_mark_is_a_finding_only_beyond_the_share_of_time_the_gc_marks() {
+    use mapleak_common::{STW_RETURN, STW_START, STW_STOP, StwEvent};
+    let stw = |op: u8, ts: u64, args: [u64; 3]| {
+        encode(&StwEvent {
+            header: header(EventKind::Stw, ts),
+            args,
+            numgc: 0,
+            gcphase: u32::MAX,
+            op,
+            ..Default::default()
+        })
+    };
+    // A GC that marks from 1 ms to 601 ms of a 1 s trace: 60 % of the time. Go 1.22+: the
+    // stop carries the reason (2 sweep termination, 1 mark termination), the start the reason
+    // and the stop time, its return the runtime's `now`.
+    let cycle = |agg: &mut Aggregator| {
+        agg.record_bytes(&stw(STW_STOP, 900_000, [2, 0, 0]));
+        agg.record_bytes(&stw(STW_START, 950_000, [0, 2, 900_000]));
+        agg.record_bytes(&stw(STW_RETURN, 1_000_000, [1_000_000, 0, 0]));
+    };
+    let mark_end = |agg: &mut Aggregator| {
+        agg.record_bytes(&stw(STW_STOP, 601_000_000, [1, 0, 0]));
+        agg.record_bytes(&stw(STW_START, 601_010_000, [0, 1, 601_000_000]));
+        agg.record_bytes(&stw(STW_RETURN, 601_030_000, [601_030_000, 0, 0]));
+    };
+    // Maps grown while marking, in proportion to the time marking (60 % of them): chance.
+    let mut agg = Aggregator::new(RULES);
+    for k in 0..4 {
+        fill(&mut agg, 0xe000_0000 + k * 0x100, 12, 0);
+    }
+    cycle(&mut agg);
+    for k in 0..6 {
+        fill(&mut agg, 0xc000_0000 + k * 0x100, 12, 2_000_000 + k);
+    }
+    mark_end(&mut agg);
+    let found = run(&agg, SECOND, None);
+    assert!(
+        !kinds(&found).contains(&FindingKind::GrowthInGc),
+        "{:?}",
+        kinds(&found)
+    );
+    // All of them while marking: well beyond chance.
+    let mut agg = Aggregator::new(RULES);
+    cycle(&mut agg);
+    for k in 0..10 {
+        fill(&mut agg, 0xc000_0000 + k * 0x100, 12, 2_000_000 + k);
+    }
+    mark_end(&mut agg);
+    let found = run(&agg, SECOND, None);
+    let f = found
+        .iter()
+        .find(|f| f.kind == FindingKind::GrowthInGc)
+        .expect("growth in GC");
+    let Evidence::GrowthInGc(e) = &f.evidence else {
+        panic!()
+    };
+    assert!(
+        (e.mark_time_share - 0.6).abs() < 0.01,
+        "{}",
+        e.mark_time_share
+    );
+    assert_eq!(e.mark_share, 1.0);
 }

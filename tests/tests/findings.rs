@@ -265,3 +265,26 @@ fn unreleased_memory_is_compared_with_the_live_heap() {
     check_unreleased(&swiss_stripped(), true);
     trace(&swiss_stripped(), true, "released", &[]).assert_no_findings();
 }
+
+#[test]
+fn maps_rebuilt_at_their_size_are_no_sizing_problem() {
+    require_root();
+    let run = trace(&classic(), false, "samesize", &[]);
+    let f = run.the("same_size_growth", Some("samesize"));
+    let e = &f["evidence"];
+    // Every one a rebuild of the map's 8 buckets (B = 3 for 40 keys at load factor 6) of 144
+    // bytes: 8 tophash bytes, 8 int keys, 8 int values and the overflow pointer.
+    assert_eq!(u(&e["bytes"]), u(&e["grow_events"]) * 8 * 144, "{e}");
+    assert_eq!(
+        u(&e["grow_events"]),
+        u(&run.report.summary["maps"]["same_size_grows"]),
+        "{e}"
+    );
+    assert!(u(&e["grow_events"]) > 1000, "{e}");
+    // Thousands of growths, and not one a size hint would have prevented.
+    assert!(run.findings("unsized_map").is_empty());
+    // Swiss maps reuse the deleted slots: after the first fill nothing grows at all.
+    let swiss = trace(&swiss_stripped(), true, "samesize", &[]);
+    swiss.assert_no_findings();
+    assert!(u(&swiss.report.summary["maps"]["grow_events"]) <= 8);
+}

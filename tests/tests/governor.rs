@@ -87,6 +87,14 @@ fn sampled_counts_are_scaled_to_the_truth() {
         (0.9..=1.1).contains(&(estimated / truth)),
         "estimated {estimated} vs {truth} made"
     );
+    // The interval the windows' scatter gives holds the truth.
+    let interval = &growth["estimated_events_interval"];
+    let (lo, hi) = (
+        interval[0].as_u64().unwrap() as f64,
+        interval[1].as_u64().unwrap() as f64,
+    );
+    assert!(lo <= truth && truth <= hi, "{truth} outside {interval}");
+    assert!(lo <= estimated && estimated <= hi, "{interval}");
 }
 
 #[test]

@@ -26,6 +26,10 @@ pub struct GroupSampling {
     pub estimated_events: u64,
     pub observed_bytes: u64,
     pub estimated_bytes: u64,
+    /// The 95 % interval of each estimate, `[low, high]`, from how the windows' rates scatter
+    /// (null when fewer than two windows saw work); `[observed, observed]` when not sampled.
+    pub estimated_events_interval: Option<(u64, u64)>,
+    pub estimated_bytes_interval: Option<(u64, u64)>,
     /// What the windows' counts were scaled by: `allocation` (the heap bytes the target
     /// allocated inside the windows against all it allocated), `cpu` (its CPU time, less the
     /// probes' calibrated cost), `wall` (attached time), or `none` when nothing was sampled.

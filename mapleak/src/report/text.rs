@@ -55,12 +55,18 @@ pub fn summary(s: &Summary) -> String {
         let _ = writeln!(
             out,
             "sampled: the {} probes were attached {:.1}% of the time to keep the target's overhead under {}; \
-             counts are what was seen ({} events; about {} scaled by {}); --exact sees all",
+             counts are what was seen ({} events; about {}{} scaled by {}); --exact sees all",
             g.group,
             g.attached_fraction * 100.0,
             super::units::percent(s.sampling.max_overhead),
             count(g.observed_events),
             count(g.estimated_events),
+            g.estimated_events_interval
+                .map_or(String::new(), |(lo, hi)| format!(
+                    ", 95% between {} and {}",
+                    count(lo),
+                    count(hi)
+                )),
             match g.scaled_by {
                 "allocation" => "the heap the target allocated",
                 "cpu" => "the target's CPU time",

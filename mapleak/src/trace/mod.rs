@@ -9,6 +9,7 @@ pub mod governor;
 pub mod live;
 pub mod loader;
 pub mod privileges;
+pub mod ratio;
 pub mod sampler;
 pub mod session;
 pub mod signals;

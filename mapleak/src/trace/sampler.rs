@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{calibrate::HitCost, loader::ProbeGroup};
+use super::{calibrate::HitCost, loader::ProbeGroup, ratio::Ratio};
 use crate::report::sampling::GroupSampling;
 
 #[derive(Default)]
@@ -32,6 +32,12 @@ struct Totals {
     /// Intervals without CPU figures (the target exited in them), scaled by wall time alone.
     wall_scaled_events: f64,
     wall_scaled_bytes: f64,
+    /// Each attached stretch as one draw of events (and bytes) per unit of work, by allocation
+    /// and by CPU time: the scatter behind the estimate's interval.
+    events_by_alloc: Ratio,
+    bytes_by_alloc: Ratio,
+    events_by_cpu: Ratio,
+    bytes_by_cpu: Ratio,
 }
 
 impl Totals {
@@ -64,6 +70,30 @@ impl Totals {
         } else {
             self.sampled_wall_ns as f64 / (self.sampled_attached_ns as f64).max(1.0)
         }
+    }
+
+    /// The 95 % interval of an estimate, from the draws of its basis (events or bytes); the
+    /// observed count when nothing was sampled, `None` when the draws cannot tell.
+    fn interval(
+        &self,
+        observed: u64,
+        by_alloc: &Ratio,
+        by_cpu: &Ratio,
+        wall_scaled: f64,
+    ) -> Option<(u64, u64)> {
+        if !self.sampled {
+            return Some((observed, observed));
+        }
+        let (lo, hi) = if self.by_allocation() {
+            by_alloc.interval(self.alloc_total as f64)?
+        } else if self.by_cpu() {
+            by_cpu.interval(self.own_total_ns)?
+        } else {
+            return None;
+        };
+        // Never below what was seen: the interval is of what the windows imply.
+        let lo = (lo + wall_scaled).round() as u64;
+        Some((lo.max(observed), (hi + wall_scaled).round() as u64))
     }
 
     /// What the group would have seen attached throughout: exactly what it saw, when it was.
@@ -134,8 +164,13 @@ impl Sampler {
         t.own_total_ns += w.cpu_ns as f64 - probes;
         t.sampled_wall_ns += w.wall_ns;
         t.sampled_attached_ns += attached_ns;
+        let own_inside = w.cpu_attached_ns as f64 - probes;
+        t.events_by_cpu.add(events as f64, own_inside);
+        t.bytes_by_cpu.add(bytes as f64, own_inside);
         match w.alloc {
             Some((total, inside)) => {
+                t.events_by_alloc.add(events as f64, inside as f64);
+                t.bytes_by_alloc.add(bytes as f64, inside as f64);
                 t.alloc_total += total;
                 t.alloc_inside += inside;
             }
@@ -170,6 +205,18 @@ impl Sampler {
                 ),
                 observed_bytes: t.observed_bytes,
                 estimated_bytes: t.estimate(t.observed_bytes, t.sampled_bytes, t.wall_scaled_bytes),
+                estimated_events_interval: t.interval(
+                    t.observed_events,
+                    &t.events_by_alloc,
+                    &t.events_by_cpu,
+                    t.wall_scaled_events,
+                ),
+                estimated_bytes_interval: t.interval(
+                    t.observed_bytes,
+                    &t.bytes_by_alloc,
+                    &t.bytes_by_cpu,
+                    t.wall_scaled_bytes,
+                ),
                 scaled_by: t.basis(),
             })
             .collect()

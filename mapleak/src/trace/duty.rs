@@ -26,7 +26,7 @@ pub const SLICES: u32 = 10;
 /// When the governor first judges the probes' cost: long enough to count a busy group's hits,
 /// short enough that its full attachment until then costs a small part of the budget of a run
 /// of a few seconds (the rest of the trace pays it back). Later judgements come every slice.
-pub const FIRST_JUDGEMENT: Duration = Duration::from_millis(20);
+pub const FIRST_JUDGEMENT: Duration = Duration::from_millis(10);
 
 /// What `group` has observed so far, `(events, bytes)`: the duty cycle takes differences, so
 /// its accounting periods need not be the report's intervals.

@@ -527,13 +527,15 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
     };
     let res = Resolutions::build(&agg, |s| resolver.resolve(s));
     summary.sites = crate::report::sites::sites(&agg, &res, opts.top);
-    let share = |name: &str| {
-        summary
-            .sampling
-            .groups
-            .iter()
-            .find(|g| g.group == name)
-            .map(|g| g.attached_fraction)
+    let group = |name: &str| summary.sampling.groups.iter().find(|g| g.group == name);
+    let share = |name: &str| group(name).map(|g| g.attached_fraction);
+    // What the whole trace held against what was seen, by the group's own estimate.
+    let scale = |name: &str| {
+        group(name)
+            .filter(|g| g.sampled && g.observed_events > 0)
+            .map_or(1.0, |g| {
+                g.estimated_events as f64 / g.observed_events as f64
+            })
     };
     let allocated_bytes = duty.allocated_bytes();
     let found = findings::findings(&findings::Inputs {
@@ -545,6 +547,8 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
         growth_share: share("growth").unwrap_or(1.0),
         create_share: share("create"),
         gc_share: share("gc").unwrap_or(1.0),
+        growth_scale: scale("growth"),
+        create_scale: scale("create"),
         allocated_bytes,
     });
     summary.findings = found.findings;

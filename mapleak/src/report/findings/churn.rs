@@ -40,7 +40,7 @@ impl Acc {
 /// Churn per creation site when the creation probe ran, else per growth site.
 pub(super) fn map_churn(i: &Inputs, sites: &Sites) -> Vec<Proposal> {
     let mut by_site = BTreeMap::new();
-    let share = match i.create_share {
+    let (scale, sampled) = match i.create_share {
         Some(share) => {
             for (key, stats) in i.agg.creations() {
                 if let Some(site) = i.res.site(key) {
@@ -58,7 +58,7 @@ pub(super) fn map_churn(i: &Inputs, sites: &Sites) -> Vec<Proposal> {
                     acc.entries.push(m.reached());
                 }
             }
-            share
+            (i.create_scale, share < 1.0)
         }
         None => {
             for (site, (key, stats)) in &sites.stats {
@@ -76,10 +76,11 @@ pub(super) fn map_churn(i: &Inputs, sites: &Sites) -> Vec<Proposal> {
                     },
                 );
             }
-            i.growth_share
+            (i.growth_scale, i.growth_sampled())
         }
     };
-    let per_sec = |n: u64| n as f64 / share.max(f64::MIN_POSITIVE) / i.seconds();
+    // Counts seen through windows are scaled by the group's own estimate of the whole trace.
+    let per_sec = |n: u64| n as f64 * scale / i.seconds();
     let mut out = Vec::new();
     for (_, mut acc) in by_site {
         let rate = per_sec(acc.maps);
@@ -116,7 +117,7 @@ pub(super) fn map_churn(i: &Inputs, sites: &Sites) -> Vec<Proposal> {
                 (per_sec(acc.bytes + acc.maps * MAP_HEADER_BYTES) * i.seconds()).round() as u64,
             ),
             suggest: Box::new(suggest),
-            estimated: share < 1.0,
+            estimated: sampled,
         });
     }
     out

@@ -37,6 +37,10 @@ pub struct Inputs<'a> {
     pub create_share: Option<f64>,
     /// Same for the GC group: the share of the trace whose mark phases were seen.
     pub gc_share: f64,
+    /// How many times what the growth and creation groups saw the whole trace held (their
+    /// estimates over their observed counts; 1 when attached throughout).
+    pub growth_scale: f64,
+    pub create_scale: f64,
     /// Heap bytes the target allocated during the trace, when its runtime's counter was read.
     pub allocated_bytes: Option<u64>,
 }

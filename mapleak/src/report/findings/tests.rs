@@ -72,6 +72,8 @@ fn inputs<'a>(
         duration_ns,
         growth_share: 1.0,
         create_share,
+        growth_scale: 1.0,
+        create_scale: create_share.map_or(1.0, |s| 1.0 / s),
         gc_share: 1.0,
         allocated_bytes: None,
     }

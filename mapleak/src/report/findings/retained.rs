@@ -13,11 +13,15 @@ const RETAINED_MAX_LIVE_SHARE: u64 = 4;
 const RETAINED_MIN_BYTES: u64 = 64 << 10;
 
 pub(super) fn retained_capacity(i: &Inputs, sites: &Sites) -> Vec<Proposal> {
+    // No map holds more than the process has resident: a read that says so is not believed.
+    let resident = i.agg.memory().rss_bytes().unwrap_or(u64::MAX);
     let mut out = Vec::new();
     for maps in sites.maps.values() {
         let mut held = Vec::new();
         for m in maps {
-            let Some(live) = m.live else { continue };
+            let Some(live) = m.live.filter(|l| l.bytes <= resident) else {
+                continue;
+            };
             if live.entries.saturating_mul(RETAINED_MAX_LIVE_SHARE) >= m.entries {
                 continue;
             }

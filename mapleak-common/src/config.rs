@@ -15,7 +15,7 @@ pub struct Config {
     pub gcphase_addr: u64,
     /// The traced process (its tgid): system-call tracepoints fire for every process.
     pub target_tgid: u32,
-    /// `runtime.hmap.count`, `.flags`, `.B`, `.noverflow`, `.oldbuckets`.
+    /// `runtime.hmap.count`, `.flags`, `.B`, `.noverflow`, `.oldbuckets` (and `.hash0` below).
     pub hmap_count: u16,
     pub hmap_flags: u16,
     pub hmap_b: u16,
@@ -39,13 +39,19 @@ pub struct Config {
     pub swiss_table_capacity: u16,
     pub swiss_table_local_depth: u16,
     pub hmap_oldbuckets: u16,
-    pub _pad: [u16; 4],
+    /// The per-map hash seed: `runtime.hmap.hash0` (u32) and `internal/runtime/maps.Map.seed`
+    /// (uintptr). Every `make` draws a new one (so do `clear` and deleting the last entry),
+    /// which tells a new map at a recycled address from the one that lived there before.
+    pub hmap_hash0: u16,
+    pub swiss_map_seed: u16,
+    pub _pad: [u16; 2],
 }
 
 const _: () = assert!(core::mem::size_of::<Config>() == 72);
 
 /// Words the growth probes read at once from the start of a classic `hmap` (for `count`,
-/// `flags`, `B`, `noverflow`), of a Swiss `Map` (`used`, `dirLen`, `globalDepth`) and of a Swiss
+/// `flags`, `B`, `noverflow`, `hash0`), of a Swiss `Map` (`used`, `seed`, `dirLen`,
+/// `globalDepth`) and of a Swiss
 /// `table` (`capacity`, `localDepth`): user space checks that each of those fields lies within
 /// one word of its struct's first few.
 pub const HMAP_WORDS: usize = 2;
@@ -63,7 +69,9 @@ impl Config {
             ("hmap.flags", self.hmap_flags, 1, HMAP_WORDS),
             ("hmap.B", self.hmap_b, 1, HMAP_WORDS),
             ("hmap.noverflow", self.hmap_noverflow, 2, HMAP_WORDS),
+            ("hmap.hash0", self.hmap_hash0, 4, HMAP_WORDS),
             ("maps.Map.used", self.swiss_map_used, 8, SWISS_MAP_WORDS),
+            ("maps.Map.seed", self.swiss_map_seed, 8, SWISS_MAP_WORDS),
             (
                 "maps.Map.dirLen",
                 self.swiss_map_dir_len,
@@ -108,6 +116,8 @@ mod tests {
             hmap_flags: 8,
             hmap_b: 9,
             hmap_noverflow: 10,
+            hmap_hash0: 12,
+            swiss_map_seed: 8,
             swiss_map_dir_len: 24,
             swiss_map_global_depth: 32,
             swiss_table_capacity: 2,
@@ -133,5 +143,16 @@ mod tests {
             ..go_layout()
         };
         assert_eq!(across.unreadable_field(), Some("hmap.noverflow"));
+        // The seeds too: hash0 beyond the hmap's two words, a uintptr seed across two.
+        let beyond = Config {
+            hmap_hash0: 16,
+            ..go_layout()
+        };
+        assert_eq!(beyond.unreadable_field(), Some("hmap.hash0"));
+        let across = Config {
+            swiss_map_seed: 12,
+            ..go_layout()
+        };
+        assert_eq!(across.unreadable_field(), Some("maps.Map.seed"));
     }
 }

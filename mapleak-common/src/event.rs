@@ -65,6 +65,8 @@ pub struct ClassicGrowEvent {
     pub bucket_size: u64,
     /// `t.Bucket.PtrBytes`: non-zero when buckets hold pointers (decides malloc headers).
     pub bucket_ptr_bytes: u64,
+    /// `h.hash0`, zero-extended: the map's hash seed (see [`SwissGrowEvent::seed`]).
+    pub seed: u64,
     /// `h.B` before the grow.
     pub b: u8,
     /// `h.flags` before the grow.
@@ -152,6 +154,9 @@ pub struct SwissGrowEvent {
     pub used: u64,
     /// `m.dirLen`: directory entries (0 for a small map).
     pub dir_len: u64,
+    /// `m.seed`: the map's hash seed, drawn by every `make` and again by `clear` and by the
+    /// delete of its last entry; it tells a new map at a freed map's address from the old one.
+    pub seed: u64,
     /// `typ.Key.Size_` and `typ.Elem.Size_`.
     pub key_size: u32,
     pub elem_size: u32,
@@ -166,7 +171,7 @@ pub struct SwissGrowEvent {
     pub site: Site,
 }
 
-const _: () = assert!(core::mem::size_of::<SwissGrowEvent>() == 16 + 48 + 16 + 8);
+const _: () = assert!(core::mem::size_of::<SwissGrowEvent>() == 16 + 56 + 16 + 8);
 const _: () = assert!(core::mem::align_of::<SwissGrowEvent>() == 8);
 /// [`StwEvent::op`]: which side of a stop-the-world fired.
 pub const STW_STOP: u8 = 1;
@@ -202,7 +207,7 @@ pub struct StwEvent {
 const _: () = assert!(core::mem::size_of::<StwEvent>() == 16 + 32 + 16 + 8 + 8);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 16);
 const _: () = assert!(core::mem::align_of::<EventHeader>() == 8);
-const _: () = assert!(core::mem::size_of::<ClassicGrowEvent>() == 16 + 40 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<ClassicGrowEvent>() == 16 + 48 + 8 + 8);
 const _: () = assert!(core::mem::align_of::<ClassicGrowEvent>() == 8);
 
 /// [`MemEvent::op`]: which system call.

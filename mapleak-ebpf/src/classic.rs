@@ -24,7 +24,7 @@ fn try_classic_hash_grow(ctx: &ProbeContext) -> Result<(), u32> {
     let map_type = regs.arg(0);
     let map = regs.arg(1);
     let err = |_| COUNTER_READ_ERRORS;
-    // count, flags, B and noverflow share the hmap's first two words: one read.
+    // count, flags, B, noverflow and hash0 share the hmap's first two words: one read.
     let h: [u64; HMAP_WORDS] = read_words(map).map_err(err)?;
     let event = ClassicGrowEvent {
         header: header(EventKind::ClassicGrow as u32),
@@ -34,6 +34,7 @@ fn try_classic_hash_grow(ctx: &ProbeContext) -> Result<(), u32> {
         b: field(&h, cfg.hmap_b, 1) as u8,
         flags: field(&h, cfg.hmap_flags, 1) as u8,
         noverflow: field(&h, cfg.hmap_noverflow, 2) as u16,
+        seed: field(&h, cfg.hmap_hash0, 4),
         ..Default::default()
     };
     types::submit_growth(event, &regs, map_type, |event| {

@@ -91,7 +91,9 @@ static CONFIG: Config = Config {
     swiss_table_capacity: 0,
     swiss_table_local_depth: 0,
     hmap_oldbuckets: 0,
-    _pad: [0; 4],
+    hmap_hash0: 0,
+    swiss_map_seed: 0,
+    _pad: [0; 2],
 };
 
 #[inline(always)]

@@ -81,6 +81,7 @@ fn emit(regs: &GoRegs, op: SwissOp, map: u64, table: u64, map_type: u64) -> Resu
         map_type,
         used: field(&m, cfg.swiss_map_used, 8),
         dir_len: field(&m, cfg.swiss_map_dir_len, 8),
+        seed: field(&m, cfg.swiss_map_seed, 8),
         table_capacity: field(&t, cfg.swiss_table_capacity, 2) as u16,
         op: op as u8,
         local_depth: field(&t, cfg.swiss_table_local_depth, 1) as u8,

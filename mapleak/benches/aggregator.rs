@@ -53,6 +53,8 @@ struct MapLife {
     slot: u64,
     b: u8,
     final_b: u8,
+    /// `hash0`, drawn by each `make`.
+    seed: u32,
 }
 
 impl MapLife {
@@ -61,6 +63,7 @@ impl MapLife {
             slot,
             b: 0,
             final_b: 3 + rng.below(12) as u8,
+            seed: rng.next() as u32,
         }
     }
 
@@ -81,6 +84,7 @@ impl MapLife {
             count: if b == 0 { 8 } else { 13 << (b - 1) },
             bucket_size: BUCKET_SIZE,
             bucket_ptr_bytes: 0,
+            seed: self.seed.into(),
             b,
             flags: 0,
             noverflow: 0,

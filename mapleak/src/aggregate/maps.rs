@@ -26,6 +26,8 @@ pub struct MapIdentity {
     pub noscan: bool,
     /// Where this growth came from.
     pub site: Site,
+    /// The map's hash seed when this growth was read (see [`MapState::is_reused_by`]).
+    pub seed: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +40,11 @@ pub struct MapState {
     /// Swiss: tables and directory entries (both 0 for a small map).
     pub tables: u64,
     pub dir_len: u64,
+    /// Swiss: the capacity of its only table after the last growth; 0 while it is small or
+    /// once it has a directory of several entries.
+    pub table_capacity: u64,
+    /// Its hash seed at the last growth.
+    pub seed: u64,
     /// Entries when the map last grew.
     pub entries: u64,
     /// Slots after the last growth. Swiss maps first seen mid-life count only what was seen.
@@ -99,6 +106,8 @@ impl MapState {
             b: None,
             tables: 0,
             dir_len: 0,
+            table_capacity: 0,
+            seed: id.seed,
             entries: 0,
             capacity: 0,
             grow_events: 0,
@@ -124,27 +133,76 @@ impl MapState {
         self.live.map_or(grown, |l| l.entries.max(grown))
     }
 
-    /// Maps never shrink and never change type: a growth that could only start a map's life, on
-    /// an address that already has one, is a new map at a recycled address.
+    /// Whether `growth`, read at this map's address, is a new map's: one made there after this
+    /// one was freed.
+    ///
+    /// Maps never shrink and never change type, so a growth that could only start a map's life
+    /// is a new map. So is a growth with another hash seed: every `make` draws one. But
+    /// `clear(m)` and the delete of a map's last entry draw one too (issue 25237: mapclear and
+    /// mapdelete, `Map.Clear` and `Map.Delete`), and keep its bucket array or tables; when such
+    /// a map grows again it starts exactly where its last growth left it. That growth is taken
+    /// as the same map, emptied and refilled: a map reused with `clear(m)` is one map made once,
+    /// and calling it many would advise the user to do what they already do. The price: a
+    /// sized `make` whose hint happens to give exactly the shape a freed map of the same type
+    /// ended with cannot be told from it here (the creation probe tells them apart).
     pub fn is_reused_by(&self, id: &MapIdentity, growth: &Growth) -> bool {
         if self.grow_events == 0 {
             return false;
         }
-        if id.map_type != self.id.map_type {
+        if id.map_type != self.id.map_type || self.cannot_reach(growth) {
             return true;
         }
+        id.seed != self.seed && !self.resumes(growth)
+    }
+
+    /// A growth this map cannot make: its B or a table's capacity would have gone down, or it
+    /// would go back to a first group or table after having one (directories never shrink).
+    fn cannot_reach(&self, growth: &Growth) -> bool {
         match (growth.detail, growth.kind) {
             (Detail::Classic { old_b, .. }, _) => self.b.is_some_and(|b| old_b < b),
             (_, GrowKind::Small) => true,
-            (_, GrowKind::Table) => self.tables > 0,
-            _ => false,
+            (_, GrowKind::Table) => self.tables > 0 || self.dir_len > 0,
+            (
+                Detail::Swiss {
+                    table_capacity,
+                    dir_len,
+                },
+                _,
+            ) => {
+                // A split's directory may have doubled, so only a smaller one is impossible.
+                dir_len < self.dir_len
+                    || (self.dir_len == 1 && dir_len == 1 && table_capacity < self.table_capacity)
+            }
         }
     }
 
-    /// Records `growth`, keeping at most `room` growths in the history (the latest once it is
-    /// full below [`MAX_HISTORY`]). Returns the change in history entries.
-    pub fn apply(&mut self, growth: &Growth, site: Site, ts: u64, room: usize) -> isize {
-        self.site = site;
+    /// `growth` starts from exactly the shape this map's last growth left: the same B, or the
+    /// same directory and (for a map of one table) the same table.
+    fn resumes(&self, growth: &Growth) -> bool {
+        match (growth.detail, growth.kind) {
+            (Detail::Classic { old_b, .. }, _) => self.b == Some(old_b),
+            (_, GrowKind::Small) => false,
+            // Only a small map (a group, no directory) grows into its first table.
+            (_, GrowKind::Table) => self.dir_len == 0 && self.tables == 0,
+            (
+                Detail::Swiss {
+                    table_capacity,
+                    dir_len,
+                },
+                kind,
+            ) => {
+                let same_directory = dir_len == self.dir_len
+                    || (kind == GrowKind::Split && dir_len == 2 * self.dir_len);
+                same_directory && (self.dir_len > 1 || table_capacity == self.table_capacity)
+            }
+        }
+    }
+
+    /// Records `growth` of map `id`, keeping at most `room` growths in the history (the latest
+    /// once it is full below [`MAX_HISTORY`]). Returns the change in history entries.
+    pub fn apply(&mut self, id: &MapIdentity, growth: &Growth, ts: u64, room: usize) -> isize {
+        self.site = id.site;
+        self.seed = id.seed;
         match growth.detail {
             Detail::Classic { new_b, .. } => {
                 self.b = Some(new_b);
@@ -155,13 +213,20 @@ impl MapState {
                 dir_len,
             } => {
                 self.dir_len = dir_len;
+                self.table_capacity = 0;
                 match growth.kind {
                     GrowKind::Small => self.capacity = GROUP_SLOTS,
                     GrowKind::Table => {
                         self.capacity = 2 * GROUP_SLOTS;
                         self.tables = 1;
+                        self.table_capacity = self.capacity;
                     }
-                    GrowKind::Grow => self.capacity += table_capacity,
+                    GrowKind::Grow => {
+                        self.capacity += table_capacity;
+                        if dir_len == 1 {
+                            self.table_capacity = 2 * table_capacity;
+                        }
+                    }
                     _ => {
                         self.capacity += MAX_TABLE_CAPACITY;
                         self.tables += 1;

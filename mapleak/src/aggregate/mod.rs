@@ -327,6 +327,7 @@ impl Aggregator {
                 unit_size: e.bucket_size,
                 noscan: e.bucket_ptr_bytes == 0,
                 site: e.site,
+                seed: e.seed,
             },
             classic::classic_growth(rules, e),
         )
@@ -342,6 +343,7 @@ impl Aggregator {
                 unit_size: e.group_size,
                 noscan: false,
                 site: e.site,
+                seed: e.seed,
             },
             swiss::swiss_growth(e),
         )
@@ -363,7 +365,7 @@ impl Aggregator {
             new_map = true;
             MapState::new(id, ts, 0, birth)
         });
-        // Made again since it last grew (creation probe), or a growth only a new map makes.
+        // Made again since it last grew (creation probe), or a growth of another map.
         let reborn = birth.is_some_and(|b| b.ts > state.last_ns && state.grow_events > 0);
         if reborn || state.is_reused_by(&id, growth) {
             new_map = true;
@@ -386,7 +388,7 @@ impl Aggregator {
         } else {
             HISTORY_WHEN_SHORT
         };
-        let added = state.apply(growth, id.site, ts, room);
+        let added = state.apply(&id, growth, ts, room);
         self.history_records = self.history_records.saturating_add_signed(added);
         self.births.on_growth(state, growth.bytes);
         let site = self.sites.entry(id.site).or_default();

@@ -65,6 +65,7 @@ mod tests {
             unit_size,
             noscan: true,
             site: Default::default(),
+            seed: 0,
         }
     }
 

@@ -174,3 +174,172 @@ const RULES_FOR_BOUND: GoRules = GoRules {
     load_factor_num: 13,
     malloc_headers: true,
 };
+
+/// `grow` with the map's hash seed, and the count that makes B a doubling.
+fn seeded(map: u64, b: u8, seed: u64, ts: u64) -> Event {
+    let count = if b == 0 { 8 } else { 13 << (b - 1) };
+    Event::ClassicGrow(ClassicGrowEvent {
+        seed,
+        ..grow(map, count, b, ts)
+    })
+}
+
+/// `swiss` with a seed and the directory the map has when it grows.
+fn swiss_seeded(map: u64, op: SwissOp, cap: u16, dir_len: u64, seed: u64) -> Event {
+    let Event::SwissGrow(e) = swiss(map, op, cap, u64::from(cap) * 7 / 8) else {
+        unreachable!()
+    };
+    Event::SwissGrow(SwissGrowEvent { dir_len, seed, ..e })
+}
+
+/// Instances seen, and how many the site keeps as finished (their address reused).
+fn lives(agg: &Aggregator) -> (u64, u64, usize) {
+    let site = agg.sites().next().unwrap().1;
+    (agg.totals().maps_seen, site.recycled, site.finished.len())
+}
+
+#[test]
+fn a_new_seed_is_a_new_map_where_no_transition_could_tell() {
+    // A sized make at a freed map's address: B 3 → 4, then a map made with B = 5 (a hint
+    // above the freed one's size) grows 5 → 6. B went up, as the freed map's might have in
+    // growths not seen; only the seed says it is another map.
+    let mut agg = Aggregator::new(RULES);
+    agg.record(&seeded(0xc0, 3, 0x1111, 1));
+    agg.record(&seeded(0xc0, 5, 0x2222, 10));
+    assert_eq!(lives(&agg), (2, 1, 1));
+    let m = agg.map(0xc0).unwrap();
+    assert_eq!((m.instance, m.grow_events, m.b), (1, 1, Some(6)));
+    let site = agg.sites().next().unwrap().1;
+    assert_eq!(site.finished[0].grow_events, 1);
+    assert_eq!(site.finished[0].entries, 13 << 2);
+}
+
+#[test]
+fn the_same_seed_is_the_same_map_even_across_unseen_growths() {
+    // Growth probes detached for a while (the governor): B jumps from 2 to 5, same seed.
+    let mut agg = Aggregator::new(RULES);
+    agg.record(&seeded(0xc0, 1, 7, 1));
+    agg.record(&seeded(0xc0, 5, 7, 2));
+    assert_eq!(lives(&agg), (1, 0, 0));
+    assert_eq!(agg.map(0xc0).unwrap().grow_events, 2);
+}
+
+#[test]
+fn an_impossible_transition_is_a_new_map_whatever_the_seed() {
+    let mut agg = Aggregator::new(RULES);
+    agg.record(&seeded(0xc0, 4, 7, 1));
+    agg.record(&seeded(0xc0, 2, 7, 2));
+    assert_eq!(lives(&agg), (2, 1, 1));
+}
+
+#[test]
+fn a_cleared_classic_map_that_grows_again_stays_one_map() {
+    // Filled to B = 4, cleared (new seed, B kept), refilled past it: 4 → 5 with a new seed; then
+    // cleared again and refilled, growing 5 → 6. One map, four growths.
+    let mut agg = Aggregator::new(RULES);
+    for b in 0..3 {
+        agg.record(&seeded(0xc0, b, 0xa, u64::from(b)));
+    }
+    agg.record(&seeded(0xc0, 3, 0xa, 3));
+    agg.record(&seeded(0xc0, 4, 0xb, 10));
+    agg.record(&seeded(0xc0, 5, 0xc, 20));
+    assert_eq!(lives(&agg), (1, 0, 0));
+    let m = agg.map(0xc0).unwrap();
+    assert_eq!(
+        (m.instance, m.grow_events, m.b, m.seed),
+        (0, 6, Some(6), 0xc)
+    );
+    // Same-size growth of a map drained by deletes (re-seeded, B kept) is the same map too.
+    agg.record(&Event::ClassicGrow(ClassicGrowEvent {
+        seed: 0xd,
+        ..grow(0xc0, 40, 6, 30)
+    }));
+    assert_eq!(lives(&agg), (1, 0, 0));
+    assert_eq!(agg.map(0xc0).unwrap().same_size_grows, 1);
+}
+
+#[test]
+fn a_newer_birth_is_a_new_map_even_where_the_growth_resumes() {
+    // What the seed cannot tell: a map made (creation probe) with exactly the freed map's last
+    // B. The birth after its last growth decides.
+    let mut agg = Aggregator::new(RULES);
+    agg.record(&seeded(0xc0, 3, 0xa, 10));
+    agg.record(&Event::Create(mapleak_common::CreateEvent {
+        header: EventHeader {
+            kind: EventKind::Create as u32,
+            ts_ns: 20,
+            ..Default::default()
+        },
+        map: 0xc0,
+        ..Default::default()
+    }));
+    agg.record(&seeded(0xc0, 4, 0xb, 30));
+    assert_eq!(agg.totals().maps_seen, 2);
+}
+
+#[test]
+fn swiss_maps_made_with_a_hint_at_one_address_are_told_apart() {
+    // make(map[int]int, 100) in a loop: one 128-slot table, grown once to 256, each time.
+    let mut agg = Aggregator::new(RULES);
+    for life in 0..5 {
+        agg.record(&swiss_seeded(0xd0, SwissOp::Rehash, 128, 1, 100 + life));
+    }
+    assert_eq!(lives(&agg), (5, 4, 4));
+    // The table's capacity going down says so even when the seed does not (a seed read as 0).
+    let mut agg = Aggregator::new(RULES);
+    for _ in 0..5 {
+        agg.record(&swiss_seeded(0xd0, SwissOp::Rehash, 128, 1, 0));
+    }
+    assert_eq!(lives(&agg), (5, 4, 4));
+    // Rising hints: each table starts bigger than the last ended; only the seed tells.
+    let mut agg = Aggregator::new(RULES);
+    for (life, cap) in [32u16, 128, 512].into_iter().enumerate() {
+        agg.record(&swiss_seeded(
+            0xd0,
+            SwissOp::Rehash,
+            cap,
+            1,
+            life as u64 + 1,
+        ));
+    }
+    assert_eq!(lives(&agg), (3, 2, 2));
+    // … and a bigger table with the same seed is one map whose doublings were not seen.
+    let mut agg = Aggregator::new(RULES);
+    for cap in [32u16, 128, 512] {
+        agg.record(&swiss_seeded(0xd0, SwissOp::Rehash, cap, 1, 9));
+    }
+    assert_eq!(lives(&agg), (1, 0, 0));
+}
+
+#[test]
+fn a_cleared_swiss_map_that_grows_again_stays_one_map() {
+    let mut agg = Aggregator::new(RULES);
+    // Small, cleared (the group is kept), refilled past 8: growToTable with a new seed.
+    agg.record(&swiss_seeded(0xd0, SwissOp::GrowToSmall, 0, 0, 1));
+    agg.record(&swiss_seeded(0xd0, SwissOp::GrowToTable, 0, 0, 2));
+    // One table of 16 slots: cleared and refilled, it doubles from 16, then from 32.
+    agg.record(&swiss_seeded(0xd0, SwissOp::Rehash, 16, 1, 3));
+    agg.record(&swiss_seeded(0xd0, SwissOp::Rehash, 32, 1, 4));
+    // Grown to 1024 and split (directory 1 → 2), cleared, and split again from directory 2.
+    for cap in [64u16, 128, 256, 512] {
+        agg.record(&swiss_seeded(0xd0, SwissOp::Rehash, cap, 1, 4));
+    }
+    agg.record(&swiss_seeded(0xd0, SwissOp::Rehash, 1024, 1, 4));
+    agg.record(&swiss_seeded(0xd0, SwissOp::Rehash, 1024, 2, 5));
+    assert_eq!(lives(&agg), (1, 0, 0));
+    let m = agg.map(0xd0).unwrap();
+    assert_eq!((m.grow_events, m.tables, m.dir_len), (10, 3, 4));
+    // A new seed with a directory of another size is another map.
+    agg.record(&swiss_seeded(0xd0, SwissOp::Rehash, 1024, 16, 6));
+    assert_eq!(lives(&agg), (2, 1, 1));
+}
+
+#[test]
+fn a_swiss_map_with_a_directory_never_grows_its_first_table() {
+    // A sized map first seen by a rehash (no tables counted), then a stack map at the same
+    // address growing out of its group: the directory says the first map had one already.
+    let mut agg = Aggregator::new(RULES);
+    agg.record(&swiss_seeded(0xd0, SwissOp::Rehash, 128, 1, 0));
+    agg.record(&swiss_seeded(0xd0, SwissOp::GrowToTable, 0, 0, 0));
+    assert_eq!(lives(&agg), (2, 1, 1));
+}

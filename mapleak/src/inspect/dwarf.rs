@@ -68,6 +68,7 @@ dwarf_offsets!(
         hmap_b,
         hmap_noverflow,
         hmap_oldbuckets,
+        hmap_hash0,
         maptype_bucket,
         maptype_key_size,
         maptype_value_size,
@@ -79,6 +80,7 @@ dwarf_offsets!(
         swiss_map_used,
         swiss_map_dir_len,
         swiss_map_global_depth,
+        swiss_map_seed,
         swiss_table_capacity,
         swiss_table_local_depth,
     ],
@@ -151,6 +153,7 @@ const HMAP: Wanted = Wanted {
         ("B", "hmap_b"),
         ("noverflow", "hmap_noverflow"),
         ("oldbuckets", "hmap_oldbuckets"),
+        ("hash0", "hmap_hash0"),
     ],
 };
 
@@ -193,6 +196,7 @@ const SWISS_MAP: Wanted = Wanted {
         ("used", "swiss_map_used"),
         ("dirLen", "swiss_map_dir_len"),
         ("globalDepth", "swiss_map_global_depth"),
+        ("seed", "swiss_map_seed"),
     ],
 };
 

@@ -52,6 +52,7 @@ pub fn config() -> Config {
         hmap_flags: 8,
         hmap_b: 9,
         hmap_noverflow: 10,
+        hmap_hash0: 12,
         // maptype after its 48-byte abi.Type: Key, Elem, then Bucket/Group at 64 in both
         // implementations; classic KeySize/ValueSize at 80/81, Swiss GroupSize at 80.
         maptype_key: 48,
@@ -65,12 +66,13 @@ pub fn config() -> Config {
         type_ptr_bytes: 8,
         // internal/runtime/maps.Map and .table (identical in 1.24–1.27)
         swiss_map_used: 0,
+        swiss_map_seed: 8,
         swiss_map_dir_len: 24,
         swiss_map_global_depth: 32,
         swiss_table_capacity: 2,
         swiss_table_local_depth: 6,
         hmap_oldbuckets: 24,
-        _pad: [0; 4],
+        _pad: [0; 2],
     }
 }
 

@@ -8,5 +8,6 @@ pub mod aggregate;
 pub mod cli;
 pub mod decode;
 pub mod inspect;
+pub mod procs;
 pub mod report;
 pub mod trace;

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = mapleak::cli::Cli::parse();
     match mapleak::cli::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             mapleak::trace::say(&err);
             ExitCode::FAILURE

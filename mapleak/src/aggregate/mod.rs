@@ -2,6 +2,7 @@
 //! without root.
 
 pub mod births;
+pub mod bound;
 pub mod classic;
 pub mod gc;
 pub mod growth;
@@ -165,8 +166,8 @@ pub struct Aggregator {
     stacks: stacks::StackTable,
     /// When the target executed a new program (kernel clock), once it has.
     exec_ns: Option<u64>,
-    /// The target's address space as last read: no growth can allocate more.
-    address_space: u64,
+    /// The target's address space: no growth can allocate more.
+    address_space: bound::AddressBound,
 }
 
 impl Aggregator {
@@ -191,7 +192,7 @@ impl Aggregator {
             types: types::TypeTable::default(),
             stacks: stacks::StackTable::default(),
             exec_ns: None,
-            address_space: u64::MAX,
+            address_space: bound::AddressBound::default(),
             gc: GcTracker::new(StwRules {
                 reason_in_stop: true,
                 worldstop_in_start: true,
@@ -227,10 +228,17 @@ impl Aggregator {
         &mut self.memory
     }
 
-    /// The target's mapped address space, read from the OS: a growth claiming more bytes read
-    /// garbage (a freed map, say) and is counted invalid.
-    pub fn set_address_space(&mut self, bytes: u64) {
-        self.address_space = bytes;
+    /// The target's mapped address space, read from the OS at `read_ns` (kernel monotonic
+    /// clock): a growth claiming more bytes read garbage (a freed map, say) and is counted
+    /// invalid.
+    pub fn set_address_space(&mut self, bytes: u64, read_ns: u64) {
+        self.address_space.set(bytes, read_ns);
+    }
+
+    /// Where a fresh reading of the address space comes from, for a growth newer and larger
+    /// than the last one.
+    pub fn set_address_space_source(&mut self, source: bound::SpaceSource) {
+        self.address_space.set_source(source);
     }
 
     /// When the target executed a new program, if it has: the trace of its image ends there.
@@ -310,7 +318,7 @@ impl Aggregator {
             }
         };
         match growth {
-            Some(growth) if growth.bytes <= self.address_space => {
+            Some(growth) if self.address_space.holds(growth.bytes, event.header().ts_ns) => {
                 self.grow(id, &growth, event.header().ts_ns)
             }
             _ => self.totals.invalid += 1,

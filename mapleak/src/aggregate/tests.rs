@@ -163,11 +163,31 @@ fn a_swiss_map_tracks_capacity_tables_and_directory() {
 fn a_growth_larger_than_the_address_space_is_garbage() {
     let mut agg = Aggregator::new(RULES_FOR_BOUND);
     // B = 40 would be 2^40 buckets: read from a freed header, not a map any process holds.
-    agg.set_address_space(64 << 30);
+    agg.set_address_space(64 << 30, 10);
     agg.record_bytes(&encode(&grow(0xc000_1000, 13 << 39, 40, 1)));
     assert_eq!((agg.totals().grow_events, agg.totals().invalid), (0, 1));
     agg.record_bytes(&encode(&grow(0xc000_2000, 8, 0, 2)));
     assert_eq!((agg.totals().grow_events, agg.totals().invalid), (1, 1));
+}
+
+#[test]
+fn a_growth_newer_than_the_bound_asks_for_a_fresh_reading() {
+    // The process had 1 MiB when last read (at 10 ns), and 1 GiB when asked again (at 50 ns).
+    let mut agg = Aggregator::new(RULES_FOR_BOUND);
+    agg.set_address_space(1 << 20, 10);
+    let readings = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = readings.clone();
+    agg.set_address_space_source(Box::new(move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some((1 << 30, 50))
+    }));
+    // B = 13 is 8192 buckets of 144 bytes (over 1 MiB), grown at 20 ns: after the last reading.
+    agg.record_bytes(&encode(&grow(0xc000_1000, 8192 * 13 / 2, 13, 20)));
+    assert_eq!((agg.totals().grow_events, agg.totals().invalid), (1, 0));
+    // Over 1 GiB, grown at 40 ns: the reading at 50 ns already says no, without another.
+    agg.record_bytes(&encode(&grow(0xc000_2000, 13 << 27, 28, 40)));
+    assert_eq!((agg.totals().grow_events, agg.totals().invalid), (1, 1));
+    assert_eq!(readings.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
 
 const RULES_FOR_BOUND: GoRules = GoRules {

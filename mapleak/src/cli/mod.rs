@@ -1,7 +1,12 @@
 //! Command line: one module per subcommand; doc comments are the help text.
 
+mod flags;
 mod inspect;
+mod ps;
+mod run;
 mod trace;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -16,17 +21,34 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Trace(trace::TraceArgs),
+    Run(run::RunArgs),
+    Ps(ps::PsArgs),
     Inspect(inspect::InspectArgs),
 }
 
 /// Runs a subcommand; the error is one sentence for the user.
-pub fn run(cli: Cli) -> Result<(), String> {
+pub fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Trace(args) => trace::run(args),
-        Command::Inspect(args) => {
+        Command::Run(args) => run::run(args),
+        command => {
             // Nothing to detach: Ctrl-C may stop it the ordinary way.
             crate::trace::signals::release();
-            inspect::run(args)
+            match command {
+                Command::Ps(args) => ps::run(args),
+                Command::Inspect(args) => inspect::run(args),
+                Command::Trace(_) | Command::Run(_) => unreachable!("matched above"),
+            }
+            .map(|()| ExitCode::SUCCESS)
         }
     }
+}
+
+/// The trace runs on one thread: its work is waiting, and a second thread would only compete
+/// with the target for the CPU.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }

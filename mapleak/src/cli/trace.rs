@@ -1,141 +1,40 @@
-use std::{path::PathBuf, time::Duration};
+use std::process::ExitCode;
 
-use crate::{
-    report::Format,
-    trace::{self, OptInProbe, TraceOptions, loader::ProbeGroup},
-};
+use super::flags::TraceFlags;
+use crate::trace::{self, signals::Stops};
 
 /// Attach to a running Go process and report its map growth live.
 #[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("target").required(true))]
 pub struct TraceArgs {
     /// Process to trace.
-    #[arg(long)]
-    pid: u32,
-    /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C or the target exits.
-    #[arg(long, value_parser = parse_duration)]
-    duration: Option<Duration>,
-    /// How often to print the live view.
-    #[arg(long, default_value = "1s", value_parser = parse_interval)]
-    interval: Duration,
-    /// `text` for people, `json` for JSON Lines (interval objects, then one summary).
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    /// Write the report here instead of standard output.
-    #[arg(long)]
-    output: Option<PathBuf>,
-    /// Maps listed in the final report.
-    #[arg(long, default_value_t = 20)]
-    top: usize,
-    /// Ring buffer size in bytes: a power of two from 4096 to 64 MiB (67108864).
-    #[arg(long, default_value_t = 4 << 20, value_parser = parse_ring_size)]
-    ring_size: u32,
-    /// Most the probes may cost the target, in percent of its CPU time; busier probe groups
-    /// are attached only part of the time and their counts reported as estimates.
-    #[arg(long, default_value_t = 1.0, value_parser = parse_percent)]
-    max_overhead: f64,
-    /// Keep every probe attached whatever it costs (exact counts; for debugging and tests).
-    #[arg(long)]
-    exact: bool,
-    /// Opt-in probes, comma-separated. `create`: map creation per call site (finds maps made
-    /// and dropped at a high rate); `assign`: inserts and updates per map; `evacuate` (classic
-    /// maps): how long each growth kept the old buckets alive. All are hot paths, duty-cycled
-    /// under --max-overhead like the others.
-    #[arg(long, value_enum, value_delimiter = ',')]
-    probes: Vec<OptInProbe>,
-    /// Test-only: fix a probe group's attached share (`gc=0.3`), whatever it costs, so that
-    /// tests of the switching do not depend on how fast the machine is.
-    #[arg(long, hide = true, value_delimiter = ',', value_parser = parse_duty)]
-    duty: Vec<(ProbeGroup, f64)>,
+    #[arg(long, group = "target")]
+    pid: Option<u32>,
+    /// Trace the one Go process whose name (or executable's file name) matches this regular
+    /// expression; when several do, they are listed and nothing is traced.
+    #[arg(long, group = "target", value_name = "REGEX")]
+    name: Option<regex::Regex>,
+    #[command(flatten)]
+    flags: TraceFlags,
 }
 
-fn parse_duty(s: &str) -> Result<(ProbeGroup, f64), String> {
-    let (group, share) = s
-        .split_once('=')
-        .ok_or_else(|| format!("{s:?} is not GROUP=SHARE"))?;
-    let group = ProbeGroup::named(group).ok_or_else(|| format!("no probe group {group:?}"))?;
-    let share: f64 = share
-        .parse()
-        .ok()
-        .filter(|v: &f64| *v > 0.0 && *v <= 1.0)
-        .ok_or_else(|| format!("{share:?} is not a share above 0 and at most 1"))?;
-    Ok((group, share))
-}
-
-/// The smallest budget the governor can keep: below it, the shortest attached window it allows
-/// already costs more.
-const MIN_PERCENT: f64 = 0.01;
-
-fn parse_percent(s: &str) -> Result<f64, String> {
-    let p: f64 = s
-        .trim_end_matches('%')
-        .parse()
-        .map_err(|_| format!("{s:?} is not a percentage"))?;
-    if !(MIN_PERCENT..=100.0).contains(&p) {
-        return Err(format!(
-            "the overhead budget must be from {MIN_PERCENT}% to 100%"
-        ));
-    }
-    Ok(p / 100.0)
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d.is_zero() {
-        return Err("a trace of no time traces nothing: give a duration above 0".into());
-    }
-    Ok(d)
-}
-
-/// Reports come at least once a day: the interval is also the governor's accounting period.
-const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
-
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d < Duration::from_millis(10) || d > MAX_INTERVAL {
-        return Err("the interval must be from 10ms to 24h".into());
-    }
-    Ok(d)
-}
-
-/// A bigger ring only holds more events between two drains (every 20 ms); 64 MiB holds over
-/// half a million growth records, and mapleak maps the ring twice.
-const MAX_RING: u32 = 64 << 20;
-
-fn parse_ring_size(s: &str) -> Result<u32, String> {
-    let n: u64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a byte count"))?;
-    match u32::try_from(n) {
-        Ok(n) if (4096..=MAX_RING).contains(&n) && n.is_power_of_two() => Ok(n),
-        _ => {
-            Err("the ring size must be a power of two from 4096 bytes to 64 MiB (67108864)".into())
-        }
-    }
-}
-
-pub fn run(args: TraceArgs) -> Result<(), String> {
-    let opts = TraceOptions {
-        pid: args.pid,
-        duration: args.duration,
-        interval: args.interval,
-        format: args.format,
-        output: args.output,
-        top: args.top,
-        ring_size: args.ring_size,
-        max_overhead: args.max_overhead,
-        exact: args.exact,
-        probes: args.probes,
-        forced_duty: args.duty,
+pub fn run(args: TraceArgs) -> Result<ExitCode, String> {
+    let pid = match (args.pid, &args.name) {
+        (Some(pid), _) => pid,
+        (None, Some(name)) => crate::procs::one_named(name)?,
+        (None, None) => unreachable!("clap requires --pid or --name"),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let outcome = runtime
-        .block_on(trace::run(opts))
-        .map_err(|e| e.to_string())?;
+    let opts = args.flags.options(pid);
+    let runtime = super::runtime()?;
+    let outcome = runtime.block_on(async {
+        let mut stops =
+            Stops::install().map_err(|e| format!("cannot take SIGINT and SIGTERM: {e}"))?;
+        trace::run(opts, None, &mut stops)
+            .await
+            .map_err(|e| e.to_string())
+    })?;
     match outcome.failure {
         Some(why) => Err(why),
-        None => Ok(()),
+        None => Ok(ExitCode::SUCCESS),
     }
 }

@@ -63,8 +63,13 @@ impl LiveReader {
         }
         // Nothing in the process can be larger than its address space: a bound that rejects
         // a garbage read (a freed header, say) claiming petabytes.
-        let space = target::address_space(self.pid).unwrap_or(u64::MAX);
-        agg.set_address_space(space);
+        let space = match target::address_bound(self.pid) {
+            Some((bytes, at)) => {
+                agg.set_address_space(bytes, at);
+                bytes
+            }
+            None => u64::MAX,
+        };
         if let Some(bytes) = self
             .heap_marked
             .and_then(|a| self.read_u64(a))

@@ -6,6 +6,7 @@ pub mod calibrate;
 pub mod duty;
 pub mod error;
 pub mod governor;
+pub mod launch;
 pub mod live;
 pub mod loader;
 pub mod privileges;
@@ -25,4 +26,15 @@ pub use session::{OptInProbe, Outcome, TraceOptions, run};
 pub fn say(message: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "mapleak: {message}");
+}
+
+/// Registers a descriptor with the event loop, for readiness to read.
+pub(crate) fn register<T: std::os::fd::AsRawFd>(
+    inner: T,
+) -> std::io::Result<tokio::io::unix::AsyncFd<T>> {
+    // SAFETY: `inner` owns or borrows an fd that stays open for as long as the AsyncFd holds it.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| e.into())
 }

@@ -7,7 +7,7 @@ use std::{io, os::fd::OwnedFd, path::PathBuf, time::Duration};
 
 use aya::maps::{MapData, RingBuf};
 use tokio::{
-    io::{Interest, unix::AsyncFd},
+    io::unix::AsyncFd,
     time::{Instant, MissedTickBehavior},
 };
 
@@ -16,8 +16,10 @@ use super::{
     calibrate::HitCost,
     duty::{DutyCycle, Switched},
     governor::Governor,
+    launch::Launched,
     live::LiveReader,
     loader::{self, ProbeGroup},
+    register,
     signals::Stops,
     target::{self, Image},
     work::WorkGauge,
@@ -48,6 +50,10 @@ pub struct TraceOptions {
     /// Attached shares fixed for some groups, whatever the budget (for tests of the switching
     /// itself; hidden from the help).
     pub forced_duty: Vec<(ProbeGroup, f64)>,
+    /// Standard output is the traced command's (`mapleak run`): the report goes to stderr.
+    pub report_to_stderr: bool,
+    /// The target was started by mapleak and is traced until it exits.
+    pub launched: bool,
 }
 
 /// Probes that are off by default because they can fire on a hot path.
@@ -142,14 +148,24 @@ struct Attached {
     started: Instant,
 }
 
-pub async fn run(opts: TraceOptions) -> Result<Outcome, TraceError> {
+/// Traces `opts.pid` until it exits, the clock runs out or a signal says stop. `launched` is the
+/// command `mapleak run` started, held at its first instruction until the probes are in; the
+/// signals sent to mapleak then go on to it instead of ending the trace.
+pub async fn run(
+    opts: TraceOptions,
+    mut launched: Option<&mut Launched>,
+    stops: &mut Stops,
+) -> Result<Outcome, TraceError> {
     let (mut attached, streams) = start(&opts)?;
-    // A signal held since mapleak started is delivered now, and ends the trace with its report.
-    let stop = match Stops::install() {
-        Ok(mut stops) => pump(&opts, &mut attached, streams, &mut stops).await,
+    let resumed = match launched.as_deref_mut().map(Launched::resume) {
+        Some(Err(e)) => Err(e),
+        _ => Ok(()),
+    };
+    let stop = match resumed {
+        Ok(()) => pump(&opts, &mut attached, streams, stops, launched.as_deref()).await,
         Err(e) => {
             attached.notes.push(format!(
-                "the trace stopped at once: cannot take SIGINT and SIGTERM ({e})"
+                "the command could not be let go after attaching: {e}"
             ));
             Stopped {
                 reason: StopReason::Error,
@@ -180,6 +196,7 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
     let mut output = opts.output.as_deref().map(ReportFile::create).transpose()?;
     let sink: Box<dyn io::Write + Send> = match &mut output {
         Some(file) => Box::new(io::BufWriter::new(file.writer()?)),
+        None if opts.report_to_stderr => Box::new(io::stderr()),
         None => Box::new(io::stdout()),
     };
     let reporter = Reporter::new(opts.format, sink);
@@ -247,7 +264,8 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
     });
     let gc = GcTracker::new(StwRules::new(&inspection.version));
     let rules = GoRules::new(&inspection.version, &inspection.build);
-    let agg = Aggregator::new(rules).with_gc(gc);
+    let mut agg = Aggregator::new(rules).with_gc(gc);
+    agg.set_address_space_source(Box::new(move || target::address_bound(pid)));
     let gc_controller = |offset: Option<u64>| {
         inspection
             .gc_controller_address
@@ -322,10 +340,11 @@ async fn pump(
     t: &mut Attached,
     streams: Streams,
     stops: &mut Stops,
+    launched: Option<&Launched>,
 ) -> Stopped {
     let mut ring = None;
     let result = match (register(streams.ring), register(streams.exited)) {
-        (Ok(r), Ok(exited)) => event_loop(opts, t, ring.insert(r), &exited, stops).await,
+        (Ok(r), Ok(exited)) => event_loop(opts, t, ring.insert(r), &exited, stops, launched).await,
         (Err(e), _) | (_, Err(e)) => Err(e.into()),
     };
     let stop = result.unwrap_or_else(|e| {
@@ -370,6 +389,7 @@ async fn event_loop(
     ring: &mut AsyncFd<RingBuf<MapData>>,
     exited: &AsyncFd<OwnedFd>,
     stops: &mut Stops,
+    launched: Option<&Launched>,
 ) -> Result<StopReason, TraceError> {
     let started = t.started;
     let mut ticker = tokio::time::interval_at(started + opts.interval, opts.interval);
@@ -428,8 +448,10 @@ async fn event_loop(
                     return Ok(output_failed(&mut t.notes, &e));
                 }
             }
-            _ = stops.interrupt.recv() => return Ok(StopReason::Interrupted),
-            _ = stops.terminate.recv() => return Ok(StopReason::Interrupted),
+            arrival = stops.next() => match (arrival?, launched) {
+                (arrival, Some(command)) => command.pass_on(arrival),
+                (_, None) => return Ok(StopReason::Interrupted),
+            },
             _ = sleep_until(deadline) => return Ok(StopReason::Duration),
             _ = exited.readable() => return Ok(StopReason::TargetExited),
         }
@@ -637,11 +659,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn register<T: std::os::fd::AsRawFd>(inner: T) -> io::Result<AsyncFd<T>> {
-    // SAFETY: `inner` owns or borrows an fd that stays open for as long as the AsyncFd holds it.
-    unsafe { AsyncFd::register_with_interest(inner, Interest::READABLE) }.map_err(|e| e.into())
-}
-
 fn announce(
     inspection: &Inspection,
     loaded: &loader::Loaded,
@@ -650,8 +667,13 @@ fn announce(
     opts: &TraceOptions,
 ) {
     let probes = loaded.attached_names();
+    let until = if opts.launched {
+        "from its first instruction until it exits"
+    } else {
+        "Ctrl-C to stop"
+    };
     super::say(&format!(
-        "tracing pid {pid} ({}, {} maps): {} probe(s) attached ({}); Ctrl-C to stop",
+        "tracing pid {pid} ({}, {} maps): {} probe(s) attached ({}); {until}",
         inspection.go_version,
         inspection.map_impl.as_str(),
         probes.len(),

@@ -169,6 +169,42 @@ pub fn address_space(pid: u32) -> Option<u64> {
     kib.checked_mul(1024)
 }
 
+/// The most any growth of `pid` can have allocated up to now, with when it was read (kernel
+/// monotonic clock, read first): its address space, or once the process is gone (a zombie has
+/// none) the machine's memory and swap, which its last allocations had to fit in.
+pub fn address_bound(pid: u32) -> Option<(u64, u64)> {
+    let now = monotonic_ns();
+    let bytes = address_space(pid).or_else(|| (!is_alive(pid)).then(machine_memory).flatten())?;
+    Some((bytes, now))
+}
+
+/// `CLOCK_MONOTONIC`, the clock of the kernel's event timestamps (bpf_ktime_get_ns).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// `MemTotal` + `SwapTotal` in bytes.
+fn machine_memory() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = |name: &str| -> Option<u64> {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    };
+    (kib("MemTotal:")? + kib("SwapTotal:").unwrap_or(0)).checked_mul(1024)
+}
+
 /// `None` once the process is gone.
 pub fn rollup(pid: u32) -> Option<Rollup> {
     parse_rollup(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?)

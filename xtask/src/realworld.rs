@@ -75,6 +75,8 @@ struct Row {
     map_impl: String,
     stripped: Option<bool>,
     cgo: Option<bool>,
+    /// xtask's own reading of the process's memory while it was traced.
+    memory: Option<trace::ProcMemory>,
     judgement: Judgement,
 }
 
@@ -170,6 +172,7 @@ fn run_one(program: &Program, mapleak: &Path, inputs: &drive::Inputs, work: &Pat
         map_impl: "?".to_owned(),
         stripped: None,
         cgo: None,
+        memory: None,
         judgement: judge::not_traced(String::new()),
     };
     let exe = match program.source.exe() {
@@ -206,9 +209,9 @@ fn run_one(program: &Program, mapleak: &Path, inputs: &drive::Inputs, work: &Pat
     } else {
         drive::SERVER_TRACE
     };
-    let peak = trace::VmPeak::watch(target.pid);
+    let sampler = trace::Sampler::watch(target.pid);
     let traced = trace::trace(mapleak, target.pid, duration, &work.join("trace.jsonl"));
-    let vm_peak = peak.stop();
+    row.memory = sampler.stop();
     let workload = target.stop();
     let traced = match traced {
         Ok(traced) => traced,
@@ -229,7 +232,7 @@ fn run_one(program: &Program, mapleak: &Path, inputs: &drive::Inputs, work: &Pat
     };
     let cx = Context {
         own_prefix: info.own_prefix(),
-        vm_peak,
+        vm_peak: row.memory.map(|m| m.vm_peak),
         exit: traced.exit,
         stderr: stderr_tail,
         workload,
@@ -265,6 +268,16 @@ fn print_details(row: &Row) {
         yes_no(row.cgo),
         j.findings.len()
     );
+    if let Some(m) = row.memory {
+        let b = |n: u64| judge::human_bytes(n as f64);
+        println!(
+            "  process (from /proc, for comparison): VmPeak {}, VmHWM {}, last RssAnon {} + RssFile {}",
+            b(m.vm_peak),
+            b(m.vm_hwm),
+            b(m.rss_anon),
+            b(m.rss_file)
+        );
+    }
     for f in &j.findings {
         let site = if f.site.is_empty() {
             "the whole process"
@@ -348,6 +361,10 @@ fn results_json(rows: &[Row]) -> serde_json::Value {
                 "map_impl": r.map_impl,
                 "stripped": r.stripped,
                 "cgo": r.cgo,
+                "process_memory": r.memory.map(|m| json!({
+                    "vm_peak": m.vm_peak, "vm_hwm": m.vm_hwm,
+                    "rss_anon": m.rss_anon, "rss_file": m.rss_file,
+                })),
                 "passed": r.judgement.passed(),
                 "checks": r.judgement.checks.iter().map(|c| json!({
                     "name": c.name, "passed": c.passed, "detail": c.detail,
@@ -392,6 +409,7 @@ mod tests {
             map_impl: "classic".to_owned(),
             stripped: Some(true),
             cgo: None,
+            memory: None,
             judgement: judge::not_traced("it did not start".to_owned()),
         };
         let text = table(&[row]);

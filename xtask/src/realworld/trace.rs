@@ -88,48 +88,74 @@ pub fn trace(mapleak: &Path, pid: u32, duration: Duration, report: &Path) -> Res
     })
 }
 
-/// Samples the process's `VmPeak` every 50 ms until stopped or the process is gone.
-pub struct VmPeak {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<Option<u64>>,
+/// The process's memory as the kernel counts it, xtask's own reading beside mapleak's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcMemory {
+    /// The largest `VmPeak` (virtual) and `VmHWM` (resident) seen.
+    pub vm_peak: u64,
+    pub vm_hwm: u64,
+    /// The last `RssAnon` and `RssFile` seen: what of the resident set is the heap and stacks,
+    /// and what is the executable and mapped files.
+    pub rss_anon: u64,
+    pub rss_file: u64,
 }
 
-impl VmPeak {
-    pub fn watch(pid: u32) -> VmPeak {
+/// Samples `/proc/PID/status` every 50 ms until stopped or the process is gone.
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Option<ProcMemory>>,
+}
+
+impl Sampler {
+    pub fn watch(pid: u32) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = thread::spawn(move || {
-            let mut peak = None;
+            let mut seen: Option<ProcMemory> = None;
             while !flag.load(Ordering::Relaxed) {
                 let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
                     break;
                 };
-                if let Some(kib) = vm_peak_kib(&status) {
-                    peak = peak.max(Some(kib * 1024));
+                if let Some(now) = proc_memory(&status) {
+                    let before = seen.unwrap_or_default();
+                    seen = Some(ProcMemory {
+                        vm_peak: before.vm_peak.max(now.vm_peak),
+                        vm_hwm: before.vm_hwm.max(now.vm_hwm),
+                        ..now
+                    });
                 }
                 thread::sleep(Duration::from_millis(50));
             }
-            peak
+            seen
         });
-        VmPeak { stop, thread }
+        Sampler { stop, thread }
     }
 
-    /// The largest `VmPeak` seen, in bytes.
-    pub fn stop(self) -> Option<u64> {
+    pub fn stop(self) -> Option<ProcMemory> {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().ok().flatten()
     }
 }
 
-/// `VmPeak:   123456 kB` of `/proc/PID/status`.
-fn vm_peak_kib(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmPeak:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+/// The figures of `/proc/PID/status` (`VmPeak:   123456 kB`), in bytes; `None` for a
+/// process without memory (a kernel thread, a zombie).
+fn proc_memory(status: &str) -> Option<ProcMemory> {
+    let field = |name: &str| -> Option<u64> {
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    };
+    Some(ProcMemory {
+        vm_peak: field("VmPeak")?,
+        vm_hwm: field("VmHWM").unwrap_or(0),
+        rss_anon: field("RssAnon").unwrap_or(0),
+        rss_file: field("RssFile").unwrap_or(0),
+    })
 }
 
 #[cfg(test)]
@@ -137,13 +163,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_vm_peak() {
+    fn reads_the_memory_of_a_process() {
         assert_eq!(
-            vm_peak_kib("Name:\tx\nVmPeak:\t  123456 kB\nVmSize:\t1 kB\n"),
-            Some(123_456)
+            proc_memory(
+                "Name:\tx\nVmPeak:\t  123456 kB\nVmHWM:\t 10 kB\nRssAnon:\t 4 kB\nRssFile:\t 6 kB\n"
+            ),
+            Some(ProcMemory {
+                vm_peak: 123_456 * 1024,
+                vm_hwm: 10 * 1024,
+                rss_anon: 4 * 1024,
+                rss_file: 6 * 1024,
+            })
         );
-        assert_eq!(vm_peak_kib("Name:\tkthreadd\n"), None);
+        assert_eq!(proc_memory("Name:\tkthreadd\n"), None);
         let mine = fs::read_to_string("/proc/self/status").unwrap();
-        assert!(vm_peak_kib(&mine).unwrap() > 0);
+        assert!(proc_memory(&mine).unwrap().vm_peak > 0);
     }
 }

@@ -232,7 +232,8 @@ fn run_one(program: &Program, mapleak: &Path, inputs: &drive::Inputs, work: &Pat
     };
     let cx = Context {
         own_prefix: info.own_prefix(),
-        vm_peak: row.memory.map(|m| m.vm_peak),
+        committed: row.memory.map(|m| m.committed),
+        resident: row.memory.map(|m| m.vm_hwm),
         exit: traced.exit,
         stderr: stderr_tail,
         workload,
@@ -271,7 +272,8 @@ fn print_details(row: &Row) {
     if let Some(m) = row.memory {
         let b = |n: u64| judge::human_bytes(n as f64);
         println!(
-            "  process (from /proc, for comparison): VmPeak {}, VmHWM {}, last RssAnon {} + RssFile {}",
+            "  process (from /proc, for comparison): committed {}, VmPeak {}, VmHWM {}, last RssAnon {} + RssFile {}",
+            b(m.committed),
             b(m.vm_peak),
             b(m.vm_hwm),
             b(m.rss_anon),
@@ -362,7 +364,7 @@ fn results_json(rows: &[Row]) -> serde_json::Value {
                 "stripped": r.stripped,
                 "cgo": r.cgo,
                 "process_memory": r.memory.map(|m| json!({
-                    "vm_peak": m.vm_peak, "vm_hwm": m.vm_hwm,
+                    "committed": m.committed, "vm_peak": m.vm_peak, "vm_hwm": m.vm_hwm,
                     "rss_anon": m.rss_anon, "rss_file": m.rss_file,
                 })),
                 "passed": r.judgement.passed(),

@@ -19,9 +19,11 @@ const CEILING_BYTES: f64 = (1u64 << 40) as f64;
 pub struct Context {
     /// The package path of the program's own code (its main module), from its build info.
     pub own_prefix: Option<String>,
-    /// The largest virtual size the process reached (`VmPeak`), sampled while it was traced:
-    /// nothing a process holds at once can exceed it.
-    pub vm_peak: Option<u64>,
+    /// The most memory the process had committed (its private writable mappings), sampled
+    /// while it was traced: nothing on its heap can exceed it.
+    pub committed: Option<u64>,
+    /// The most it had resident (`VmHWM`): no reading of its RSS can exceed it.
+    pub resident: Option<u64>,
     /// mapleak's exit code (`None`: killed by a signal) and the tail of its stderr.
     pub exit: Option<i32>,
     pub stderr: String,
@@ -229,6 +231,8 @@ struct Bounds {
     /// Bytes (and slots, entries: each takes at least a byte) the process can hold at once.
     held: f64,
     held_from: &'static str,
+    /// Resident bytes the process reached.
+    resident: f64,
     /// Map-growth bytes the trace can stand for: what it saw, scaled up by the share of the
     /// time the growth probes were attached (a sampled estimate can be no larger).
     allocated: f64,
@@ -238,16 +242,9 @@ struct Bounds {
 
 impl Bounds {
     fn of(s: &Value, cx: &Context) -> Bounds {
-        let committed = s["memory"]["committed_bytes"].as_f64().unwrap_or(0.0);
-        let rss = s["memory"]["rss_bytes"].as_f64().unwrap_or(0.0);
-        let (held, held_from) = match cx.vm_peak {
-            // mapleak's own figures are not the bound being tested, but the virtual size can
-            // have been sampled after a peak it missed: take the larger.
-            Some(peak) => (
-                (peak as f64).max(committed).max(rss),
-                "VmPeak of the process",
-            ),
-            None => (CEILING_BYTES, "1 TiB: VmPeak was not read"),
+        let (held, held_from) = match cx.committed {
+            Some(committed) if committed > 0 => (committed as f64, "committed by the process"),
+            _ => (CEILING_BYTES, "1 TiB: the process's memory was not read"),
         };
         let grown = s["maps"]["grow_bytes"].as_f64().unwrap_or(0.0);
         let share = s["sampling"]["groups"]
@@ -262,6 +259,10 @@ impl Bounds {
         Bounds {
             held,
             held_from,
+            resident: cx
+                .resident
+                .filter(|r| *r > 0)
+                .map_or(CEILING_BYTES, |r| r as f64),
             allocated: grown / share,
             seconds: s["duration_ns"].as_f64().unwrap_or(0.0) / 1e9,
             swiss: s["map_impl"] == "swiss",
@@ -270,21 +271,42 @@ impl Bounds {
 
     fn describe(&self) -> String {
         format!(
-            "held ≤ {} ({}), map growth ≤ {}",
+            "held ≤ {} ({}), resident ≤ {}, map growth ≤ {}",
             human_bytes(self.held),
             self.held_from,
+            human_bytes(self.resident),
             human_bytes(self.allocated)
         )
     }
 }
 
-/// Fields that are memory held at one moment, per finding kind; every other `…bytes…` field
-/// is allocation over the trace (or memory returned, which is bounded only by the ceiling).
-fn is_held(kind: &str, field: &str) -> bool {
+/// What bounds a `…bytes…` field of a finding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Measure {
+    /// Memory held at one moment on the heap: at most what the process committed.
+    Held,
+    /// Resident memory (file-backed pages included): at most the process's peak RSS.
+    Resident,
+    /// Memory returned over the trace: only the ceiling bounds it.
+    Released,
+    /// Allocation over the trace: at most the map growth the trace can stand for.
+    Allocated,
+}
+
+fn measure(kind: &str, field: &str) -> Measure {
+    if field.starts_with("released") {
+        return Measure::Released;
+    }
+    if field.starts_with("rss") || field.contains("excess") || field.contains("lazy") {
+        return Measure::Resident;
+    }
     match kind {
-        "retained_capacity" => matches!(field, "bytes" | "total_bytes" | "bytes_reclaimable"),
-        "unreleased_memory" => !field.starts_with("released"),
-        _ => field.starts_with("held") || field.starts_with("rss") || field.contains("live"),
+        "retained_capacity" if matches!(field, "bytes" | "total_bytes" | "bytes_reclaimable") => {
+            Measure::Held
+        }
+        "unreleased_memory" => Measure::Held,
+        _ if field.starts_with("held") || field.contains("live") => Measure::Held,
+        _ => Measure::Allocated,
     }
 }
 
@@ -351,24 +373,23 @@ fn numbers(kind: &str, ev: &Value, b: &Bounds) -> Vec<String> {
                         human_bytes(b.allocated)
                     ));
                 }
-            } else if is_held(kind, name) {
-                if v > b.held {
+            } else {
+                let (bound, what) = match measure(kind, name) {
+                    Measure::Held => (b.held, "what the process can hold"),
+                    Measure::Resident => (b.resident, "the most the process had resident"),
+                    Measure::Released => (CEILING_BYTES, "1 TiB"),
+                    Measure::Allocated => (
+                        b.allocated * 1.01 + 1.0,
+                        "all map growth the trace can stand for",
+                    ),
+                };
+                if v > bound {
                     out.push(format!(
-                        "{name} {} exceeds what the process can hold ({})",
+                        "{name} {} exceeds {what} ({})",
                         human_bytes(v),
-                        human_bytes(b.held)
+                        human_bytes(bound)
                     ));
                 }
-            } else if name.starts_with("released") {
-                if v > CEILING_BYTES {
-                    out.push(format!("{name} {} is beyond 1 TiB", human_bytes(v)));
-                }
-            } else if v > b.allocated * 1.01 + 1.0 {
-                out.push(format!(
-                    "{name} {} exceeds all map growth the trace can stand for ({})",
-                    human_bytes(v),
-                    human_bytes(b.allocated)
-                ));
             }
         } else if (name.contains("entries") || name.contains("capacity") || name == "hint")
             && v > b.held

@@ -98,6 +98,10 @@ pub struct ProcMemory {
     /// and what is the executable and mapped files.
     pub rss_anon: u64,
     pub rss_file: u64,
+    /// The largest total of private writable mappings seen: memory the process has committed
+    /// (a Go heap arena is mapped read-write when the heap grows into it, and never unmapped),
+    /// so nothing on its heap can be larger. Address space merely reserved (`---p`) is not in it.
+    pub committed: u64,
 }
 
 /// Samples `/proc/PID/status` every 50 ms until stopped or the process is gone.
@@ -118,9 +122,12 @@ impl Sampler {
                 };
                 if let Some(now) = proc_memory(&status) {
                     let before = seen.unwrap_or_default();
+                    let committed = fs::read_to_string(format!("/proc/{pid}/maps"))
+                        .map_or(0, |maps| writable_private(&maps));
                     seen = Some(ProcMemory {
                         vm_peak: before.vm_peak.max(now.vm_peak),
                         vm_hwm: before.vm_hwm.max(now.vm_hwm),
+                        committed: before.committed.max(committed),
                         ..now
                     });
                 }
@@ -135,6 +142,23 @@ impl Sampler {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().ok().flatten()
     }
+}
+
+/// Bytes of the private writable mappings (`rw-p`, `rwxp`) of a `/proc/PID/maps` text.
+fn writable_private(maps: &str) -> u64 {
+    maps.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (range, perms) = (fields.next()?, fields.next()?);
+            if !(perms.starts_with("rw") && perms.ends_with('p')) {
+                return None;
+            }
+            let (start, end) = range.split_once('-')?;
+            let start = u64::from_str_radix(start, 16).ok()?;
+            let end = u64::from_str_radix(end, 16).ok()?;
+            end.checked_sub(start)
+        })
+        .sum()
 }
 
 /// The figures of `/proc/PID/status` (`VmPeak:   123456 kB`), in bytes; `None` for a
@@ -155,6 +179,7 @@ fn proc_memory(status: &str) -> Option<ProcMemory> {
         vm_hwm: field("VmHWM").unwrap_or(0),
         rss_anon: field("RssAnon").unwrap_or(0),
         rss_file: field("RssFile").unwrap_or(0),
+        committed: 0,
     })
 }
 
@@ -173,10 +198,23 @@ mod tests {
                 vm_hwm: 10 * 1024,
                 rss_anon: 4 * 1024,
                 rss_file: 6 * 1024,
+                committed: 0,
             })
         );
         assert_eq!(proc_memory("Name:\tkthreadd\n"), None);
         let mine = fs::read_to_string("/proc/self/status").unwrap();
         assert!(proc_memory(&mine).unwrap().vm_peak > 0);
+    }
+
+    #[test]
+    fn counts_private_writable_mappings_only() {
+        let maps = "00400000-00401000 r-xp 00000000 fe:01 1 /bin/x\n\
+                    00600000-00602000 rw-p 00000000 fe:01 1 /bin/x\n\
+                    c000000000-c004000000 rw-p 00000000 00:00 0\n\
+                    c004000000-c008000000 ---p 00000000 00:00 0\n\
+                    7f0000000000-7f0000001000 rw-s 00000000 00:05 7 /dev/shm/x\n";
+        assert_eq!(writable_private(maps), 0x2000 + 0x4000000);
+        let mine = fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(writable_private(&mine) > 0);
     }
 }

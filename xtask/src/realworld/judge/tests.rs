@@ -34,7 +34,8 @@ fn summary(findings: Value) -> Value {
 fn cx() -> Context {
     Context {
         own_prefix: Some("github.com/me/app".to_owned()),
-        vm_peak: Some(1 << 30),
+        committed: Some(1 << 30),
+        resident: Some(200 * MIB),
         exit: Some(0),
         stderr: String::new(),
         workload: Ok("100 requests".to_owned()),
@@ -177,6 +178,33 @@ fn savings_beyond_the_growth_seen_are_impossible() {
         [
             "bytes_saved 900000 exceeds bytes 830544",
             "it rests on 0 maps"
+        ]
+    );
+}
+
+/// RSS counts file-backed pages (an executable, a database's mmap), the heap does not: each is
+/// bounded by its own measure.
+#[test]
+fn resident_figures_are_bounded_by_the_peak_rss() {
+    let unreleased = |rss: u64, live: u64| {
+        json!([{"kind": "unreleased_memory", "function": "", "file": "", "line": 0,
+                "evidence": {"rss_bytes": rss, "heap_live_bytes": live,
+                             "excess_bytes": rss - live, "lazy_free_bytes": 0,
+                             "released_dontneed_bytes": 0, "released_free_bytes": 0},
+                "suggestion": "", "estimated": false}])
+    };
+    let cx = Context {
+        committed: Some(100 * MIB),
+        ..cx()
+    };
+    // 150 MiB resident in a process that committed 100 MiB: its mmap'd files.
+    assert!(judge(Some(&summary(unreleased(150 * MIB, 20 * MIB))), &cx).passed());
+    let j = judge(Some(&summary(unreleased(250 * MIB, 120 * MIB))), &cx);
+    assert_eq!(
+        j.findings[0].problems,
+        [
+            "heap_live_bytes 120.0 MiB exceeds what the process can hold (100.0 MiB)",
+            "rss_bytes 250.0 MiB exceeds the most the process had resident (200.0 MiB)",
         ]
     );
 }

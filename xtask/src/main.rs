@@ -1,10 +1,11 @@
-//! `cargo xtask`: set-up, tests, demo and benchmarks for mapleak.
+//! `cargo xtask`: set-up, tests, demo, benchmarks and the real-world corpus for mapleak.
 //!
 //! Dependency-light on purpose: every step is a plain `std::process::Command`.
 
 mod bench;
 mod demo;
 mod go;
+mod realworld;
 mod setup;
 mod test;
 
@@ -86,6 +87,9 @@ enum Cmd {
     /// Measure the tracer's overhead on a map-insert-heavy Go program and the aggregator's
     /// throughput, and print a table for the README (needs root).
     Bench(bench::Args),
+    /// Trace real Go programs from the package registries under real workloads and judge
+    /// mapleak's findings on them (needs root).
+    Realworld(realworld::Args),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
         Cmd::Test(args) => test::run(&args).map(|()| ExitCode::SUCCESS),
         Cmd::Demo => demo::run(),
         Cmd::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
+        Cmd::Realworld(args) => realworld::run(&args),
     };
     result.unwrap_or_else(|err| {
         eprintln!("xtask: error: {err:#}");

@@ -133,6 +133,20 @@ fn check_unsized(spec: &GoBuild, stripped: bool) {
     assert!(maps.iter().all(|(_, len)| *len == 50_000));
     assert_eq!(u(&e["hint"]), 50_000, "{e}");
     assert_eq!(u(&e["maps_covered"]), 20, "{e}");
+    // The type as Go names it, from the binary's type descriptors (stripped: through its
+    // module data), in the advice and beside each map.
+    let advice = f["suggestion"].as_str().unwrap();
+    assert!(
+        advice.starts_with("pre-size it: make(map[int]int, 50000) where the map is made."),
+        "{advice}"
+    );
+    for (addr, _) in &maps {
+        let row = run.report.map(addr).unwrap();
+        assert_eq!(row["type_name"], "map[int]int", "{row}");
+        assert_eq!(row["grown_at"]["function"], "main.unsized", "{row}");
+        assert!(row["grown_at"]["file"].as_str().unwrap().ends_with(FIXTURE), "{row}");
+        assert_eq!(row["grown_at"]["line"], site_line("unsized"), "{row}");
+    }
     if spec.go == classic().go {
         // What the runtime allocated for make(map[int]int, 50000), less the 48-byte hmap and
         // the 24-byte mapextra that points at the preallocated overflow buckets.

@@ -65,6 +65,9 @@ pub struct MapRecord {
     /// Entries at its last growth, and the size it reached (see [`MapState::reached`]).
     pub entries: u64,
     pub reached: u64,
+    /// `reached` is only a lower bound: the map was not read live (it had gone, or its last
+    /// read came before its last growth), so its size is the one it had when it last grew.
+    pub lower_bound: bool,
     pub grow_events: u64,
     pub bytes: u64,
     /// Of those, classic same-size growths (a rehash in place, which no size hint prevents).
@@ -77,6 +80,7 @@ impl MapRecord {
         Self {
             entries: m.entries,
             reached: m.reached(),
+            lower_bound: m.live.is_none_or(|l| l.entries <= m.entries),
             grow_events: m.grow_events,
             bytes: m.bytes,
             same_size_grows: m.same_size_grows,

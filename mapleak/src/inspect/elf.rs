@@ -120,6 +120,22 @@ impl<'data> GoElf<'data> {
             .map(|s| s.address())
     }
 
+    /// The file's bytes from link-time `address` to the end of the section holding it.
+    pub fn data_at(&self, address: u64) -> Option<&'data [u8]> {
+        self.file.sections().find_map(|s| {
+            // Unallocated sections (symbols, DWARF) claim address 0 and would match by accident.
+            if s.address() == 0 {
+                return None;
+            }
+            let off = address.checked_sub(s.address())?;
+            if off >= s.size() {
+                return None;
+            }
+            // NOBITS sections have no bytes in the file; `get` refuses them.
+            s.data().ok()?.get(usize::try_from(off).ok()?..)
+        })
+    }
+
     /// Link-time address of the lowest loadable segment (0 for PIE).
     pub fn first_load_vaddr(&self) -> u64 {
         self.file.segments().map(|s| s.address()).min().unwrap_or(0)

@@ -14,6 +14,7 @@ pub mod symbolize;
 pub mod symbols;
 #[cfg(test)]
 pub(crate) mod testgo;
+pub mod types;
 pub mod version;
 
 pub use buildinfo::BuildInfo;

@@ -4,13 +4,11 @@
 
 use std::collections::HashMap;
 
-use object::{Object, ObjectSection};
-
 use super::pclntab::{Frame, Pclntab};
 use super::{GoElf, InspectError, symbols};
 
 /// Sections that can hold `runtime.firstmoduledata`: its own from Go 1.26, `.noptrdata` before.
-const MODULEDATA_SECTIONS: [&str; 2] = [".go.module", ".noptrdata"];
+pub(crate) const MODULEDATA_SECTIONS: [&str; 2] = [".go.module", ".noptrdata"];
 
 /// Symbolizes PCs of one binary, remembering each answer: stacks repeat, and a deep inline
 /// chain costs several pc-value table walks.
@@ -48,7 +46,7 @@ impl<'a> Symbolizer<'a> {
             .iter()
             .filter_map(|name| elf.section(name))
             .find_map(|module| table.moduledata_gofunc(module, minor))
-            .and_then(|address| bytes_at(elf, address));
+            .and_then(|address| elf.data_at(address));
         Ok(Self::new(match gofunc {
             Some(bytes) => table.with_gofunc(bytes),
             None => table,
@@ -105,22 +103,6 @@ impl<'a> Symbolizer<'a> {
         }
         out
     }
-}
-
-/// The file bytes from link-time `address` to the end of the section that contains it.
-fn bytes_at<'a>(elf: &GoElf<'a>, address: u64) -> Option<&'a [u8]> {
-    elf.object().sections().find_map(|s| {
-        // Unallocated sections (symbols, DWARF) claim address 0 and would match by accident.
-        if s.address() == 0 {
-            return None;
-        }
-        let off = address.checked_sub(s.address())?;
-        if off >= s.size() {
-            return None;
-        }
-        // NOBITS sections have no bytes in the file; `get` refuses them.
-        s.data().ok()?.get(usize::try_from(off).ok()?..)
-    })
 }
 
 #[cfg(test)]

@@ -93,6 +93,17 @@ func main() {
 /// Builds the map program with `version` (cached by name under `target/`), or `None` with a
 /// note when that Go is not installed. `tag` names the variant that `flags` and `env` make.
 pub fn fixture(version: &str, tag: &str, flags: &[&str], env: &[(&str, &str)]) -> Option<PathBuf> {
+    program(MAP_PROGRAM, version, tag, flags, env)
+}
+
+/// Like [`fixture`], for another `main.go` (whose `tag` must be its own).
+pub fn program(
+    source: &str,
+    version: &str,
+    tag: &str,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> Option<PathBuf> {
     let go = go_bin(version);
     if !go.exists() {
         eprintln!("skipping Go {version}: {} is not installed", go.display());
@@ -113,7 +124,7 @@ pub fn fixture(version: &str, tag: &str, flags: &[&str], env: &[(&str, &str)]) -
     );
     let src = dir.join(format!("src-{version}{tag}-{unique}"));
     std::fs::create_dir_all(&src).expect("create fixture source directory");
-    std::fs::write(src.join("main.go"), MAP_PROGRAM).expect("write main.go");
+    std::fs::write(src.join("main.go"), source).expect("write main.go");
     std::fs::write(src.join("go.mod"), "module fixture\n\ngo 1.19\n").expect("write go.mod");
     let tmp = dir.join(format!("{version}{tag}.{unique}.tmp"));
     let status = go_cmd(&go)

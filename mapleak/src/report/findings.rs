@@ -44,6 +44,18 @@ pub struct Finding {
     pub suggestion: String,
     /// Some of the evidence comes from a probe that was attached only part of the time.
     pub estimated: bool,
+    /// Findings of the same kind at the same line, through other code (another map the line
+    /// makes in a library, another caller): folded into this one, their savings included.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<Folded>,
+}
+
+/// A finding folded into another at the same line.
+#[derive(Clone, Debug, Serialize)]
+pub struct Folded {
+    /// Where its maps grew (`function file:line`).
+    pub at: String,
+    pub saving_bytes: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]

@@ -21,6 +21,18 @@ pub enum Owner {
 }
 
 impl Ownership {
+    /// From the build information: its `mod` line, or for a program built outside module mode
+    /// (Debian builds in a GOPATH, with no `mod` line) the module its main package's path
+    /// implies.
+    pub fn for_build(build: &crate::inspect::BuildInfo) -> Self {
+        Self {
+            main_module: build
+                .main_module
+                .clone()
+                .or_else(|| build.path.as_deref().and_then(module_of_main)),
+        }
+    }
+
     pub fn owner(&self, function: &str, file: &str) -> Owner {
         if is_runtime(function, file) {
             return Owner::Runtime;
@@ -38,6 +50,29 @@ impl Ownership {
             };
         if own { Owner::Own } else { Owner::Other }
     }
+}
+
+/// The module a main package's path most likely belongs to: the path up to a `/cmd/` element
+/// (`github.com/restic/restic/cmd/restic`), cut on the code hosts whose module paths are
+/// `host/owner/repo` (plus a `/vN` major version) to that. A path that is no import path
+/// (`command-line-arguments`, a `go run` of files) gives none.
+fn module_of_main(path: &str) -> Option<String> {
+    if !path.split('/').next()?.contains('.') {
+        return None;
+    }
+    let path = match path.find("/cmd/") {
+        Some(i) => &path[..i],
+        None => path.strip_suffix("/cmd").unwrap_or(path),
+    };
+    const HOSTS: [&str; 4] = ["github.com", "gitlab.com", "bitbucket.org", "codeberg.org"];
+    let parts: Vec<&str> = path.split('/').collect();
+    if HOSTS.contains(&parts[0]) && parts.len() > 3 {
+        let major = parts[3]
+            .strip_prefix('v')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        return Some(parts[..if major { 4 } else { 3 }].join("/"));
+    }
+    Some(path.to_owned())
 }
 
 /// The runtime, including the functions it defines for other packages under their names
@@ -106,6 +141,58 @@ mod tests {
         assert_eq!(
             o.owner("reflect.mapassign", "/usr/lib/go-1.19/src/runtime/map.go"),
             Owner::Runtime
+        );
+    }
+
+    #[test]
+    fn without_a_mod_line_the_main_packages_path_names_the_module() {
+        for (path, module) in [
+            (
+                "github.com/prometheus/node_exporter",
+                Some("github.com/prometheus/node_exporter"),
+            ),
+            (
+                "github.com/caddyserver/caddy/v2/cmd/caddy",
+                Some("github.com/caddyserver/caddy/v2"),
+            ),
+            (
+                "github.com/restic/restic/cmd/restic",
+                Some("github.com/restic/restic"),
+            ),
+            ("github.com/rclone/rclone", Some("github.com/rclone/rclone")),
+            (
+                "github.com/gohugoio/hugo/internal/x",
+                Some("github.com/gohugoio/hugo"),
+            ),
+            ("go.etcd.io/etcd", Some("go.etcd.io/etcd")),
+            (
+                "go.etcd.io/etcd/server/v3/cmd",
+                Some("go.etcd.io/etcd/server/v3"),
+            ),
+            ("command-line-arguments", None),
+            ("demo", None),
+        ] {
+            assert_eq!(module_of_main(path).as_deref(), module, "{path}");
+        }
+        let build = crate::inspect::BuildInfo {
+            path: Some("github.com/prometheus/node_exporter".into()),
+            ..Default::default()
+        };
+        let o = Ownership::for_build(&build);
+        assert_eq!(
+            o.owner(
+                "github.com/prometheus/client_golang/prometheus.checkMetricConsistency",
+                "x.go"
+            ),
+            Owner::Other
+        );
+        assert_eq!(o.owner("main.(*handler).ServeHTTP", "x.go"), Owner::Own);
+        assert_eq!(
+            o.owner(
+                "github.com/prometheus/node_exporter/collector.parseNetStats",
+                "x.go"
+            ),
+            Owner::Own
         );
     }
 

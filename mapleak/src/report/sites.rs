@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::aggregate::{Aggregator, MapState, SiteStats};
 
 /// A line of Go source.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct SourceSite {
     pub function: String,
     pub file: String,
@@ -41,9 +41,9 @@ pub struct ResolvedStack {
     pub frames: Vec<StackFrame>,
 }
 
-/// Every stack the trace captured, symbolized once.
+/// Every stack the trace captured, symbolized once, and the names of the map types.
 #[derive(Default)]
-pub struct Resolutions(FxHashMap<Site, ResolvedStack>);
+pub struct Resolutions(FxHashMap<Site, ResolvedStack>, FxHashMap<u64, String>);
 
 impl Resolutions {
     /// Resolves the stacks of every growth site, creation site and tracked map.
@@ -57,7 +57,33 @@ impl Resolutions {
         for key in keys {
             map.entry(key).or_insert_with(|| resolve(&key));
         }
-        Self(map)
+        Self(map, FxHashMap::default())
+    }
+
+    /// Names the type of every tracked map: `name` takes the type descriptor's address as the
+    /// target saw it.
+    pub fn name_types(mut self, agg: &Aggregator, name: impl Fn(u64) -> Option<String>) -> Self {
+        for m in agg.top_maps(usize::MAX) {
+            let t = m.id.map_type;
+            if !self.1.contains_key(&t)
+                && let Some(n) = name(t)
+            {
+                self.1.insert(t, n);
+            }
+        }
+        self
+    }
+
+    /// The Go name of the map type whose descriptor is at `map_type`, e.g. `map[string]int`.
+    pub fn type_name(&self, map_type: u64) -> Option<&str> {
+        self.1.get(&map_type).map(String::as_str)
+    }
+
+    /// Where a map was grown: the line of the program's own code if there is one, else the
+    /// first frame outside the runtime.
+    pub fn grown_at(&self, key: &Site) -> Option<&SourceSite> {
+        let r = self.0.get(key)?;
+        r.own.as_ref().or(r.site.as_ref())
     }
 
     pub fn site(&self, key: &Site) -> Option<&SourceSite> {

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::sites::SourceSite;
 use crate::aggregate::{Aggregator, Detail, GrowKind, IntervalStats, MapState};
 
 /// Facts about the trace itself.
@@ -118,6 +119,18 @@ pub struct MapsSummary {
 pub struct MapRow {
     /// Address of the map header, hex.
     pub map: String,
+    /// The map's Go type, from the binary's type descriptors (absent for a type made at run
+    /// time, or a binary whose descriptors could not be found).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub type_name: Option<String>,
+    /// Where it grew: the line of the program's own code if its stack has one, else the first
+    /// frame outside the runtime.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grown_at: Option<SourceSite>,
+    #[serde(skip)]
+    pub(crate) site: mapleak_common::Site,
+    #[serde(skip)]
+    pub(crate) map_type: u64,
     /// How many maps lived at this address before this one during the trace.
     pub instance: u32,
     pub grow_events: u64,
@@ -281,6 +294,14 @@ impl Summary {
             notes: meta.notes.clone(),
         }
     }
+
+    /// Gives each listed map its type's name and the line it grew at.
+    pub fn name_maps(&mut self, res: &super::sites::Resolutions) {
+        for row in &mut self.maps.top {
+            row.type_name = res.type_name(row.map_type).map(str::to_owned);
+            row.grown_at = res.grown_at(&row.site).cloned();
+        }
+    }
 }
 
 impl MemorySummary {
@@ -309,6 +330,10 @@ impl From<&MapState> for MapRow {
         let swiss = m.b.is_none();
         Self {
             map: format!("{:#x}", m.id.addr),
+            type_name: None,
+            grown_at: None,
+            site: m.id.site,
+            map_type: m.id.map_type,
             instance: m.instance,
             grow_events: m.grow_events,
             entries: m.entries,

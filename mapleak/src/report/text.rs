@@ -7,6 +7,17 @@ use super::{
     units::{bytes, count, duration},
 };
 
+/// A type name cut to its column, marked where cut.
+fn clip(name: &str) -> String {
+    const WIDTH: usize = 24;
+    if name.chars().count() <= WIDTH {
+        return name.to_owned();
+    }
+    let mut cut: String = name.chars().take(WIDTH - 1).collect();
+    cut.push('…');
+    cut
+}
+
 /// One line per interval for the live view: growth, GC and memory side by side.
 pub fn interval(i: &Interval) -> String {
     format!(
@@ -77,19 +88,26 @@ pub fn summary(s: &Summary) -> String {
     if !m.top.is_empty() {
         let _ = writeln!(
             out,
-            "\n{:<16} {:>6} {:>12} {:>12} {:>11} {:>9}",
-            "MAP", "GROWS", "ENTRIES", "CAPACITY", "ALLOCATED", "KEY/VAL"
+            "\n{:<16} {:<24} {:>6} {:>10} {:>10} {:>10}  GROWN AT",
+            "MAP", "TYPE", "GROWS", "ENTRIES", "CAPACITY", "ALLOCATED"
         );
         for row in &m.top {
+            let ty = row
+                .type_name
+                .as_deref()
+                .map_or_else(|| format!("{}/{} B", row.key_size, row.value_size), clip);
+            let at = row.grown_at.as_ref().map_or_else(String::new, |s| {
+                format!("{} {}:{}", s.function, s.file, s.line)
+            });
             let _ = writeln!(
                 out,
-                "{:<16} {:>6} {:>12} {:>12} {:>11} {:>9}",
+                "{:<16} {:<24} {:>6} {:>10} {:>10} {:>10}  {at}",
                 row.map,
+                ty,
                 count(row.grow_events),
                 count(row.entries),
                 count(row.capacity),
                 bytes(row.bytes),
-                format!("{}/{} B", row.key_size, row.value_size),
             );
         }
     }

@@ -116,6 +116,12 @@ impl LiveReader {
         if m.b.is_some_and(|seen| b < seen) || b >= 48 {
             return None;
         }
+        // Another seed is another map, unless it is this one emptied (clear, or its last
+        // delete), which draws a new seed and keeps its buckets: then B is as it was.
+        let seed = u32::from_le_bytes(self.read::<4>(m.id.addr + u64::from(c.hmap_hash0))?);
+        if u64::from(seed) != m.seed && m.b != Some(b) {
+            return None;
+        }
         let capacity = classic::capacity(b);
         // Growth keeps count within the load factor of 2^B buckets (+1 for the insert that
         // triggers the next growth).
@@ -131,6 +137,12 @@ impl LiveReader {
         let c = &self.config;
         let used = self.read_u64(m.id.addr + u64::from(c.swiss_map_used))?;
         let dir_len = self.read_u64(m.id.addr + u64::from(c.swiss_map_dir_len))?;
+        // As for classic maps: another seed is another map, unless this one was emptied in
+        // place (its directory as it was; its tables are checked against its capacity below).
+        let reseeded = self.read_u64(m.id.addr + u64::from(c.swiss_map_seed))? != m.seed;
+        if reseeded && dir_len != m.dir_len {
+            return None;
+        }
         if dir_len == 0 {
             // A small map: one group, or none yet.
             return (used <= GROUP_SLOTS).then_some((used, GROUP_SLOTS, m.id.unit_size));
@@ -166,7 +178,7 @@ impl LiveReader {
             }
             capacity += cap;
         }
-        if used > capacity {
+        if used > capacity || (reseeded && capacity != m.capacity) {
             return None;
         }
         Some((used, capacity, capacity / GROUP_SLOTS * m.id.unit_size))

@@ -436,7 +436,11 @@ async fn event_loop(
                 drain(ring.get_mut(), &mut t.agg);
                 sample(&t.live, &t.loaded, &mut t.agg);
                 let stats = t.agg.take_interval();
-                let elapsed = started.elapsed().as_nanos() as u64;
+                // The tick this is, not the instant the loop got to it: intervals are labelled
+                // 1 s, 2 s … however late a busy machine runs the loop.
+                let period = opts.interval.as_nanos() as u64;
+                let late = started.elapsed().as_nanos() as u64 + period / 2;
+                let elapsed = late / period * period;
                 if !t.duty.governed() {
                     let result = t.duty.end_interval(Instant::now(), &mut t.loaded, &t.agg);
                     if let Some(stop) = switched(t, result) {
@@ -537,17 +541,24 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
     // Symbolized from the pinned image: the file the probes were planned for, even if the
     // target exited or replaced it since.
     let elf = inspect::GoElf::parse(&inspection.path, image.bytes()).ok();
+    let minor = inspection.version.minor;
     let mut resolver = super::stacks::StackResolver {
         stacks: agg.stacks(),
-        symbolizer: elf.and_then(|e| {
-            inspect::symbolize::Symbolizer::for_elf(&e, inspection.version.minor).ok()
-        }),
+        symbolizer: elf
+            .as_ref()
+            .and_then(|e| inspect::symbolize::Symbolizer::for_elf(e, minor).ok()),
         bias: bias.unwrap_or(0),
-        ownership: crate::report::owner::Ownership {
-            main_module: inspection.build.main_module.clone(),
-        },
+        ownership: crate::report::owner::Ownership::for_build(&inspection.build),
     };
-    let res = Resolutions::build(&agg, |s| resolver.resolve(s));
+    let types = elf
+        .as_ref()
+        .and_then(|e| inspect::types::TypeNames::for_elf(e, minor));
+    let res = Resolutions::build(&agg, |s| resolver.resolve(s)).name_types(&agg, |addr| {
+        types
+            .as_ref()?
+            .map_name(addr.checked_sub(bias.unwrap_or(0))?)
+    });
+    summary.name_maps(&res);
     summary.sites = crate::report::sites::sites(&agg, &res, opts.top);
     let group = |name: &str| summary.sampling.groups.iter().find(|g| g.group == name);
     let share = |name: &str| group(name).map(|g| g.attached_fraction);

@@ -26,36 +26,62 @@ impl<'a> Pclntab<'a> {
     /// `moduledata.gofunc` of this table's module, given the bytes of the section that holds
     /// `runtime.firstmoduledata` (`.go.module` in Go 1.26+, `.noptrdata` before) and the Go
     /// minor version, which decides the field's place.
-    ///
-    /// The module data is recognised by pointers that agree with this table's layout (names
-    /// and functab at the header's offsets from the header pointer, functab length, PC range),
-    /// so the table's own address need not be known.
     pub fn moduledata_gofunc(&self, module: &[u8], minor: u32) -> Option<u64> {
+        let words = self.moduledata(module)?;
+        let gofunc_word = gofunc_word(minor);
+        // `rodata` precedes `gofunc` in every layout and go:func.* lies after its start:
+        // a cheap check that the version picked the right word.
+        let gofunc = words(gofunc_word)?;
+        (words(gofunc_word - 1)?.wrapping_sub(1) < gofunc).then_some(gofunc)
+    }
+
+    /// `moduledata.types` and `etypes` of this table's module: the type descriptors, which
+    /// every `abi.Type.Str` name offset counts from.
+    pub fn moduledata_types(&self, module: &[u8], minor: u32) -> Option<(u64, u64)> {
+        let words = self.moduledata(module)?;
+        let (types, etypes) = types_words(minor);
+        let range = (words(types)?, words(etypes)?);
+        (range.0 != 0 && range.0 < range.1).then_some(range)
+    }
+
+    /// The words of `runtime.firstmoduledata` in `module`, recognised by pointers that agree
+    /// with this table's layout (names and functab at the header's offsets from the header
+    /// pointer, functab length, PC range), so the table's own address need not be known.
+    fn moduledata<'m>(&self, module: &'m [u8]) -> Option<impl Fn(usize) -> Option<u64> + 'm> {
         let p = self.ptr_size;
         let first = u64::from(self.entry_off(0)?);
         let last = u64::from(self.entry_off(self.nfunc)?);
-        let gofunc_word = gofunc_word(minor);
-        (0..module.len() / p).find_map(|w| {
+        let start = (0..module.len() / p).find(|&w| {
             let word = |i: usize| word_at(module, (w + i) * p, p);
-            let header = word(MD_PCHEADER)?;
-            if header == 0
-                || word(MD_FUNCNAMETAB)? != header.checked_add(self.funcname_offset)?
-                || word(MD_FTAB)? != header.checked_add(self.pcln_offset)?
-                || word(MD_FTAB_LEN)? != self.nfunc as u64 + 1
-            {
-                return None;
-            }
-            let text = word(MD_TEXT)?;
-            if text.checked_add(first)? != word(MD_MINPC)?
-                || text.checked_add(last)? != word(MD_MAXPC)?
-            {
-                return None;
-            }
-            // `rodata` precedes `gofunc` in every layout and go:func.* lies after its start:
-            // a cheap check that the version picked the right word.
-            let gofunc = word(gofunc_word)?;
-            (word(gofunc_word - 1)?.wrapping_sub(1) < gofunc).then_some(gofunc)
-        })
+            let matches = || -> Option<bool> {
+                let header = word(MD_PCHEADER)?;
+                if header == 0
+                    || word(MD_FUNCNAMETAB)? != header.checked_add(self.funcname_offset)?
+                    || word(MD_FTAB)? != header.checked_add(self.pcln_offset)?
+                    || word(MD_FTAB_LEN)? != self.nfunc as u64 + 1
+                {
+                    return Some(false);
+                }
+                let text = word(MD_TEXT)?;
+                Some(
+                    text.checked_add(first)? == word(MD_MINPC)?
+                        && text.checked_add(last)? == word(MD_MAXPC)?,
+                )
+            };
+            matches() == Some(true)
+        })?;
+        Some(move |i: usize| word_at(module, (start + i) * p, p))
+    }
+}
+
+/// Indexes of `types` and `etypes` in `runtime.moduledata`: after `end, gcdata, gcbss`, which
+/// follow the section bounds (with `covctrs, ecovctrs` from 1.20); 1.27 put `typedesclen`
+/// between the two.
+fn types_words(minor: u32) -> (usize, usize) {
+    match minor {
+        ..=19 => (35, 36),
+        20..=26 => (37, 38),
+        _ => (37, 39),
     }
 }
 

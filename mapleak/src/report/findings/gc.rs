@@ -64,9 +64,14 @@ pub(super) fn growth_in_gc(i: &Inputs, sites: &Sites) -> Vec<Proposal> {
         }
         let mean = |(n, total): (u64, u64)| total.checked_div(n).unwrap_or(0);
         let (mark_bytes, mark_events) = (acc.mark_bytes, acc.mark_grow_events);
+        let map_type = sites
+            .maps
+            .get(site)
+            .and_then(|maps| maps.first())
+            .map_or_else(|| "map[K]V".to_owned(), |m| super::rules::map_type(i, m).0);
         let suggest = move |via: &[String]| {
             format!(
-                "{:.0}% of this site's map growth ({} in {mark_events} growths) happened while the GC was marking, which it did {:.0}% of the time{}: bucket arrays allocated during mark stay live until the cycle ends, add assist work and raise the next heap goal. Pre-size the map (make(map[K]V, n)) so it is allocated once, or build it outside latency-critical phases",
+                "{:.0}% of this site's map growth ({} in {mark_events} growths) happened while the GC was marking, which it did {:.0}% of the time{}: bucket arrays allocated during mark stay live until the cycle ends, add assist work and raise the next heap goal. Pre-size the map (make({map_type}, n)) so it is allocated once, or build it outside latency-critical phases",
                 share * 100.0,
                 bytes(mark_bytes),
                 time_share * 100.0,

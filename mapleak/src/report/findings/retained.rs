@@ -39,9 +39,10 @@ pub(super) fn retained_capacity(i: &Inputs, sites: &Sites) -> Vec<Proposal> {
             continue;
         };
         let maps_held = held.len();
+        let (map_type, _) = super::rules::map_type(i, worst);
         let suggest = move |via: &[String]| {
             format!(
-                "deletes never shrink a Go map{}: {} entries now sit in room for {} ({}). After bulk deletes, copy the survivors into a new map (n := make(map[K]V, len(m)); for k, v := range m {{ n[k] = v }}; m = n) so the old buckets can be collected: about {} back over {maps_held} map(s)",
+                "deletes never shrink a Go map{}: {} entries now sit in room for {} ({}). After bulk deletes, copy the survivors into a new map (n := make({map_type}, len(m)); for k, v := range m {{ n[k] = v }}; m = n) so the old buckets can be collected: about {} back over {maps_held} map(s)",
                 through(via),
                 live.entries,
                 live.capacity,

@@ -128,11 +128,18 @@ pub fn findings(i: &Inputs) -> Found {
         outside: 0,
         minor: 0,
     };
+    let mut found_at = Vec::new();
     for p in proposals {
         let Some((own, via)) = p.key.and_then(|k| i.res.own(&k)) else {
             found.outside += 1;
             continue;
         };
+        let grew_at = p
+            .key
+            .and_then(|k| i.res.site(&k))
+            .map_or_else(String::new, |s| {
+                format!("{} {}:{}", s.function, s.file, s.line)
+            });
         let finding = Finding {
             rank: 0,
             kind: p.kind,
@@ -144,9 +151,11 @@ pub fn findings(i: &Inputs) -> Found {
             saving: p.saving,
             suggestion: (p.suggest)(via),
             estimated: p.estimated,
+            also: Vec::new(),
         };
-        found.findings.push(finding);
+        found_at.push((finding, grew_at));
     }
+    found.findings = fold_same_line(found_at);
     found.findings.extend(unreleased_memory(i));
     let (kept, minor): (Vec<Finding>, Vec<Finding>) =
         found.findings.into_iter().partition(worth_a_change);
@@ -166,9 +175,60 @@ pub fn findings(i: &Inputs) -> Found {
     found
 }
 
+/// One finding per kind and line: the one that saves most, with the others at that line (each
+/// through other code, or from another caller) folded in and their savings added.
+fn fold_same_line(mut placed: Vec<(Finding, String)>) -> Vec<Finding> {
+    placed.sort_by(|(a, _), (b, _)| {
+        (a.kind, &a.file, a.line, &a.function)
+            .cmp(&(b.kind, &b.file, b.line, &b.function))
+            .then(b.saving.bytes.cmp(&a.saving.bytes))
+    });
+    let mut out: Vec<Finding> = Vec::new();
+    for (f, grew_at) in placed {
+        match out.last_mut() {
+            Some(first)
+                if (first.kind, &first.file, first.line, &first.function)
+                    == (f.kind, &f.file, f.line, &f.function) =>
+            {
+                first.saving.bytes += f.saving.bytes;
+                first.saving.share = first.saving.share.zip(f.saving.share).map(|(a, b)| a + b);
+                first.estimated |= f.estimated;
+                first.also.push(super::Folded {
+                    at: grew_at,
+                    saving_bytes: f.saving.bytes,
+                });
+            }
+            _ => out.push(f),
+        }
+    }
+    for f in &mut out {
+        if !f.also.is_empty() {
+            let places: Vec<&str> = f.also.iter().map(|a| a.at.as_str()).collect();
+            f.suggestion.push_str(&format!(
+                " The same line does this {} more time(s), through {}: the saving above includes them",
+                f.also.len(),
+                places.join("; ")
+            ));
+        }
+    }
+    out
+}
+
 fn worth_a_change(f: &Finding) -> bool {
     f.saving.bytes >= MIN_SAVING_BYTES
         && f.saving.share.is_none_or(|share| share >= MIN_SAVING_SHARE)
+}
+
+/// How a suggestion writes the map's type: its Go name when the binary has it (`map[string]int`),
+/// else `map[K]V` with the key and value sizes after the call.
+pub(super) fn map_type(i: &Inputs, m: &MapState) -> (String, String) {
+    match i.res.type_name(m.id.map_type) {
+        Some(name) => (name.to_owned(), String::new()),
+        None => (
+            "map[K]V".to_owned(),
+            format!(" (key {} B, value {} B)", m.id.key_size, m.id.value_size),
+        ),
+    }
 }
 
 /// `via` for a suggestion: where the maps grew, when not in the program's own code.
@@ -215,6 +275,7 @@ fn unreleased_memory(i: &Inputs) -> Option<Finding> {
             released_dontneed_bytes: stats.released_dontneed_bytes,
             released_free_bytes: stats.released_free_bytes,
         }),
+        also: Vec::new(),
         saving: i.memory_saving(excess),
         suggestion: format!(
             "RSS is {} but the last GC found only {} live: {} held above the heap. {why}. Set GOMEMLIMIT (Go 1.19+) to make the runtime return memory above a limit, or call debug.FreeOSMemory() after a burst to return it now (it forces a GC)",

@@ -80,8 +80,14 @@ fn unsized_map(
         });
     let created_at =
         most_common_birth(i, maps).map(|s| format!("{} {}:{}", s.function, s.file, s.line));
-    let k = &maps[0].id;
-    let (key_size, value_size) = (k.key_size, k.value_size);
+    let (map_type, key_value) = super::rules::map_type(i, maps[0]);
+    let bounded = covered.iter().filter(|r| r.lower_bound).count();
+    let bounds_note = match bounded {
+        0 => String::new(),
+        n => format!(
+            " ({n} of those sizes are lower bounds, the size at the map's last growth, as it was not read larger live: the hint may need to be larger)"
+        ),
+    };
     let sizes_note = match small_maps_extra_bytes {
         Some(extra) => format!(
             " The sizes split in two: half the maps reach {median} entries or fewer, a tenth {hint} or more; sized at {hint}, the small ones would allocate {} more than they do now, so size the large ones where the code can tell them apart",
@@ -103,7 +109,7 @@ fn unsized_map(
     };
     let suggest = move |via: &[String]| {
         format!(
-            "pre-size it: make(map[K]V, {hint}) where the map is made{made_at}{} (key {key_size} B, value {value_size} B). {hint} is the p90 of the sizes its {total_maps} map(s) reached; it covers {maps_covered} of them, saving {events_saved} growth(s){bytes_note}.{sizes_note}",
+            "pre-size it: make({map_type}, {hint}) where the map is made{made_at}{}{key_value}. {hint} is the p90 of the sizes its {total_maps} map(s) reached{bounds_note}; it covers {maps_covered} of them, saving {events_saved} growth(s){bytes_note}.{sizes_note}",
             through(via)
         )
     };

@@ -144,7 +144,10 @@ fn check_unsized(spec: &GoBuild, stripped: bool) {
         let row = run.report.map(addr).unwrap();
         assert_eq!(row["type_name"], "map[int]int", "{row}");
         assert_eq!(row["grown_at"]["function"], "main.unsized", "{row}");
-        assert!(row["grown_at"]["file"].as_str().unwrap().ends_with(FIXTURE), "{row}");
+        assert!(
+            row["grown_at"]["file"].as_str().unwrap().ends_with(FIXTURE),
+            "{row}"
+        );
         assert_eq!(row["grown_at"]["line"], site_line("unsized"), "{row}");
     }
     if spec.go == classic().go {

@@ -21,6 +21,13 @@ pub struct TraceFlags {
     /// Write the report here instead of standard output.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Also write the map growth as a pprof profile (gzipped profile.proto) for `go tool
+    /// pprof`, Pyroscope or speedscope: every stack, sample types grow_events and grow_space.
+    #[arg(long, value_name = "FILE")]
+    pprof: Option<PathBuf>,
+    /// Also write the map growth as an interactive SVG flame graph of the bytes grown.
+    #[arg(long, value_name = "FILE.svg")]
+    flamegraph: Option<PathBuf>,
     /// Maps listed in the final report.
     #[arg(long, default_value_t = 20)]
     top: usize,
@@ -54,6 +61,8 @@ impl TraceFlags {
             interval: self.interval,
             format: self.format,
             output: self.output,
+            pprof: self.pprof,
+            flamegraph: self.flamegraph,
             top: self.top,
             ring_size: self.ring_size,
             max_overhead: self.max_overhead,

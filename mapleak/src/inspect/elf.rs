@@ -136,6 +136,32 @@ impl<'data> GoElf<'data> {
         })
     }
 
+    /// The Go build ID from `.note.go.buildid` (an ELF note named "Go", type 4), if present.
+    pub fn go_build_id(&self) -> Option<String> {
+        let note = self.section(".note.go.buildid")?;
+        let word = |at: usize| -> Option<usize> {
+            Some(u32::from_le_bytes(note.get(at..at + 4)?.try_into().ok()?) as usize)
+        };
+        let (name_size, desc_size, kind) = (word(0)?, word(4)?, word(8)?);
+        let name_end = 12 + name_size.div_ceil(4) * 4;
+        if kind != 4 || note.get(12..12 + name_size)? != b"Go\0" {
+            return None;
+        }
+        let desc = note.get(name_end..name_end.checked_add(desc_size)?)?;
+        std::str::from_utf8(desc).ok().map(str::to_owned)
+    }
+
+    /// The executable segment: link-time start and end, and its offset in the file.
+    pub fn text_segment(&self) -> Option<(u64, u64, u64)> {
+        const PF_X: u32 = 1;
+        self.file.segments().find_map(|s| match s.flags() {
+            object::SegmentFlags::Elf { p_flags } if p_flags & PF_X != 0 => {
+                Some((s.address(), s.address() + s.size(), s.file_range().0))
+            }
+            _ => None,
+        })
+    }
+
     /// Link-time address of the lowest loadable segment (0 for PIE).
     pub fn first_load_vaddr(&self) -> u64 {
         self.file.segments().map(|s| s.address()).min().unwrap_or(0)

@@ -2,8 +2,12 @@
 
 pub mod file;
 pub mod findings;
+pub mod flamegraph;
 pub mod gc;
 pub mod owner;
+pub mod pprof;
+pub mod profile;
+pub mod profile_files;
 pub mod sampling;
 pub mod sites;
 pub mod summary;

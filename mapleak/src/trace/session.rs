@@ -29,7 +29,7 @@ use crate::{
     inspect::{self, Inspection, MapImpl},
     report::{
         Format, Interval, Reporter, StopReason, Summary, TraceMeta, file::ReportFile, findings,
-        sampling::SamplingSummary, sites::Resolutions,
+        pprof::Binary, profile::GrowthProfile, sampling::SamplingSummary, sites::Resolutions,
     },
 };
 
@@ -39,6 +39,9 @@ pub struct TraceOptions {
     pub interval: Duration,
     pub format: Format,
     pub output: Option<PathBuf>,
+    /// Profiles of every stack's growth: pprof (gzipped profile.proto) and an SVG flame graph.
+    pub pprof: Option<PathBuf>,
+    pub flamegraph: Option<PathBuf>,
     pub top: usize,
     pub ring_size: u32,
     /// Budget for what the probes may cost the target, as a share of its CPU time.
@@ -138,6 +141,7 @@ struct Attached {
     live: LiveReader,
     reporter: Reporter,
     output: Option<ReportFile>,
+    profiles: crate::report::profile_files::Profiles,
     notes: Vec<String>,
     hit_cost: Duration,
     bias: Option<u64>,
@@ -194,6 +198,14 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
     // Before anything is attached, so that an unwritable destination costs the target nothing
     // and an earlier report under that name survives a failed start.
     let mut output = opts.output.as_deref().map(ReportFile::create).transpose()?;
+    let profiles = crate::report::profile_files::Profiles {
+        pprof: opts.pprof.as_deref().map(ReportFile::create).transpose()?,
+        flamegraph: opts
+            .flamegraph
+            .as_deref()
+            .map(ReportFile::create)
+            .transpose()?,
+    };
     let sink: Box<dyn io::Write + Send> = match &mut output {
         Some(file) => Box::new(io::BufWriter::new(file.writer()?)),
         None if opts.report_to_stderr => Box::new(io::stderr()),
@@ -312,6 +324,7 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
         live,
         reporter,
         output,
+        profiles,
         notes,
         hit_cost,
         bias,
@@ -499,6 +512,7 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
         duty,
         mut reporter,
         output,
+        profiles,
         mut notes,
         hit_cost,
         bias,
@@ -560,6 +574,38 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
     });
     summary.name_maps(&res);
     summary.sites = crate::report::sites::sites(&agg, &res, opts.top);
+    let profile_failure = profiles.wanted().then(|| {
+        let mut profile = GrowthProfile::build(&agg, &res);
+        profile.duration_ns = summary.duration_ns;
+        let since_start = stopped.at.elapsed().as_nanos() as u64 + summary.duration_ns;
+        profile.time_unix_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            .saturating_sub(since_start);
+        profile.sampled = summary
+            .sampling
+            .groups
+            .iter()
+            .find(|g| g.group == "growth" && g.sampled)
+            .map(|g| {
+                format!(
+                    "the growth probes were attached {:.1}% of the time: values are what they saw, not scaled",
+                    g.attached_fraction * 100.0
+                )
+            });
+        let (text_start, text_end, text_offset) =
+            elf.as_ref().and_then(|e| e.text_segment()).unwrap_or_default();
+        let binary = Binary {
+            path: image.shown.clone(),
+            build_id: elf.as_ref().and_then(|e| e.go_build_id()),
+            text_start,
+            text_end,
+            text_offset,
+        };
+        let title = format!("map growth in pid {pid} ({})", image.shown);
+        profiles.write(&profile, &binary, &title).err()
+    })
+    .flatten();
     let group = |name: &str| summary.sampling.groups.iter().find(|g| g.group == name);
     let share = |name: &str| group(name).map(|g| g.attached_fraction);
     // What the whole trace held against what was seen, by the group's own estimate.
@@ -604,6 +650,9 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
         }
         _ => None,
     };
+    if let Some(why) = profile_failure {
+        failure.get_or_insert(why);
+    }
     let written = match summary.stop_reason {
         StopReason::OutputClosed => Ok(()),
         _ => reporter.summary(&summary),

@@ -139,6 +139,9 @@ const GC_PROBES: &[(ProbeId, &str)] = &[
     (ProbeId::StartTheWorld, "runtime.startTheWorldWithSema"),
 ];
 const GC_MARK_TERMINATION: &str = "runtime.gcMarkTermination";
+/// Where the GC's globals are found in binaries without `.symtab` (see `gcdata`).
+const GC_START: &str = "runtime.gcStart";
+const GC_MARK_DONE: &str = "runtime.gcMarkDone";
 /// Map assignment (opt-in: `--probes assign`): the generic entry point and the key-specialised
 /// ones the compiler picks; a binary has only those its maps use.
 const ASSIGN_PROBES: &[(ProbeId, &str)] = &[
@@ -192,7 +195,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         .chain(EVACUATE_PROBES)
         .map(|(_, n)| *n)
         .collect();
-    names.push(GC_MARK_TERMINATION);
+    names.extend([GC_MARK_TERMINATION, GC_START, GC_MARK_DONE]);
     let symbols::Resolved {
         functions: found,
         notes: mut symbol_notes,
@@ -229,7 +232,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
     };
     let numgc_address = lookup(&found, GC_MARK_TERMINATION)
         .and_then(|f| gcdata::numgc_address(elf.code(f.address, f.size)?, f.address));
-    let (pause_start_address, gcphase_address) = old_gc_data(&elf, &version, &mut notes);
+    let (pause_start_address, gcphase_address) = old_gc_data(&elf, &found, &version, &mut notes);
     let (config, offsets, gc_controller) = struct_offsets(&elf, &version, map_impl, &mut notes);
     if numgc_address.is_none() {
         notes.push(format!(
@@ -358,31 +361,45 @@ fn struct_offsets(
 }
 
 /// Before 1.22 no argument carries the runtime's stop time, and before 1.21 none says why the
-/// world stopped: both come from runtime globals, which need the symbol table.
+/// world stopped: both come from runtime globals, from `.symtab` (with the per-version offset of
+/// `pauseStart`) or else from the GC's own code.
 fn old_gc_data(
     elf: &GoElf,
+    found: &Found,
     version: &GoVersion,
     notes: &mut Vec<String>,
 ) -> (Option<u64>, Option<u64>) {
     if version.at_least(22) {
         return (None, None);
     }
+    let code = |name: &str| {
+        let f = lookup(found, name)?;
+        Some((elf.code(f.address, f.size)?, f.address))
+    };
     let pause_start = elf
         .data_symbol("runtime.work")
         .zip(offsets::work_pause_start(version))
-        .map(|(work, off)| work + off);
+        .map(|(work, off)| work + off)
+        .or_else(|| {
+            let ((start, start_at), (done, done_at)) = code(GC_START).zip(code(GC_MARK_DONE))?;
+            gcdata::pause_start_address(start, start_at, done, done_at)
+        });
     if pause_start.is_none() {
         notes.push(format!(
-            "GC pauses are timed by the probes, not the runtime's clock ({version} passes no stop time and runtime.work was not found)"
+            "GC pauses are timed by the probes, not the runtime's clock ({version} passes no stop time and runtime.work.pauseStart was found neither in .symtab nor in {GC_START} and {GC_MARK_DONE})"
         ));
     }
     let gcphase = if version.at_least(21) {
         None
     } else {
-        let found = elf.data_symbol("runtime.gcphase");
+        let found = elf.data_symbol("runtime.gcphase").or_else(|| {
+            let ((start, start_at), (term, term_at)) =
+                code(GC_START).zip(code(GC_MARK_TERMINATION))?;
+            gcdata::gcphase_address(start, start_at, term, term_at)
+        });
         if found.is_none() {
             notes.push(format!(
-                "GC stops are not told apart from other stops ({version} passes no stop reason and runtime.gcphase was not found)"
+                "GC stops are not told apart from other stops ({version} passes no stop reason and runtime.gcphase was found neither in .symtab nor in {GC_START} and {GC_MARK_TERMINATION})"
             ));
         }
         found

@@ -11,24 +11,41 @@ use mapleak_tests::{
 
 const CYCLES: u32 = 6;
 
-/// The two stop-the-world phases of a gctrace line, as printed (ns) and as far as the
-/// printing truncated them: the runtime prints two significant digits and drops the rest
-/// (fmtNSAsMS), so each true value is in `[printed, printed + one unit of its last digit)`.
+/// A gctrace clock figure as printed (ns) and as far as the printing truncated it: the runtime
+/// prints two significant digits and drops the rest (fmtNSAsMS), so each true value is in
+/// `[printed, printed + one unit of its last digit)`.
 #[derive(Clone, Copy, Debug)]
 struct Clock {
     printed_ns: f64,
     truncation_ns: f64,
 }
 
-/// `gc N @… P%: A+B+C ms clock, …` → N ↦ A + C.
-fn gctrace(stderr: &str) -> BTreeMap<u32, Clock> {
-    let ms = |s: &str| -> Option<(f64, f64)> {
+impl Clock {
+    fn parse(s: &str) -> Option<Self> {
         let decimals = s.split('.').nth(1).map_or(0, str::len);
-        Some((
-            s.parse::<f64>().ok()? * 1e6,
-            1e6 / 10f64.powi(decimals as i32),
-        ))
-    };
+        Some(Self {
+            printed_ns: s.parse::<f64>().ok()? * 1e6,
+            truncation_ns: 1e6 / 10f64.powi(decimals as i32),
+        })
+    }
+
+    fn plus(self, other: Clock) -> Clock {
+        Clock {
+            printed_ns: self.printed_ns + other.printed_ns,
+            truncation_ns: self.truncation_ns + other.truncation_ns,
+        }
+    }
+
+    /// Whether `ns` may be what was printed.
+    fn holds(self, ns: u64) -> bool {
+        let ns = ns as f64;
+        ns >= self.printed_ns && ns < self.printed_ns + self.truncation_ns
+    }
+}
+
+/// `gc N @… P%: A+B+C ms clock, …` → N ↦ [A, B, C]: sweep termination, concurrent mark
+/// (`tMark` to `tMarkTerm`) and mark termination (from `tMarkTerm`).
+fn gctrace(stderr: &str) -> BTreeMap<u32, [Clock; 3]> {
     stderr
         .lines()
         .filter_map(|l| {
@@ -36,13 +53,13 @@ fn gctrace(stderr: &str) -> BTreeMap<u32, Clock> {
             let n: u32 = rest.split_whitespace().next()?.parse().ok()?;
             let clock = l.split(": ").nth(1)?.split(" ms clock").next()?;
             let parts: Vec<&str> = clock.split('+').collect();
-            let ((a, ua), (c, uc)) = (ms(parts.first()?)?, ms(parts.get(2)?)?);
             Some((
                 n,
-                Clock {
-                    printed_ns: a + c,
-                    truncation_ns: ua + uc,
-                },
+                [
+                    Clock::parse(parts.first()?)?,
+                    Clock::parse(parts.get(1)?)?,
+                    Clock::parse(parts.get(2)?)?,
+                ],
             ))
         })
         .collect()
@@ -59,8 +76,8 @@ fn pause_ns(stdout: &[String]) -> BTreeMap<u32, u64> {
         .collect()
 }
 
-fn check(config: &GoConfig) {
-    let exe = build(&config.build(Mode::Normal));
+fn check(config: &GoConfig, mode: Mode) {
+    let exe = build(&config.build(mode));
     let cycles = CYCLES.to_string();
     let fixture = Fixture::start(&exe, &["gc", "20000", &cycles], &[("GODEBUG", "gctrace=1")]);
     let tracer = Tracer::attach(fixture.pid(), &[]);
@@ -98,7 +115,8 @@ fn check(config: &GoConfig) {
         // gctrace's phase clocks start before the world is asked to stop, so they bound the pause
         // from above; before 1.22 they start at the same instant as the runtime's pause, so the
         // pause must equal them within their printed precision.
-        let clock = trace[n];
+        let [sweep, _, mark_term] = trace[n];
+        let clock = sweep.plus(mark_term);
         let pause = *runtime_ns as f64;
         assert!(
             pause < clock.printed_ns + clock.truncation_ns,
@@ -130,17 +148,112 @@ fn check(config: &GoConfig) {
     assert!(grew >= CYCLES as usize - 1, "{}", gc["per_cycle"]);
 }
 
+/// Every Go of the matrix, and the stripped builds whose GC data is found by disassembly
+/// (`runtime.gcphase` and `runtime.work.pauseStart`, which only Go < 1.22 needs).
+fn cases() -> Vec<(GoConfig, Mode)> {
+    let mut cases: Vec<(GoConfig, Mode)> = MATRIX.iter().map(|c| (*c, Mode::Normal)).collect();
+    cases.extend(
+        MATRIX
+            .iter()
+            .filter(|c| c.minor() < 22)
+            .map(|c| (*c, Mode::Stripped)),
+    );
+    cases
+}
+
+fn name(config: &GoConfig, mode: Mode) -> String {
+    format!(
+        "go {}{} {mode:?}",
+        config.go,
+        if config.noswissmap { " noswissmap" } else { "" }
+    )
+}
+
 #[test]
 fn gc_cycles_and_pauses_match_the_runtime_on_every_go() {
     mapleak_tests::require_root();
     let mut failures = mapleak_tests::Failures::new("gc");
-    for config in MATRIX {
-        let name = format!(
-            "go {}{}",
-            config.go,
-            if config.noswissmap { " noswissmap" } else { "" }
-        );
-        failures.check(&name, || check(config));
+    for (config, mode) in cases() {
+        failures.check(&name(&config, mode), || check(&config, mode));
+    }
+    failures.assert_none();
+}
+
+/// Live pointers the `gcread` fixture keeps, so that each mark phase lasts long enough for its
+/// ReadMemStats loop to stop the world inside it.
+const GCREAD_NODES: &str = "200000";
+const GCREAD_CYCLES: &str = "4";
+
+/// Each cycle's mark phase against gctrace's mark clock, while a ReadMemStats loop stops the
+/// world again and again in the middle of it.
+fn check_mark(config: &GoConfig, mode: Mode) {
+    let exe = build(&config.build(mode));
+    let fixture = Fixture::start(
+        &exe,
+        &["gcread", GCREAD_NODES, GCREAD_CYCLES],
+        &[("GODEBUG", "gctrace=1")],
+    );
+    let tracer = Tracer::attach(fixture.pid(), &[]);
+    let out = fixture.go_and_collect();
+    let report = tracer.finish();
+    let trace = gctrace(&out.stderr);
+    let gc = &report.summary["gc"];
+    assert_eq!(gc["unpaired"], 0);
+    let reads: u64 = out
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("reads ")?.parse().ok())
+        .expect("the fixture counts its reads");
+    let other: u64 = report.summary["stw_other"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["count"].as_u64().unwrap())
+        .sum();
+    // Every ReadMemStats is a stop of its own, and none is taken for a GC stop.
+    assert!(other >= reads, "{other} other stops for {reads} reads");
+    let cycles = gc["per_cycle"].as_array().unwrap();
+    let ours: Vec<u32> = cycles
+        .iter()
+        .map(|c| c["cycle"].as_u64().unwrap() as u32)
+        .collect();
+    let first = *ours.first().expect("mapleak saw GC cycles");
+    let expected: Vec<u32> = trace.keys().copied().filter(|n| *n >= first).collect();
+    assert_eq!(ours, expected, "mapleak's cycles are gctrace's");
+    for c in cycles {
+        let n = c["cycle"].as_u64().unwrap() as u32;
+        let [_, mark, mark_term] = trace[&n];
+        let mark_ns = c["mark_ns"].as_u64().unwrap();
+        let mark_term_ns = c["mark_term_pause_ns"].as_u64().unwrap();
+        if config.minor() < 22 {
+            // The mark clock runs from the sweep's restart to work.pauseStart of mark
+            // termination: both are what mapleak reads.
+            assert!(
+                mark.holds(mark_ns),
+                "cycle {n}: mark {mark_ns} ns, {mark:?}"
+            );
+        } else {
+            // 1.22+ start the mark-termination clock (tMarkTerm) just before the runtime's stop
+            // timestamp: the mark phase may run a little into it, and together they make the
+            // last two clocks, which end where mark termination's pause does.
+            assert!(
+                mark_ns as f64 >= mark.printed_ns,
+                "cycle {n}: mark {mark_ns} ns, {mark:?}"
+            );
+            assert!(
+                mark.plus(mark_term).holds(mark_ns + mark_term_ns),
+                "cycle {n}: mark {mark_ns} + {mark_term_ns} ns, {mark:?} + {mark_term:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn mark_phases_match_gctrace_with_stops_during_mark_on_every_go() {
+    mapleak_tests::require_root();
+    let mut failures = mapleak_tests::Failures::new("gc mark");
+    for (config, mode) in cases() {
+        failures.check(&name(&config, mode), || check_mark(&config, mode));
     }
     failures.assert_none();
 }

@@ -42,6 +42,10 @@ pub struct TraceArgs {
     /// under --max-overhead like the others.
     #[arg(long, value_enum, value_delimiter = ',')]
     probes: Vec<OptInProbe>,
+    /// The Go release that built the target (e.g. 1.26.5), for binaries whose version cannot
+    /// be recovered; it must agree with the binary's layout.
+    #[arg(long, value_name = "VERSION")]
+    go_version: Option<String>,
     /// Test-only: fix a probe group's attached share (`gc=0.3`), whatever it costs, so that
     /// tests of the switching do not depend on how fast the machine is.
     #[arg(long, hide = true, value_delimiter = ',', value_parser = parse_duty)]
@@ -126,6 +130,7 @@ pub fn run(args: TraceArgs) -> Result<(), String> {
         exact: args.exact,
         probes: args.probes,
         forced_duty: args.duty,
+        go_version: args.go_version,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

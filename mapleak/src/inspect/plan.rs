@@ -4,8 +4,8 @@ use mapleak_common::{Config, ProbeId};
 use serde::Serialize;
 
 use super::{
-    BuildInfo, GoElf, GoVersion, InspectError, buildinfo, dwarf, elf::FuncSym, gccontroller,
-    gcdata, offsets, prologue, symbols,
+    BuildInfo, GoElf, GoVersion, InspectError, VersionSource, dwarf, elf::FuncSym, gccontroller,
+    gcdata, identify, offsets, prologue, symbols,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -69,6 +69,9 @@ pub struct ProbeSite {
 pub struct Inspection {
     pub path: String,
     pub go_version: String,
+    /// Where `go_version` came from: `.go.buildinfo`, `runtime.buildVersion`, the version
+    /// string in `.rodata`, or `--go-version`.
+    pub go_version_source: VersionSource,
     pub map_impl: MapImpl,
     pub pie: bool,
     pub dynamic: bool,
@@ -166,23 +169,33 @@ const CREATE_PROBES: &[(ProbeId, &str)] = &[
 ];
 
 pub fn inspect_file(path: &str) -> Result<Inspection, InspectError> {
+    inspect_file_as(path, None)
+}
+
+/// [`inspect_file`], with the Go version given by the user (`--go-version`) when not `None`.
+pub fn inspect_file_as(path: &str, go_version: Option<&str>) -> Result<Inspection, InspectError> {
     let file = super::file::MappedFile::open(path)?;
-    inspect_bytes(path, file.bytes())
+    inspect_bytes_as(path, file.bytes(), go_version)
 }
 
 pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError> {
+    inspect_bytes_as(path, data, None)
+}
+
+/// [`inspect_bytes`], with the Go version given by the user (`--go-version`) when not `None`.
+pub fn inspect_bytes_as(
+    path: &str,
+    data: &[u8],
+    go_version: Option<&str>,
+) -> Result<Inspection, InspectError> {
     let elf = GoElf::parse(path, data)?;
-    let build = read_buildinfo(&elf)?;
-    let version = GoVersion::parse(&build.go_version)
-        .ok_or_else(|| InspectError::UnsupportedGo(format!("Go version {:?}", build.go_version)))?;
-    if !version.is_supported() {
-        return Err(InspectError::UnsupportedGo(version.raw.clone()));
-    }
-    let map_impl = if version.at_least(24) && !build.has_experiment("noswissmap") {
-        MapImpl::Swiss
-    } else {
-        MapImpl::Classic
-    };
+    let identify::Identity {
+        version,
+        source: go_version_source,
+        build,
+        map_impl,
+        notes: identity_notes,
+    } = identify::identify(&elf, go_version)?;
     let map_probes = match map_impl {
         MapImpl::Classic => CLASSIC_PROBES,
         MapImpl::Swiss => SWISS_PROBES,
@@ -204,7 +217,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         .iter()
         .map(|&(probe, symbol)| place(&elf, &found, probe, symbol))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut notes = Vec::new();
+    let mut notes = identity_notes;
     notes.append(&mut symbol_notes);
     for &(probe, symbol) in GC_PROBES {
         match place(&elf, &found, probe, symbol) {
@@ -259,6 +272,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
     Ok(Inspection {
         path: path.to_owned(),
         go_version: version.raw.clone(),
+        go_version_source,
         map_impl,
         pie: elf.is_pie(),
         dynamic: elf.is_dynamic(),
@@ -280,21 +294,6 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         config,
         version,
     })
-}
-
-/// `.go.buildinfo` by section name, else by scanning for its magic (binaries without section
-/// headers still carry it, 16-byte aligned, in a data segment).
-fn read_buildinfo(elf: &GoElf) -> Result<BuildInfo, InspectError> {
-    if let Some(section) = elf.section(".go.buildinfo") {
-        return buildinfo::parse(section);
-    }
-    let bytes = elf.bytes();
-    let magic = b"\xff Go buildinf:";
-    (0..bytes.len().saturating_sub(magic.len()))
-        .step_by(16)
-        .find(|&i| &bytes[i..i + magic.len()] == magic)
-        .map(|i| buildinfo::parse(&bytes[i..]))
-        .unwrap_or_else(|| Err(InspectError::NotGo(elf.path.clone())))
 }
 
 /// Offsets in `runtime.gcControllerState` of what user space reads; no kernel program needs them,

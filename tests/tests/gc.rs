@@ -6,64 +6,11 @@ use std::collections::BTreeMap;
 
 use mapleak_tests::{
     Fixture, Tracer, build,
+    gctrace::{self, End},
     versions::{GoConfig, MATRIX, Mode},
 };
 
 const CYCLES: u32 = 6;
-
-/// A gctrace clock figure as printed (ns) and as far as the printing truncated it: the runtime
-/// prints two significant digits and drops the rest (fmtNSAsMS), so each true value is in
-/// `[printed, printed + one unit of its last digit)`.
-#[derive(Clone, Copy, Debug)]
-struct Clock {
-    printed_ns: f64,
-    truncation_ns: f64,
-}
-
-impl Clock {
-    fn parse(s: &str) -> Option<Self> {
-        let decimals = s.split('.').nth(1).map_or(0, str::len);
-        Some(Self {
-            printed_ns: s.parse::<f64>().ok()? * 1e6,
-            truncation_ns: 1e6 / 10f64.powi(decimals as i32),
-        })
-    }
-
-    fn plus(self, other: Clock) -> Clock {
-        Clock {
-            printed_ns: self.printed_ns + other.printed_ns,
-            truncation_ns: self.truncation_ns + other.truncation_ns,
-        }
-    }
-
-    /// Whether `ns` may be what was printed.
-    fn holds(self, ns: u64) -> bool {
-        let ns = ns as f64;
-        ns >= self.printed_ns && ns < self.printed_ns + self.truncation_ns
-    }
-}
-
-/// `gc N @… P%: A+B+C ms clock, …` → N ↦ [A, B, C]: sweep termination, concurrent mark
-/// (`tMark` to `tMarkTerm`) and mark termination (from `tMarkTerm`).
-fn gctrace(stderr: &str) -> BTreeMap<u32, [Clock; 3]> {
-    stderr
-        .lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix("gc ")?;
-            let n: u32 = rest.split_whitespace().next()?.parse().ok()?;
-            let clock = l.split(": ").nth(1)?.split(" ms clock").next()?;
-            let parts: Vec<&str> = clock.split('+').collect();
-            Some((
-                n,
-                [
-                    Clock::parse(parts.first()?)?,
-                    Clock::parse(parts.get(1)?)?,
-                    Clock::parse(parts.get(2)?)?,
-                ],
-            ))
-        })
-        .collect()
-}
 
 /// `gcpause N NS` lines: MemStats.PauseNs of the fixture's own cycles.
 fn pause_ns(stdout: &[String]) -> BTreeMap<u32, u64> {
@@ -94,7 +41,7 @@ fn check(config: &GoConfig, mode: Mode) {
             (c["cycle"].as_u64().unwrap() as u32, pause)
         })
         .collect();
-    let trace = gctrace(&out.stderr);
+    let trace = gctrace::parse(&out.stderr);
     let runtime = pause_ns(&out.stdout);
     assert_eq!(runtime.len(), CYCLES as usize, "{:?}", out.stdout);
 
@@ -196,7 +143,7 @@ fn check_mark(config: &GoConfig, mode: Mode) {
     let tracer = Tracer::attach(fixture.pid(), &[]);
     let out = fixture.go_and_collect();
     let report = tracer.finish();
-    let trace = gctrace(&out.stderr);
+    let trace = gctrace::parse(&out.stderr);
     let gc = &report.summary["gc"];
     assert_eq!(gc["unpaired"], 0);
     let reads: u64 = out
@@ -212,40 +159,7 @@ fn check_mark(config: &GoConfig, mode: Mode) {
         .sum();
     // Every ReadMemStats is a stop of its own, and none is taken for a GC stop.
     assert!(other >= reads, "{other} other stops for {reads} reads");
-    let cycles = gc["per_cycle"].as_array().unwrap();
-    let ours: Vec<u32> = cycles
-        .iter()
-        .map(|c| c["cycle"].as_u64().unwrap() as u32)
-        .collect();
-    let first = *ours.first().expect("mapleak saw GC cycles");
-    let expected: Vec<u32> = trace.keys().copied().filter(|n| *n >= first).collect();
-    assert_eq!(ours, expected, "mapleak's cycles are gctrace's");
-    for c in cycles {
-        let n = c["cycle"].as_u64().unwrap() as u32;
-        let [_, mark, mark_term] = trace[&n];
-        let mark_ns = c["mark_ns"].as_u64().unwrap();
-        let mark_term_ns = c["mark_term_pause_ns"].as_u64().unwrap();
-        if config.minor() < 22 {
-            // The mark clock runs from the sweep's restart to work.pauseStart of mark
-            // termination: both are what mapleak reads.
-            assert!(
-                mark.holds(mark_ns),
-                "cycle {n}: mark {mark_ns} ns, {mark:?}"
-            );
-        } else {
-            // 1.22+ start the mark-termination clock (tMarkTerm) just before the runtime's stop
-            // timestamp: the mark phase may run a little into it, and together they make the
-            // last two clocks, which end where mark termination's pause does.
-            assert!(
-                mark_ns as f64 >= mark.printed_ns,
-                "cycle {n}: mark {mark_ns} ns, {mark:?}"
-            );
-            assert!(
-                mark.plus(mark_term).holds(mark_ns + mark_term_ns),
-                "cycle {n}: mark {mark_ns} + {mark_term_ns} ns, {mark:?} + {mark_term:?}"
-            );
-        }
-    }
+    gctrace::check_cycles(&report.summary, &trace, config.minor(), End::ProgramExit);
 }
 
 #[test]

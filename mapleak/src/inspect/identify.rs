@@ -207,6 +207,10 @@ pub fn identify(elf: &GoElf, go_version: Option<&str>) -> Result<Identity, Inspe
             ));
             continue;
         };
+        if go_version.is_none() && !version.is_supported() {
+            // Refused whatever the layout says: mapleak has no rules for that release.
+            return Err(InspectError::UnsupportedGo(version.raw.clone()));
+        }
         if !layout.admits(&version) {
             notes.push(format!(
                 "{} says {version}, but the binary's layout says {}: it is ignored",

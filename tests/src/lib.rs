@@ -2,6 +2,7 @@
 //! attaches the real `mapleak` binary (real eBPF, so the tests run as root), and parses its JSON.
 
 pub mod fixture;
+pub mod gctrace;
 pub mod text;
 pub mod tracer;
 pub mod versions;

@@ -6,47 +6,11 @@ use std::collections::BTreeMap;
 
 use mapleak_tests::{
     Fixture, Tracer, build,
+    gctrace::{self, End},
     versions::{GoConfig, MATRIX, Mode},
 };
 
 const CYCLES: u32 = 6;
-
-/// The two stop-the-world phases of a gctrace line, as printed (ns) and as far as the
-/// printing truncated them: the runtime prints two significant digits and drops the rest
-/// (fmtNSAsMS), so each true value is in `[printed, printed + one unit of its last digit)`.
-#[derive(Clone, Copy, Debug)]
-struct Clock {
-    printed_ns: f64,
-    truncation_ns: f64,
-}
-
-/// `gc N @… P%: A+B+C ms clock, …` → N ↦ A + C.
-fn gctrace(stderr: &str) -> BTreeMap<u32, Clock> {
-    let ms = |s: &str| -> Option<(f64, f64)> {
-        let decimals = s.split('.').nth(1).map_or(0, str::len);
-        Some((
-            s.parse::<f64>().ok()? * 1e6,
-            1e6 / 10f64.powi(decimals as i32),
-        ))
-    };
-    stderr
-        .lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix("gc ")?;
-            let n: u32 = rest.split_whitespace().next()?.parse().ok()?;
-            let clock = l.split(": ").nth(1)?.split(" ms clock").next()?;
-            let parts: Vec<&str> = clock.split('+').collect();
-            let ((a, ua), (c, uc)) = (ms(parts.first()?)?, ms(parts.get(2)?)?);
-            Some((
-                n,
-                Clock {
-                    printed_ns: a + c,
-                    truncation_ns: ua + uc,
-                },
-            ))
-        })
-        .collect()
-}
 
 /// `gcpause N NS` lines: MemStats.PauseNs of the fixture's own cycles.
 fn pause_ns(stdout: &[String]) -> BTreeMap<u32, u64> {
@@ -59,8 +23,8 @@ fn pause_ns(stdout: &[String]) -> BTreeMap<u32, u64> {
         .collect()
 }
 
-fn check(config: &GoConfig) {
-    let exe = build(&config.build(Mode::Normal));
+fn check(config: &GoConfig, mode: Mode) {
+    let exe = build(&config.build(mode));
     let cycles = CYCLES.to_string();
     let fixture = Fixture::start(&exe, &["gc", "20000", &cycles], &[("GODEBUG", "gctrace=1")]);
     let tracer = Tracer::attach(fixture.pid(), &[]);
@@ -77,7 +41,7 @@ fn check(config: &GoConfig) {
             (c["cycle"].as_u64().unwrap() as u32, pause)
         })
         .collect();
-    let trace = gctrace(&out.stderr);
+    let trace = gctrace::parse(&out.stderr);
     let runtime = pause_ns(&out.stdout);
     assert_eq!(runtime.len(), CYCLES as usize, "{:?}", out.stdout);
 
@@ -98,7 +62,8 @@ fn check(config: &GoConfig) {
         // gctrace's phase clocks start before the world is asked to stop, so they bound the pause
         // from above; before 1.22 they start at the same instant as the runtime's pause, so the
         // pause must equal them within their printed precision.
-        let clock = trace[n];
+        let [sweep, _, mark_term] = trace[n];
+        let clock = sweep.plus(mark_term);
         let pause = *runtime_ns as f64;
         assert!(
             pause < clock.printed_ns + clock.truncation_ns,
@@ -130,17 +95,79 @@ fn check(config: &GoConfig) {
     assert!(grew >= CYCLES as usize - 1, "{}", gc["per_cycle"]);
 }
 
+/// Every Go of the matrix, and the stripped builds whose GC data is found by disassembly
+/// (`runtime.gcphase` and `runtime.work.pauseStart`, which only Go < 1.22 needs).
+fn cases() -> Vec<(GoConfig, Mode)> {
+    let mut cases: Vec<(GoConfig, Mode)> = MATRIX.iter().map(|c| (*c, Mode::Normal)).collect();
+    cases.extend(
+        MATRIX
+            .iter()
+            .filter(|c| c.minor() < 22)
+            .map(|c| (*c, Mode::Stripped)),
+    );
+    cases
+}
+
+fn name(config: &GoConfig, mode: Mode) -> String {
+    format!(
+        "go {}{} {mode:?}",
+        config.go,
+        if config.noswissmap { " noswissmap" } else { "" }
+    )
+}
+
 #[test]
 fn gc_cycles_and_pauses_match_the_runtime_on_every_go() {
     mapleak_tests::require_root();
     let mut failures = mapleak_tests::Failures::new("gc");
-    for config in MATRIX {
-        let name = format!(
-            "go {}{}",
-            config.go,
-            if config.noswissmap { " noswissmap" } else { "" }
-        );
-        failures.check(&name, || check(config));
+    for (config, mode) in cases() {
+        failures.check(&name(&config, mode), || check(&config, mode));
+    }
+    failures.assert_none();
+}
+
+/// Live pointers the `gcread` fixture keeps, so that each mark phase lasts long enough for its
+/// ReadMemStats loop to stop the world inside it.
+const GCREAD_NODES: &str = "200000";
+const GCREAD_CYCLES: &str = "4";
+
+/// Each cycle's mark phase against gctrace's mark clock, while a ReadMemStats loop stops the
+/// world again and again in the middle of it.
+fn check_mark(config: &GoConfig, mode: Mode) {
+    let exe = build(&config.build(mode));
+    let fixture = Fixture::start(
+        &exe,
+        &["gcread", GCREAD_NODES, GCREAD_CYCLES],
+        &[("GODEBUG", "gctrace=1")],
+    );
+    let tracer = Tracer::attach(fixture.pid(), &[]);
+    let out = fixture.go_and_collect();
+    let report = tracer.finish();
+    let trace = gctrace::parse(&out.stderr);
+    let gc = &report.summary["gc"];
+    assert_eq!(gc["unpaired"], 0);
+    let reads: u64 = out
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("reads ")?.parse().ok())
+        .expect("the fixture counts its reads");
+    let other: u64 = report.summary["stw_other"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["count"].as_u64().unwrap())
+        .sum();
+    // Every ReadMemStats is a stop of its own, and none is taken for a GC stop.
+    assert!(other >= reads, "{other} other stops for {reads} reads");
+    gctrace::check_cycles(&report.summary, &trace, config.minor(), End::ProgramExit);
+}
+
+#[test]
+fn mark_phases_match_gctrace_with_stops_during_mark_on_every_go() {
+    mapleak_tests::require_root();
+    let mut failures = mapleak_tests::Failures::new("gc mark");
+    for (config, mode) in cases() {
+        failures.check(&name(&config, mode), || check_mark(&config, mode));
     }
     failures.assert_none();
 }

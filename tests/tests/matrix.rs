@@ -1,6 +1,7 @@
-//! Every supported Go, as a normal, stripped, PIE and stripped-PIE build (plus one cgo build):
-//! the traced growth of a 100 000-int fill equals what the runtime's rules predict, and `inspect`
-//! places the probes at the same addresses with and without a symbol table.
+//! Every supported Go, as a normal, stripped, PIE and stripped-PIE build (plus one cgo build),
+//! and the normal and stripped builds again without `.go.buildinfo`: the traced growth of a
+//! 100 000-int fill equals what the runtime's rules predict, and `inspect` places the probes at
+//! the same addresses with and without a symbol table or build information.
 
 use mapleak_tests::{
     Fixture, Tracer, build, tracer,
@@ -91,6 +92,37 @@ fn strip(exe: &std::path::Path) -> std::path::PathBuf {
     out
 }
 
+/// A copy of `exe` without its `.go.buildinfo` section, as some release builds ship (a
+/// JavaScript bundler's, for one), next to it.
+fn without_buildinfo(exe: &std::path::Path) -> std::path::PathBuf {
+    let out = exe.with_extension("nobuildinfo");
+    let status = std::process::Command::new("objcopy")
+        .args(["--remove-section", ".go.buildinfo"])
+        .arg(exe)
+        .arg(&out)
+        .status()
+        .expect("run objcopy");
+    assert!(status.success());
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(
+        !bytes.windows(14).any(|w| w == b"\xff Go buildinf:"),
+        "objcopy left the build information in {}",
+        out.display()
+    );
+    out
+}
+
+/// `mapleak inspect --format json` of `exe`.
+fn inspect_json(exe: &std::path::Path) -> serde_json::Value {
+    let out = tracer::run(&["inspect", "--format", "json", exe.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The probe plan `mapleak inspect --format json` prints, without the fields that legitimately
 /// differ between twins (path, symbol source), plus the numgc address found by disassembly.
 fn plan(exe: &std::path::Path) -> (Vec<serde_json::Value>, serde_json::Value) {
@@ -140,6 +172,25 @@ fn every_go_grows_by_the_runtime_rules() {
                     plan(&strip(normal)),
                     "probe plan differs without .symtab"
                 );
+            }
+            if matches!(mode, Mode::Normal | Mode::Stripped) {
+                // Without build information the version comes from the runtime's own
+                // runtime.buildVersion: the same version, the same plan, the same counts.
+                let bare = without_buildinfo(exe);
+                let (intact, got) = (inspect_json(exe), inspect_json(&bare));
+                assert_eq!(intact["go_version_source"], "buildinfo");
+                assert_eq!(got["go_version_source"], "runtime.buildVersion");
+                for key in [
+                    "go_version",
+                    "map_impl",
+                    "numgc_address",
+                    "gcphase_address",
+                    "pause_start_address",
+                ] {
+                    assert_eq!(got[key], intact[key], "{key} without .go.buildinfo");
+                }
+                assert_eq!(plan(exe), plan(&bare), "plan differs without .go.buildinfo");
+                check_fill(config, &bare);
             }
             if *mode == Mode::Pie {
                 // Stripped PIEs, as distributions ship them: Go 1.18–1.25 keep the function

@@ -31,6 +31,12 @@ const DEBIAN_PACKAGES: &[(&str, Present)] = &[
     }),
     // The memory tests' independent observer of the target's system calls.
     ("strace", || Path::new("/usr/bin/strace").exists()),
+    // Real programs the integration tests trace: a Go program Debian built (go1.19, stripped,
+    // cgo), and npm to fetch a Go release binary without build information (esbuild).
+    ("prometheus-node-exporter", || {
+        Path::new("/usr/bin/prometheus-node-exporter").exists()
+    }),
+    ("npm", || Path::new("/usr/bin/npm").exists()),
     // `python3 -m venv` needs ensurepip, which Debian ships separately.
     ("python3-venv", || {
         crate::output(Command::new("python3").args(["-c", "import ensurepip, venv"])).is_some()

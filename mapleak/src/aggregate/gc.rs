@@ -83,7 +83,9 @@ pub struct Cycle {
     pub start_ns: u64,
     pub sweep_term_pause_ns: u64,
     pub mark_term_pause_ns: u64,
-    /// Concurrent mark: from the end of sweep termination to the mark-termination stop.
+    /// Concurrent mark: from the end of sweep termination to the moment the runtime starts
+    /// stopping the world for this cycle's mark termination (gctrace's mark clock), however
+    /// many other stops land in between.
     pub mark_ns: u64,
     /// Map growth since the previous cycle started.
     pub map_grow_events: u64,
@@ -137,8 +139,9 @@ pub struct GcTracker {
     rules: StwRules,
     /// The stop in progress.
     stop: Option<Stop>,
-    /// When the pause began, once its start's entry has been seen.
-    began: Option<u64>,
+    /// The runtime's own clock of when the stop in progress began, once its start's entry has
+    /// been seen (`None` inside means the runtime's reading was missing or implausible).
+    began: Option<Option<u64>>,
     cycles: Vec<Cycle>,
     open: Option<usize>,
     sweep_end_ns: Option<u64>,
@@ -197,16 +200,16 @@ impl GcTracker {
             keep_top(&mut self.window_maps, MAX_WINDOW_MAPS / 2);
         }
         if let Some(i) = self.open
-            && self.sweep_end_ns.is_some()
+            && self.marking()
         {
             self.cycles[i].mark_grow_events += 1;
             self.cycles[i].mark_grow_bytes += bytes;
         }
     }
 
-    /// Whether a cycle is in its concurrent mark phase.
+    /// Whether a cycle is in its concurrent mark phase and the world is running.
     pub fn marking(&self) -> bool {
-        self.open.is_some() && self.sweep_end_ns.is_some()
+        self.open.is_some() && self.sweep_end_ns.is_some() && self.stop.is_none()
     }
 
     pub fn on_stw(&mut self, e: &StwEvent) {
@@ -225,58 +228,95 @@ impl GcTracker {
                     numgc: e.numgc,
                     gcphase: e.gcphase,
                 });
-                // Any stop ends the concurrent mark as far as growth attribution goes.
-                if let (Some(i), Some(end)) = (self.open, self.sweep_end_ns.take()) {
-                    self.cycles[i].mark_ns = ts.saturating_sub(end);
-                }
             }
             STW_START => {
-                let Some(stop) = self.stop else {
+                if self.stop.is_none() {
                     self.unpaired += 1;
                     return;
-                };
+                }
                 let runtime_began = if self.rules.worldstop_in_start {
                     e.args[2]
                 } else {
                     e.pause_start
                 };
-                self.began = Some(plausible(runtime_began, ts).unwrap_or(stop.ts));
+                self.began = Some(plausible(runtime_began, ts));
             }
             STW_RETURN => {
-                let (Some(stop), Some(began)) = (self.stop.take(), self.began.take()) else {
+                let (Some(stop), Some(runtime_began)) = (self.stop.take(), self.began.take())
+                else {
                     self.unpaired += 1;
                     return;
                 };
                 let kind = stop
                     .kind
                     .unwrap_or_else(|| phase_change(stop.gcphase, e.gcphase));
+                // Before 1.22 the runtime's stop clock is `work.pauseStart`, which only the GC
+                // sets: for any other stop it still holds the last GC stop's time.
+                let began = match kind {
+                    StwKind::Other(_) if !self.rules.worldstop_in_start => stop.ts,
+                    _ => runtime_began.unwrap_or(stop.ts),
+                };
                 // RAX is the `now` the runtime charges the pause to (pauseNS += now − began).
                 let end = plausible(began, e.args[0]).map_or(ts, |_| e.args[0]);
-                let mut pause = end.saturating_sub(began);
-                if kind == StwKind::SweepTerm {
-                    self.open_cycle(stop.ts, stop.numgc);
-                } else if kind == StwKind::MarkTerm
-                    && !self.rules.worldstop_in_start
-                    && let Some(i) = self.open
-                {
-                    // Before 1.22 mark termination charges its pause before restarting the world:
-                    // the cycle's pauseNS, less sweep termination's share, is the runtime's figure.
-                    let sweep = self.cycles[i].sweep_term_pause_ns;
-                    if e.pause_ns > sweep && e.pause_ns - sweep <= pause {
-                        pause = e.pause_ns - sweep;
+                let pause = end.saturating_sub(began);
+                match kind {
+                    StwKind::SweepTerm => {
+                        self.open_cycle(stop.ts, stop.numgc);
+                        self.on_pause(kind, end, pause);
                     }
+                    StwKind::MarkTerm => self.on_mark_termination(&stop, e, began, pause),
+                    StwKind::Other(_) => self.on_pause(kind, end, pause),
                 }
-                if kind == StwKind::MarkTerm
-                    && e.numgc != u32::MAX
-                    && let Some(i) = self.open
-                {
-                    // numgc counts this cycle once mark termination is done; the stop's reading
-                    // may have been unavailable (a page not yet touched).
-                    self.cycles[i].cycle = e.numgc;
-                }
-                self.on_pause(kind, end, pause);
             }
             _ => self.unpaired += 1,
+        }
+    }
+
+    /// A mark-termination stop ends the mark phase of the cycle it belongs to — not whatever
+    /// stop came next (a ReadMemStats during mark is not the end of marking) — and only when
+    /// the cycle did end there: the runtime may find work left and restart the world
+    /// still marking (golang/go#27993), which numgc shows by not advancing.
+    fn on_mark_termination(&mut self, stop: &Stop, e: &StwEvent, began: u64, mut pause: u64) {
+        let known = |n: u32| n != u32::MAX;
+        let restarted = known(stop.numgc) && known(e.numgc) && e.numgc == stop.numgc;
+        // The cycle this stop ends, when it is the one open: numgc counts completed cycles.
+        let ours = self.open.filter(|&i| {
+            let number = self.cycles[i].cycle;
+            !known(stop.numgc) || number == 0 || stop.numgc.wrapping_add(1) == number
+        });
+        if let Some(i) = ours {
+            let earlier = self.cycles[i].mark_term_pause_ns;
+            if !self.rules.worldstop_in_start && !restarted {
+                // Before 1.22 mark termination charges its pause before restarting the world:
+                // the cycle's pauseNS, less what its earlier stops charged, is the runtime's
+                // figure.
+                let charged = self.cycles[i].sweep_term_pause_ns + earlier;
+                if e.pause_ns > charged && e.pause_ns - charged <= pause {
+                    pause = e.pause_ns - charged;
+                }
+            }
+            if restarted {
+                // Still marking: the mark phase goes on and the pause is this cycle's.
+                self.cycles[i].mark_term_pause_ns = earlier + pause;
+                self.record_gc_pause(pause);
+                return;
+            }
+            if let Some(end) = self.sweep_end_ns.take() {
+                // The runtime's mark clock ends where it starts stopping the world
+                // (`work.tMarkTerm`, which is `pauseStart` before 1.22).
+                self.cycles[i].mark_ns = began.saturating_sub(end);
+            }
+            if known(e.numgc) {
+                // numgc counts this cycle once mark termination is done; the stop's reading
+                // may have been unavailable (a page not yet touched).
+                self.cycles[i].cycle = e.numgc;
+            }
+            self.cycles[i].mark_term_pause_ns = earlier + pause;
+        }
+        self.record_gc_pause(pause);
+        if !restarted {
+            self.open = None;
+            self.sweep_end_ns = None;
         }
     }
 
@@ -308,21 +348,21 @@ impl GcTracker {
         self.sweep_end_ns = None;
     }
 
+    fn record_gc_pause(&mut self, pause: u64) {
+        self.pauses.saturating_record(pause);
+        self.pause_total_ns += pause;
+        self.interval_max_ns = self.interval_max_ns.max(pause);
+    }
+
     fn on_pause(&mut self, kind: StwKind, ts: u64, pause: u64) {
         match kind {
-            StwKind::SweepTerm | StwKind::MarkTerm => {
-                self.pauses.saturating_record(pause);
-                self.pause_total_ns += pause;
-                self.interval_max_ns = self.interval_max_ns.max(pause);
+            StwKind::SweepTerm => {
+                self.record_gc_pause(pause);
                 let Some(i) = self.open else { return };
-                if kind == StwKind::SweepTerm {
-                    self.cycles[i].sweep_term_pause_ns = pause;
-                    self.sweep_end_ns = Some(ts);
-                } else {
-                    self.cycles[i].mark_term_pause_ns = pause;
-                    self.open = None;
-                }
+                self.cycles[i].sweep_term_pause_ns = pause;
+                self.sweep_end_ns = Some(ts);
             }
+            StwKind::MarkTerm => self.record_gc_pause(pause),
             StwKind::Other(reason) => {
                 let o = self.other.entry(reason).or_default();
                 o.count += 1;

@@ -47,6 +47,10 @@ pub struct TraceFlags {
     /// under --max-overhead like the others.
     #[arg(long, value_enum, value_delimiter = ',')]
     probes: Vec<OptInProbe>,
+    /// The Go release that built the target (e.g. 1.26.5), for binaries whose version cannot
+    /// be recovered; it must agree with the binary's layout.
+    #[arg(long, value_name = "VERSION")]
+    go_version: Option<String>,
     /// Test-only: fix a probe group's attached share (`gc=0.3`), whatever it costs, so that
     /// tests of the switching do not depend on how fast the machine is.
     #[arg(long, hide = true, value_delimiter = ',', value_parser = parse_duty)]
@@ -69,6 +73,7 @@ impl TraceFlags {
             exact: self.exact,
             probes: self.probes,
             forced_duty: self.duty,
+            go_version: self.go_version,
             report_to_stderr: false,
             launched: false,
         }

@@ -18,6 +18,10 @@ pub struct InspectArgs {
     pid: Option<u32>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// The Go release that built the binary (e.g. 1.26.5), for binaries whose version cannot
+    /// be recovered; it must agree with the binary's layout.
+    #[arg(long, value_name = "VERSION")]
+    go_version: Option<String>,
 }
 
 pub fn run(args: InspectArgs) -> Result<(), String> {
@@ -29,7 +33,8 @@ pub fn run(args: InspectArgs) -> Result<(), String> {
         }
         (None, None) => unreachable!("clap requires a binary or --pid"),
     };
-    let inspection = inspect::inspect_file(&path).map_err(|e| e.to_string())?;
+    let inspection =
+        inspect::inspect_file_as(&path, args.go_version.as_deref()).map_err(|e| e.to_string())?;
     let text = match args.format {
         Format::Json => {
             let mut json = serde_json::to_string(&inspection).map_err(|e| e.to_string())?;
@@ -54,7 +59,12 @@ fn render(i: &Inspection) -> String {
     let mut out = String::new();
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     let _ = writeln!(out, "binary:      {}", i.path);
-    let _ = writeln!(out, "go version:  {}", i.go_version);
+    let _ = writeln!(
+        out,
+        "go version:  {} (from {})",
+        i.go_version,
+        i.go_version_source.as_str()
+    );
     let _ = writeln!(out, "maps:        {}", i.map_impl.as_str());
     let _ = writeln!(
         out,

@@ -6,6 +6,7 @@ pub mod elf;
 pub mod file;
 pub mod gccontroller;
 pub mod gcdata;
+pub mod identify;
 pub mod offsets;
 pub mod pclntab;
 pub mod plan;
@@ -19,8 +20,10 @@ pub mod version;
 
 pub use buildinfo::BuildInfo;
 pub use elf::GoElf;
+pub use identify::VersionSource;
 pub use plan::{
-    Inspection, MapImpl, OffsetsSource, ProbeSite, SymbolSource, inspect_bytes, inspect_file,
+    Inspection, MapImpl, OffsetsSource, ProbeSite, SymbolSource, inspect_bytes, inspect_bytes_as,
+    inspect_file, inspect_file_as,
 };
 pub use version::GoVersion;
 
@@ -39,8 +42,16 @@ pub enum InspectError {
     NotElf(String),
     #[error("{path} is a corrupt or truncated ELF file ({why})")]
     CorruptElf { path: String, why: String },
-    #[error("{0} is not a Go program: it has no Go build information (.go.buildinfo)")]
+    #[error(
+        "{0} is not a Go program: it has neither Go build information (.go.buildinfo) nor the runtime's function table (.gopclntab) and module data"
+    )]
     NotGo(String),
+    #[error(
+        "the Go version of {path} could not be recovered (no .go.buildinfo, no runtime.buildVersion, no version string); its layout says {layout}: name it with --go-version"
+    )]
+    UnknownGoVersion { path: String, layout: String },
+    #[error("{0}")]
+    BadGoVersion(String),
     #[error("the Go build information is corrupt ({0})")]
     CorruptBuildInfo(String),
     #[error("the Go symbol table (.gopclntab) is corrupt ({0})")]

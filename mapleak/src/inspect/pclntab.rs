@@ -261,6 +261,11 @@ impl<'a> Pclntab<'a> {
         self
     }
 
+    /// Whether `_func` records have `startLine`: magic 0xFFFFFFF1, Go 1.20 and later.
+    pub fn has_start_line(&self) -> bool {
+        self.func_id_off == 40
+    }
+
     /// funcID of ABI/method wrappers in this binary, if any function is marked special at all.
     pub fn wrapper_func_id(&self) -> Option<u8> {
         self.wrapper_id

@@ -4,8 +4,8 @@ use mapleak_common::{Config, ProbeId};
 use serde::Serialize;
 
 use super::{
-    BuildInfo, GoElf, GoVersion, InspectError, buildinfo, dwarf, elf::FuncSym, gccontroller,
-    gcdata, offsets, prologue, symbols,
+    BuildInfo, GoElf, GoVersion, InspectError, VersionSource, dwarf, elf::FuncSym, gccontroller,
+    gcdata, identify, offsets, prologue, symbols,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -69,6 +69,9 @@ pub struct ProbeSite {
 pub struct Inspection {
     pub path: String,
     pub go_version: String,
+    /// Where `go_version` came from: `.go.buildinfo`, `runtime.buildVersion`, the version
+    /// string in `.rodata`, or `--go-version`.
+    pub go_version_source: VersionSource,
     pub map_impl: MapImpl,
     pub pie: bool,
     pub dynamic: bool,
@@ -139,6 +142,9 @@ const GC_PROBES: &[(ProbeId, &str)] = &[
     (ProbeId::StartTheWorld, "runtime.startTheWorldWithSema"),
 ];
 const GC_MARK_TERMINATION: &str = "runtime.gcMarkTermination";
+/// Where the GC's globals are found in binaries without `.symtab` (see `gcdata`).
+const GC_START: &str = "runtime.gcStart";
+const GC_MARK_DONE: &str = "runtime.gcMarkDone";
 /// Map assignment (opt-in: `--probes assign`): the generic entry point and the key-specialised
 /// ones the compiler picks; a binary has only those its maps use.
 const ASSIGN_PROBES: &[(ProbeId, &str)] = &[
@@ -163,23 +169,33 @@ const CREATE_PROBES: &[(ProbeId, &str)] = &[
 ];
 
 pub fn inspect_file(path: &str) -> Result<Inspection, InspectError> {
+    inspect_file_as(path, None)
+}
+
+/// [`inspect_file`], with the Go version given by the user (`--go-version`) when not `None`.
+pub fn inspect_file_as(path: &str, go_version: Option<&str>) -> Result<Inspection, InspectError> {
     let file = super::file::MappedFile::open(path)?;
-    inspect_bytes(path, file.bytes())
+    inspect_bytes_as(path, file.bytes(), go_version)
 }
 
 pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError> {
+    inspect_bytes_as(path, data, None)
+}
+
+/// [`inspect_bytes`], with the Go version given by the user (`--go-version`) when not `None`.
+pub fn inspect_bytes_as(
+    path: &str,
+    data: &[u8],
+    go_version: Option<&str>,
+) -> Result<Inspection, InspectError> {
     let elf = GoElf::parse(path, data)?;
-    let build = read_buildinfo(&elf)?;
-    let version = GoVersion::parse(&build.go_version)
-        .ok_or_else(|| InspectError::UnsupportedGo(format!("Go version {:?}", build.go_version)))?;
-    if !version.is_supported() {
-        return Err(InspectError::UnsupportedGo(version.raw.clone()));
-    }
-    let map_impl = if version.at_least(24) && !build.has_experiment("noswissmap") {
-        MapImpl::Swiss
-    } else {
-        MapImpl::Classic
-    };
+    let identify::Identity {
+        version,
+        source: go_version_source,
+        build,
+        map_impl,
+        notes: identity_notes,
+    } = identify::identify(&elf, go_version)?;
     let map_probes = match map_impl {
         MapImpl::Classic => CLASSIC_PROBES,
         MapImpl::Swiss => SWISS_PROBES,
@@ -192,7 +208,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         .chain(EVACUATE_PROBES)
         .map(|(_, n)| *n)
         .collect();
-    names.push(GC_MARK_TERMINATION);
+    names.extend([GC_MARK_TERMINATION, GC_START, GC_MARK_DONE]);
     let symbols::Resolved {
         functions: found,
         notes: mut symbol_notes,
@@ -201,7 +217,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         .iter()
         .map(|&(probe, symbol)| place(&elf, &found, probe, symbol))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut notes = Vec::new();
+    let mut notes = identity_notes;
     notes.append(&mut symbol_notes);
     for &(probe, symbol) in GC_PROBES {
         match place(&elf, &found, probe, symbol) {
@@ -229,7 +245,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
     };
     let numgc_address = lookup(&found, GC_MARK_TERMINATION)
         .and_then(|f| gcdata::numgc_address(elf.code(f.address, f.size)?, f.address));
-    let (pause_start_address, gcphase_address) = old_gc_data(&elf, &version, &mut notes);
+    let (pause_start_address, gcphase_address) = old_gc_data(&elf, &found, &version, &mut notes);
     let (config, offsets, gc_controller) = struct_offsets(&elf, &version, map_impl, &mut notes);
     if numgc_address.is_none() {
         notes.push(format!(
@@ -256,6 +272,7 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
     Ok(Inspection {
         path: path.to_owned(),
         go_version: version.raw.clone(),
+        go_version_source,
         map_impl,
         pie: elf.is_pie(),
         dynamic: elf.is_dynamic(),
@@ -277,21 +294,6 @@ pub fn inspect_bytes(path: &str, data: &[u8]) -> Result<Inspection, InspectError
         config,
         version,
     })
-}
-
-/// `.go.buildinfo` by section name, else by scanning for its magic (binaries without section
-/// headers still carry it, 16-byte aligned, in a data segment).
-fn read_buildinfo(elf: &GoElf) -> Result<BuildInfo, InspectError> {
-    if let Some(section) = elf.section(".go.buildinfo") {
-        return buildinfo::parse(section);
-    }
-    let bytes = elf.bytes();
-    let magic = b"\xff Go buildinf:";
-    (0..bytes.len().saturating_sub(magic.len()))
-        .step_by(16)
-        .find(|&i| &bytes[i..i + magic.len()] == magic)
-        .map(|i| buildinfo::parse(&bytes[i..]))
-        .unwrap_or_else(|| Err(InspectError::NotGo(elf.path.clone())))
 }
 
 /// Offsets in `runtime.gcControllerState` of what user space reads; no kernel program needs them,
@@ -358,31 +360,45 @@ fn struct_offsets(
 }
 
 /// Before 1.22 no argument carries the runtime's stop time, and before 1.21 none says why the
-/// world stopped: both come from runtime globals, which need the symbol table.
+/// world stopped: both come from runtime globals, from `.symtab` (with the per-version offset of
+/// `pauseStart`) or else from the GC's own code.
 fn old_gc_data(
     elf: &GoElf,
+    found: &Found,
     version: &GoVersion,
     notes: &mut Vec<String>,
 ) -> (Option<u64>, Option<u64>) {
     if version.at_least(22) {
         return (None, None);
     }
+    let code = |name: &str| {
+        let f = lookup(found, name)?;
+        Some((elf.code(f.address, f.size)?, f.address))
+    };
     let pause_start = elf
         .data_symbol("runtime.work")
         .zip(offsets::work_pause_start(version))
-        .map(|(work, off)| work + off);
+        .map(|(work, off)| work + off)
+        .or_else(|| {
+            let ((start, start_at), (done, done_at)) = code(GC_START).zip(code(GC_MARK_DONE))?;
+            gcdata::pause_start_address(start, start_at, done, done_at)
+        });
     if pause_start.is_none() {
         notes.push(format!(
-            "GC pauses are timed by the probes, not the runtime's clock ({version} passes no stop time and runtime.work was not found)"
+            "GC pauses are timed by the probes, not the runtime's clock ({version} passes no stop time and runtime.work.pauseStart was found neither in .symtab nor in {GC_START} and {GC_MARK_DONE})"
         ));
     }
     let gcphase = if version.at_least(21) {
         None
     } else {
-        let found = elf.data_symbol("runtime.gcphase");
+        let found = elf.data_symbol("runtime.gcphase").or_else(|| {
+            let ((start, start_at), (term, term_at)) =
+                code(GC_START).zip(code(GC_MARK_TERMINATION))?;
+            gcdata::gcphase_address(start, start_at, term, term_at)
+        });
         if found.is_none() {
             notes.push(format!(
-                "GC stops are not told apart from other stops ({version} passes no stop reason and runtime.gcphase was not found)"
+                "GC stops are not told apart from other stops ({version} passes no stop reason and runtime.gcphase was found neither in .symtab nor in {GC_START} and {GC_MARK_TERMINATION})"
             ));
         }
         found

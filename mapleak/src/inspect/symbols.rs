@@ -78,6 +78,21 @@ pub fn pclntab<'d>(elf: &GoElf<'d>) -> Result<Pclntab<'d>, InspectError> {
     })
 }
 
+/// Whether `runtime.firstmoduledata`, which points the runtime at `table`, is in the binary:
+/// with a valid `.gopclntab`, what makes a file a Go program when it has no build information.
+/// PIEs keep it among their relocated data.
+pub fn has_moduledata(elf: &GoElf, table: &Pclntab) -> bool {
+    let file = elf.object();
+    let Some((address, _)) = find_pclntab(elf) else {
+        return false;
+    };
+    MODULEDATA_SECTIONS
+        .iter()
+        .chain(&[".data.rel.ro", ".data"])
+        .filter_map(|name| file.section_by_name(name)?.data().ok())
+        .any(|module| table.moduledata_text(address, module).is_some())
+}
+
 /// `.gopclntab` in executables; PIEs from Go 1.18–1.25 call it `.data.rel.ro.gopclntab`, or
 /// (linked externally) merge it into `.data.rel.ro`, where its header is found by its magic.
 fn find_pclntab<'d>(elf: &GoElf<'d>) -> Option<(u64, &'d [u8])> {

@@ -57,6 +57,9 @@ pub struct TraceOptions {
     pub report_to_stderr: bool,
     /// The target was started by mapleak and is traced until it exits.
     pub launched: bool,
+    /// The Go release the user named (`--go-version`), for binaries whose version cannot be
+    /// recovered.
+    pub go_version: Option<String>,
 }
 
 /// Probes that are off by default because they can fire on a hot path.
@@ -188,13 +191,14 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
     super::privileges::check(pid)?;
     let image = Image::pin(pid)?;
     let path = target::exe_path(pid);
-    let inspection = inspect::inspect_bytes(&path, image.bytes()).map_err(|source| {
-        if target::is_alive(pid) {
-            TraceError::Inspect { pid, source }
-        } else {
-            TraceError::NoSuchProcess(pid)
-        }
-    })?;
+    let inspection = inspect::inspect_bytes_as(&path, image.bytes(), opts.go_version.as_deref())
+        .map_err(|source| {
+            if target::is_alive(pid) {
+                TraceError::Inspect { pid, source }
+            } else {
+                TraceError::NoSuchProcess(pid)
+            }
+        })?;
     // Before anything is attached, so that an unwritable destination costs the target nothing
     // and an earlier report under that name survives a failed start.
     let mut output = opts.output.as_deref().map(ReportFile::create).transpose()?;

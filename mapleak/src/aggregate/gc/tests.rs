@@ -130,7 +130,8 @@ fn without_a_reason_the_gc_phase_decides_and_pause_start_times_it() {
         (c.cycle, c.sweep_term_pause_ns, c.mark_term_pause_ns),
         (5, 2_100, 450)
     );
-    assert_eq!(c.mark_ns, 8_000 - 3_000);
+    // The mark clock ends at the runtime's pauseStart of mark termination.
+    assert_eq!(c.mark_ns, 7_900 - 3_000);
     assert_eq!(t.other()[&0].count, 1);
     assert_eq!(t.other()[&0].total_ns, 100);
 }
@@ -141,4 +142,99 @@ fn a_start_without_a_stop_is_counted_not_timed() {
     t.on_stw(&stw(STW_START, 5_000, [0, 2, 1_000], 0, 0));
     t.on_stw(&stw(STW_RETURN, 6_000, [6_000, 0, 0], 0, 0));
     assert_eq!((t.unpaired(), t.pauses().len()), (2, 0));
+}
+
+#[test]
+fn a_stop_during_mark_does_not_end_the_mark_phase() {
+    let mut t = GcTracker::new(GO127);
+    t.on_stw(&stw(STW_STOP, 1_000, [2, 0, 0], 6, 0));
+    restart(&mut t, 2_000, [0, 2, 1_000], 3_000, 6);
+    assert!(t.marking());
+    // ReadMemStats stops the world in the middle of mark: not marking while stopped, marking
+    // again after, and the cycle goes on.
+    t.on_stw(&stw(STW_STOP, 50_000, [7, 0, 0], 6, 0));
+    assert!(!t.marking());
+    t.on_growth(0xa, 10);
+    restart(&mut t, 51_000, [0, 7, 50_500], 52_000, 6);
+    assert!(t.marking());
+    t.on_growth(0xa, 20);
+    t.on_stw(&stw(STW_STOP, 100_000, [1, 0, 0], 6, 0));
+    restart(&mut t, 101_000, [104_000, 1, 100_200], 104_000, 7);
+    let c = &t.cycles()[0];
+    assert_eq!(c.cycle, 7);
+    // From the sweep's restart (3 000) to the mark termination's own stop clock (100 200).
+    assert_eq!(c.mark_ns, 100_200 - 3_000);
+    assert_eq!(
+        (c.sweep_term_pause_ns, c.mark_term_pause_ns),
+        (2_000, 3_800)
+    );
+    assert_eq!((c.mark_grow_events, c.mark_grow_bytes), (1, 20));
+    assert_eq!(t.other()[&7].total_ns, 1_500);
+    assert_eq!(t.pauses().len(), 2);
+}
+
+#[test]
+fn without_a_reason_a_stop_during_mark_is_told_apart_by_the_phase() {
+    let mut t = GcTracker::new(GO119);
+    let with = |mut e: StwEvent, pause_start: u64, pause_ns: u64| {
+        e.pause_start = pause_start;
+        e.pause_ns = pause_ns;
+        e
+    };
+    t.on_stw(&stw(STW_STOP, 1_000, [0, 0, 0], 2, 0));
+    t.on_stw(&with(stw(STW_START, 2_000, [0, 0, 0], 2, 0), 900, 0));
+    t.on_stw(&stw(STW_RETURN, 2_500, [3_000, 0, 0], 2, 1));
+    // ReadMemStats: the phase stays _GCmark, and pauseStart still holds the sweep's 900,
+    // which is not when this stop began.
+    t.on_stw(&stw(STW_STOP, 40_000, [0, 0, 0], 2, 1));
+    t.on_stw(&with(stw(STW_START, 40_300, [0, 0, 0], 2, 1), 900, 2_100));
+    t.on_stw(&stw(STW_RETURN, 40_400, [40_500, 0, 0], 2, 1));
+    t.on_stw(&stw(STW_STOP, 90_000, [0, 0, 0], 2, 1));
+    t.on_stw(&with(
+        stw(STW_START, 90_100, [0, 0, 0], 2, 1),
+        89_800,
+        2_100,
+    ));
+    t.on_stw(&with(
+        stw(STW_RETURN, 90_200, [90_500, 0, 0], 3, 0),
+        89_800,
+        2_800,
+    ));
+    let c = &t.cycles()[0];
+    assert_eq!(c.cycle, 3);
+    assert_eq!(c.mark_ns, 89_800 - 3_000);
+    assert_eq!((c.sweep_term_pause_ns, c.mark_term_pause_ns), (2_100, 700));
+    assert_eq!(t.other()[&0].total_ns, 500);
+}
+
+#[test]
+fn a_restarted_mark_termination_keeps_the_cycle_marking() {
+    let mut t = GcTracker::new(GO127);
+    t.on_stw(&stw(STW_STOP, 1_000, [2, 0, 0], 9, 0));
+    restart(&mut t, 2_000, [0, 2, 1_000], 3_000, 9);
+    // Work was left over: the world restarts still marking, numgc unchanged.
+    t.on_stw(&stw(STW_STOP, 20_000, [1, 0, 0], 9, 0));
+    restart(&mut t, 21_000, [22_000, 1, 20_000], 22_000, 9);
+    assert!(t.marking());
+    t.on_stw(&stw(STW_STOP, 60_000, [1, 0, 0], 9, 0));
+    restart(&mut t, 61_000, [65_000, 1, 60_000], 65_000, 10);
+    let c = &t.cycles()[0];
+    assert_eq!(c.cycle, 10);
+    assert_eq!(c.mark_ns, 60_000 - 3_000);
+    assert_eq!(c.mark_term_pause_ns, 2_000 + 5_000);
+    assert_eq!(t.pause_total_ns(), 2_000 + 2_000 + 5_000);
+    assert!(!t.marking());
+}
+
+#[test]
+fn a_mark_termination_of_another_cycle_is_not_this_ones_mark_end() {
+    let mut t = GcTracker::new(GO127);
+    t.on_stw(&stw(STW_STOP, 1_000, [2, 0, 0], 4, 0));
+    restart(&mut t, 2_000, [0, 2, 1_000], 3_000, 4);
+    // Mark termination of cycle 8 (numgc 7 when it stopped): cycle 5's end was never seen.
+    t.on_stw(&stw(STW_STOP, 9_000, [1, 0, 0], 7, 0));
+    restart(&mut t, 9_500, [9_900, 1, 9_000], 9_900, 8);
+    let c = &t.cycles()[0];
+    assert_eq!((c.cycle, c.mark_ns, c.mark_term_pause_ns), (5, 0, 0));
+    assert!(!t.marking());
 }

@@ -321,7 +321,8 @@ fn growth_during_mark_is_a_finding_only_beyond_the_share_of_time_the_gc_marks() 
         encode(&StwEvent {
             header: header(EventKind::Stw, ts),
             args,
-            numgc: 0,
+            // Unknown: a mark termination after which numgc has not moved was restarted.
+            numgc: u32::MAX,
             gcphase: u32::MAX,
             op,
             ..Default::default()

@@ -134,6 +134,14 @@ fn a_program_that_exits_at_once_is_traced_from_its_first_instruction() {
     }
     assert_eq!(report.u64(&["events", "lost"]), 0);
     assert_eq!(report.summary["stop_reason"], "target_exited");
+    // Gone before any interval's reading: RSS is the peak from its exit status, which holds at
+    // least the five maps' last bucket arrays, all kept live to the end.
+    let last_arrays = 5 * 34_816 * 144;
+    assert!(
+        report.u64(&["memory", "rss_bytes"]) > last_arrays,
+        "{}",
+        report.summary["memory"]
+    );
 }
 
 #[test]

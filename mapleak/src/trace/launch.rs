@@ -138,6 +138,31 @@ impl Launched {
         Ok(())
     }
 
+    /// The most resident memory the command had, once it has exited (from its exit status,
+    /// which stays unreaped): what a trace shorter than one interval could not read itself.
+    pub fn peak_rss(&self) -> Option<u64> {
+        if self.reaped.is_some() {
+            return None;
+        }
+        // SAFETY: waitid with WNOWAIT fills the siginfo and rusage we own and leaves the child
+        // to be reaped by `wait`; the raw call is the one that reports rusage.
+        let (r, usage) = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let mut usage: libc::rusage = std::mem::zeroed();
+            let r = libc::syscall(
+                libc::SYS_waitid,
+                libc::P_PID,
+                self.pid,
+                &mut info as *mut libc::siginfo_t,
+                libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
+                &mut usage as *mut libc::rusage,
+            );
+            (r, usage)
+        };
+        // ru_maxrss is in KiB; 0 when the child had not exited.
+        (r == 0 && usage.ru_maxrss > 0).then(|| usage.ru_maxrss as u64 * 1024)
+    }
+
     /// Passes a signal on to the command.
     pub fn signal(&self, signal: i32) {
         if self.reaped.is_none() {

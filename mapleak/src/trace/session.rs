@@ -169,7 +169,21 @@ pub async fn run(
         _ => Ok(()),
     };
     let stop = match resumed {
-        Ok(()) => pump(&opts, &mut attached, streams, stops, launched.as_deref()).await,
+        Ok(()) => {
+            let stop = pump(&opts, &mut attached, streams, stops, launched.as_deref()).await;
+            let short = stop.at - attached.started < opts.interval;
+            if let (Some(command), StopReason::TargetExited, true) =
+                (launched.as_deref(), stop.reason, short)
+                && let Some(peak) = command.peak_rss()
+            {
+                attached.agg.memory_mut().sample_rss(peak, 0);
+                attached.notes.push(format!(
+                    "RSS is the most the program had ({}), from its exit status: it exited before the first interval's reading",
+                    crate::report::units::bytes(peak)
+                ));
+            }
+            stop
+        }
         Err(e) => {
             attached.notes.push(format!(
                 "the command could not be let go after attaching: {e}"

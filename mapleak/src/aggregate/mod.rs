@@ -5,6 +5,7 @@ pub mod births;
 pub mod classic;
 pub mod gc;
 pub mod growth;
+pub mod heap;
 pub mod malloc;
 pub mod maps;
 pub mod memory;

@@ -16,7 +16,7 @@ use super::{
     calibrate::HitCost,
     duty::{DutyCycle, Switched},
     governor::Governor,
-    live::LiveReader,
+    live::{GcController, LiveReader},
     loader::{self, ProbeGroup},
     signals::Stops,
     target::{self, Image},
@@ -281,7 +281,14 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
         config,
         inspection.map_impl == MapImpl::Swiss,
         rules,
-        gc_controller(inspection.heap_marked_offset),
+        inspection
+            .gc_controller_address
+            .zip(bias)
+            .map(|(addr, bias)| GcController {
+                address: addr + bias,
+                fields: inspection.gc_controller_fields,
+                go_minor: inspection.version.minor,
+            }),
     );
     announce(&inspection, &loaded, pid, hit_cost, opts);
     let attached = Attached {

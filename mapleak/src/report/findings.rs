@@ -2,10 +2,12 @@
 //! behind it and the expected saving. Pure rules over the aggregate; thresholds keep a finding
 //! for what is worth a code change, because a false positive costs a user's trust.
 
+mod memory;
 mod rules;
 
 use serde::Serialize;
 
+pub use memory::UnreleasedMemory;
 pub use rules::{Inputs, findings};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -109,19 +111,6 @@ pub struct GrowthInGc {
     pub mean_pause_ns_without: u64,
     pub pause_p99_ns: u64,
     pub pause_max_ns: u64,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct UnreleasedMemory {
-    pub rss_bytes: u64,
-    /// `gcController.heapMarked`: what the last GC found live.
-    pub heap_live_bytes: u64,
-    pub excess_bytes: u64,
-    /// Resident pages given back with MADV_FREE and not reclaimed yet (counted in RSS).
-    pub lazy_free_bytes: u64,
-    /// Returned during the trace with MADV_DONTNEED and with MADV_FREE.
-    pub released_dontneed_bytes: u64,
-    pub released_free_bytes: u64,
 }
 
 #[cfg(test)]

@@ -2,10 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{
-    Evidence, Finding, FindingKind, GrowthInGc, MapChurn, RetainedCapacity, UnreleasedMemory,
-    UnsizedMap,
-};
+use super::{Evidence, Finding, FindingKind, GrowthInGc, MapChurn, RetainedCapacity, UnsizedMap};
 use crate::{
     aggregate::{Aggregator, MapRecord, MapState, SiteStats, sizing},
     report::{
@@ -32,8 +29,6 @@ const RETAINED_MIN_BYTES: u64 = 64 << 10;
 const GC_MIN_MARK_SHARE: f64 = 0.25;
 const GC_MIN_MARK_BYTES: u64 = MIB;
 const GC_MIN_MARK_EVENTS: u64 = 8;
-/// Unreleased memory: RSS at least twice the live heap and this much above it.
-const UNRELEASED_MIN_EXCESS: u64 = 64 * MIB;
 
 /// What the rules look at.
 pub struct Inputs<'a> {
@@ -82,7 +77,7 @@ pub fn findings(i: &Inputs) -> Vec<Finding> {
             .filter_map(|(site, maps)| retained_capacity(i, site, maps)),
     );
     out.extend(growth_in_gc(i, &sites.stats));
-    out.extend(unreleased_memory(i));
+    out.extend(super::memory::unreleased_memory(i.agg.memory(), i.go_minor));
     out
 }
 
@@ -364,43 +359,4 @@ fn growth_in_gc(i: &Inputs, stats: &SiteTotals) -> Vec<Finding> {
         out.push(f);
     }
     out
-}
-
-fn unreleased_memory(i: &Inputs) -> Option<Finding> {
-    let mem = i.agg.memory();
-    let heap = mem.heap_marked()?;
-    let rss = mem.rss_bytes()?;
-    let excess = rss.saturating_sub(heap);
-    if rss < 2 * heap || excess < UNRELEASED_MIN_EXCESS {
-        return None;
-    }
-    let stats = mem.stats();
-    let lazy = mem.lazy_free_bytes();
-    let mut f = finding(
-        FindingKind::UnreleasedMemory,
-        None,
-        Evidence::UnreleasedMemory(UnreleasedMemory {
-            rss_bytes: rss,
-            heap_live_bytes: heap,
-            excess_bytes: excess,
-            lazy_free_bytes: lazy,
-            released_dontneed_bytes: stats.released_dontneed_bytes,
-            released_free_bytes: stats.released_free_bytes,
-        }),
-    );
-    let why = if lazy > 0 {
-        format!(
-            "{} of it was returned with MADV_FREE: the kernel takes it back only under memory pressure, so it still counts as resident (GODEBUG=madvdontneed=1 makes the runtime use MADV_DONTNEED, which drops RSS at once)",
-            bytes(lazy)
-        )
-    } else {
-        "The runtime keeps freed heap pages for reuse and returns them to the OS gradually (its background scavenger; MADV_DONTNEED drops RSS at once, MADV_FREE only under pressure)".to_owned()
-    };
-    f.suggestion = format!(
-        "RSS is {} but the last GC found only {} live: {} held above the heap. {why}. Set GOMEMLIMIT (Go 1.19+) to make the runtime return memory above a limit, or call debug.FreeOSMemory() after a burst to return it now (it forces a GC)",
-        bytes(rss),
-        bytes(heap),
-        bytes(excess),
-    );
-    Some(f)
 }

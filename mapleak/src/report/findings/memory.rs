@@ -234,17 +234,28 @@ fn suggestion(e: &UnreleasedMemory, go_minor: u32) -> String {
         });
         out.push_str(" Call debug.FreeOSMemory() after a burst: it runs a GC and returns all idle heap at once.");
         if let Some(limit) = e.suggested_gomemlimit_bytes {
-            let verb = if e.gomemlimit_bytes.is_some() {
-                "lower GOMEMLIMIT to"
+            let (verb, doing) = if e.gomemlimit_bytes.is_some() {
+                ("lower GOMEMLIMIT to", "Lowering GOMEMLIMIT to")
             } else {
-                "set"
+                ("set", "Setting")
             };
-            out.push_str(&format!(
-                " Or {verb} GOMEMLIMIT={}MiB (what the heap needs, {}, and the other runtime memory, over the {LIMIT_KEEPS_PERCENT} % of a limit the runtime keeps): it then returns what it holds above that by itself. A limit makes the GC run more often as the heap nears it: keep it above what the program needs at its peak (its heap goal reached {} in this trace).",
+            let setting = format!(
+                "GOMEMLIMIT={}MiB (what the heap needs, {}, and the other runtime memory, over the {LIMIT_KEEPS_PERCENT} % of a limit the runtime keeps)",
                 limit / MIB,
                 bytes(e.heap_need_bytes),
-                bytes(e.peak_heap_goal_bytes),
-            ));
+            );
+            let peak_need =
+                e.peak_heap_goal_bytes + e.peak_heap_goal_bytes / 100 * RETAIN_EXTRA_PERCENT;
+            if (peak_need + e.runtime_other_bytes) * 100 / LIMIT_KEEPS_PERCENT <= limit {
+                out.push_str(&format!(
+                    " Or {verb} {setting}: the runtime then returns what it holds above it by itself. A limit makes the GC run more often as the heap nears it: raise it if the program needs more at times."
+                ));
+            } else {
+                out.push_str(&format!(
+                    " {doing} {setting} would return it too, but the heap goal reached {} in this trace: under a limit below what the program needs at its peak the GC runs far more often then.",
+                    bytes(e.peak_heap_goal_bytes),
+                ));
+            }
         }
     }
     if e.lazy_free_bytes > 0 {
@@ -351,6 +362,31 @@ mod tests {
                 .unwrap()
                 .suggestion
                 .contains("Go 1.21")
+        );
+    }
+
+    #[test]
+    fn a_limit_below_the_peak_is_advised_against() {
+        let (heap, resident) = burst();
+        let mut mem = AddressSpace::default();
+        // During the burst the goal reached 512 MiB.
+        let peak = RuntimeHeap {
+            gc_percent_heap_goal: 512 * MIB,
+            heap_marked: 256 * MIB,
+            heap_in_use: 257 * MIB,
+            heap_free: 0,
+            ..heap
+        };
+        sample(&mut mem, 0, peak, resident);
+        sample(&mut mem, SECOND, heap, resident);
+        sample(&mut mem, 3 * SECOND, heap, resident);
+        let found = unreleased_memory(&mem, 21).expect("a finding");
+        assert_eq!(evidence(&found).peak_heap_goal_bytes, 512 * MIB);
+        assert_eq!(evidence(&found).held_ns, 2 * SECOND);
+        let s = &found.suggestion;
+        assert!(
+            s.contains("Setting GOMEMLIMIT=10MiB") && s.contains("reached 512.0 MiB"),
+            "{s}"
         );
     }
 

@@ -139,7 +139,7 @@ pub fn unreleased_memory(mem: &AddressSpace, go_minor: u32) -> Option<Finding> {
     let evidence = UnreleasedMemory {
         rss_bytes: r.rss,
         anonymous_bytes: r.anonymous,
-        file_bytes: r.rss - r.anonymous,
+        file_bytes: r.rss.saturating_sub(r.anonymous),
         swap_bytes: r.swap,
         heap_in_use_bytes: h.heap_in_use,
         heap_free_bytes: h.heap_free,
@@ -230,7 +230,7 @@ fn suggestion(e: &UnreleasedMemory, go_minor: u32) -> String {
         out.push_str(if go_minor >= 21 {
             " The runtime returns idle heap gradually, and since Go 1.21 only in chunks that stayed sparse through a whole GC cycle: after a burst it keeps the memory until the next cycle, up to two minutes away in a program that allocates little."
         } else {
-            " The runtime returns idle heap gradually, with a background scavenger paced to about 1 % of the CPU."
+            " The runtime returns idle heap gradually, with a background scavenger that spends about 1 % of the program's CPU time on it."
         });
         out.push_str(" Call debug.FreeOSMemory() after a burst: it runs a GC and returns all idle heap at once.");
         if let Some(limit) = e.suggested_gomemlimit_bytes {

@@ -268,7 +268,9 @@ fn check_held(run: &Run) -> &Value {
     ] {
         assert_eq!(e[field], m[field], "{field}: {e} vs {m}");
     }
+    // The process held still: the goal over the readings that held is the goal now.
     assert_eq!(u(&e["heap_goal_bytes"]), run.printed("heap_goal"), "{e}");
+    assert_eq!(e["held_goal_bytes"], e["heap_goal_bytes"], "{e}");
     let goal = run.printed("heap_goal");
     let need = goal + goal / 100 * 10;
     assert_eq!(u(&e["heap_need_bytes"]), need, "{e}");

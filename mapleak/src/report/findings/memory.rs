@@ -6,7 +6,9 @@
 //! headroom GOGC asks for. So the rule reads the runtime's own accounting (`gcController`: heap
 //! in use, free, released; the goal as `heapGoal()` computes it) beside anonymous RSS, and
 //! fires only on free heap above the goal plus the share the scavenger keeps on purpose, held
-//! at every reading for a while, and not shrinking: memory a user can have back.
+//! at every reading for a while, and not shrinking: memory a user can have back. The goal is the
+//! highest read over those readings: a busy program's goal moves from cycle to cycle, and the
+//! heap keeps room for the higher ones.
 
 use serde::Serialize;
 
@@ -53,9 +55,11 @@ pub struct UnreleasedMemory {
     pub other_anonymous_bytes: i64,
     /// `gcController.heapMarked`: what the last GC found live.
     pub heap_live_bytes: u64,
-    /// `heapGoal()`, the highest goal read during the trace, and what the heap needs: the goal
-    /// plus the 10 % the scavenger keeps.
+    /// `heapGoal()` at the last reading, the highest goal read over the readings that held, the
+    /// highest read during the trace, and what the heap needs: the goal over the readings that
+    /// held plus the 10 % the scavenger keeps.
     pub heap_goal_bytes: u64,
+    pub held_goal_bytes: u64,
     pub peak_heap_goal_bytes: u64,
     pub heap_need_bytes: u64,
     pub gogc: i32,
@@ -88,8 +92,8 @@ struct Held {
 }
 
 impl Held {
-    fn of(s: &HeapSample) -> Option<Self> {
-        let goal = s.goal?;
+    /// What `s` holds beyond `goal` and the scavenger's share.
+    fn of(s: &HeapSample, goal: u64) -> Option<Self> {
         let resident = s.resident?;
         let h = &s.heap;
         let need = goal.saturating_add(goal / 100 * RETAIN_EXTRA_PERCENT);
@@ -112,15 +116,38 @@ impl Held {
     }
 }
 
+/// The latest readings that each hold enough beyond the highest goal read among them, oldest
+/// first, with that goal.
+fn held_stretch(samples: &[&HeapSample]) -> Option<(usize, u64)> {
+    let mut start = samples.len();
+    let mut goal = 0;
+    // Back from the last reading while each holds enough beyond the highest goal so far.
+    while start > 0 {
+        let s = samples[start - 1];
+        let peak = goal.max(s.goal?);
+        if !Held::of(s, peak).is_some_and(|h| h.worth(s)) {
+            break;
+        }
+        goal = peak;
+        start -= 1;
+    }
+    (start < samples.len()).then_some((start, goal))
+}
+
 pub fn unreleased_memory(mem: &AddressSpace, go_minor: u32) -> Option<Finding> {
-    // The readings that held enough, back from the last one.
-    let mut stretch: Vec<(&HeapSample, Held)> = mem
-        .heap_samples()
+    let samples: Vec<&HeapSample> = mem.heap_samples().iter().collect();
+    // A reading without a goal (GOGC off, no limit) ends the stretch too.
+    let tail = samples
         .iter()
         .rev()
-        .map_while(|s| Held::of(s).filter(|h| h.worth(s)).map(|h| (s, h)))
-        .collect();
-    stretch.reverse();
+        .take_while(|s| s.goal.is_some())
+        .count();
+    let samples = &samples[samples.len() - tail..];
+    let (start, held_goal) = held_stretch(samples)?;
+    let stretch: Vec<(&HeapSample, Held)> = samples[start..]
+        .iter()
+        .map(|s| Some((*s, Held::of(s, held_goal)?)))
+        .collect::<Option<_>>()?;
     let (&(first, first_held), &(last, held)) = (stretch.first()?, stretch.last()?);
     let held_ns = last.ts_ns.saturating_sub(first.ts_ns);
     if held_ns < MIN_HELD_NS
@@ -149,7 +176,8 @@ pub fn unreleased_memory(mem: &AddressSpace, go_minor: u32) -> Option<Finding> {
         other_anonymous_bytes: other_anonymous,
         heap_live_bytes: h.heap_marked,
         heap_goal_bytes: goal,
-        peak_heap_goal_bytes: mem.peak_goal().unwrap_or(goal).max(goal),
+        held_goal_bytes: held_goal,
+        peak_heap_goal_bytes: mem.peak_goal().unwrap_or(goal).max(held_goal),
         heap_need_bytes: held.need,
         gogc: h.gc_percent,
         gomemlimit_bytes: h.limit(),
@@ -214,16 +242,21 @@ fn suggestion(e: &UnreleasedMemory, go_minor: u32) -> String {
     } else {
         e.gogc.to_string()
     };
+    let now = if e.held_goal_bytes == e.heap_goal_bytes {
+        String::new()
+    } else {
+        format!("now {}; ", bytes(e.heap_goal_bytes))
+    };
     let mut out = format!(
-        "anonymous RSS {} = {}{rest}; the other {} of RSS {} is file-backed or shared. The heap goal is {} (GOGC={gogc}, GOMEMLIMIT {limit}); with the {RETAIN_EXTRA_PERCENT} % the scavenger keeps the heap needs {}, and {} is held above that, at every reading for {:.1} s (the runtime returned {} meanwhile).",
+        "anonymous RSS {} = {}{rest}; the other {} of RSS {} is file-backed or shared. Over the last {:.1} s of readings the heap goal was at most {} ({now}GOGC={gogc}, GOMEMLIMIT {limit}); with the {RETAIN_EXTRA_PERCENT} % the scavenger keeps, the heap needs {}, and {} is held above that at every reading (the runtime returned {} meanwhile).",
         bytes(e.anonymous_bytes),
         parts.join(" + "),
         bytes(e.file_bytes),
         bytes(e.rss_bytes),
-        bytes(e.heap_goal_bytes),
+        e.held_ns as f64 / 1e9,
+        bytes(e.held_goal_bytes),
         bytes(e.heap_need_bytes),
         bytes(e.excess_bytes),
-        e.held_ns as f64 / 1e9,
         bytes(e.returned_bytes),
     );
     if e.idle_above_need_bytes > 0 {
@@ -388,6 +421,43 @@ mod tests {
             s.contains("Setting GOMEMLIMIT=10MiB") && s.contains("reached 512.0 MiB"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn a_busy_heap_keeps_room_for_the_higher_goals_of_its_cycles() {
+        // GOGC=400, the goal moving between 200 and 330 MiB as cycles mark more or less; the
+        // heap retains what the higher goals needed.
+        let (heap, resident) = burst();
+        let at = |goal: u64| RuntimeHeap {
+            gc_percent: 400,
+            gc_percent_heap_goal: goal,
+            heap_marked: 40 * MIB,
+            heap_in_use: 90 * MIB,
+            heap_free: 234 * MIB,
+            mapped_ready: 330 * MIB,
+            ..heap
+        };
+        let resident = Resident {
+            anonymous: 330 * MIB,
+            ..resident
+        };
+        let mut mem = AddressSpace::default();
+        for (t, goal) in [330, 211, 300, 211, 211].into_iter().enumerate() {
+            sample(&mut mem, t as u64 * SECOND / 2, at(goal * MIB), resident);
+        }
+        assert!(unreleased_memory(&mem, 21).is_none());
+        // The low goal for long enough, and the room is held above what the heap needs.
+        for t in 5..8 {
+            sample(&mut mem, t * SECOND / 2, at(211 * MIB), resident);
+        }
+        let found = unreleased_memory(&mem, 21).expect("a finding");
+        let e = evidence(&found);
+        assert_eq!(
+            (e.held_goal_bytes, e.heap_goal_bytes),
+            (211 * MIB, 211 * MIB)
+        );
+        assert_eq!(e.held_ns, 2 * SECOND);
+        assert_eq!(e.peak_heap_goal_bytes, 330 * MIB);
     }
 
     #[test]

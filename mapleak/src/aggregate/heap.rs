@@ -44,6 +44,8 @@ pub struct RuntimeHeap {
 /// Why a reading was not believed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Implausible {
+    /// The target's memory could not be read there.
+    Unread,
     /// A field the layout does not place, or bytes too short for it.
     Unplaced,
     GcPercent,

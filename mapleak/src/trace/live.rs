@@ -137,10 +137,10 @@ impl LiveReader {
     ) -> Option<Result<RuntimeHeap, Implausible>> {
         let (start, len) = heap::span(&gc.fields)?;
         let space = target::address_space(self.pid).unwrap_or(USER_SPACE);
-        let mut result = Err(Implausible::Unplaced);
+        let mut result = Err(Implausible::Unread);
         for _ in 0..HEAP_READ_TRIES {
             let Some(bytes) = self.read_vec(gc.address + start, len) else {
-                return Some(Err(Implausible::Unplaced));
+                return Some(Err(Implausible::Unread));
             };
             result = RuntimeHeap::parse(&bytes, start, &gc.fields)
                 .and_then(|h| h.check(last, space).map(|()| h));

@@ -1,9 +1,12 @@
 //! The target's address space as the runtime manages it: reserved, committed and released ranges,
-//! from its mmap, munmap and madvise calls.
+//! from its mmap, munmap and madvise calls; what is resident, from /proc; and the runtime's own
+//! heap accounting, read from its memory at each interval.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use mapleak_common::{MEM_MADVISE, MEM_MMAP, MEM_MUNMAP, MemEvent};
+
+use super::heap::RuntimeHeap;
 
 /// `PROT_NONE`, and the advice values the Go runtime uses to return memory.
 const PROT_NONE: u32 = 0;
@@ -37,6 +40,32 @@ pub struct MemoryStats {
     pub failed_calls: u64,
 }
 
+/// What `/proc/PID/smaps_rollup` says about the whole process, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resident {
+    pub rss: u64,
+    /// Resident private anonymous pages: the heap, stacks, the runtime's metadata and any C
+    /// allocations, as opposed to file-backed and shared pages (a database's mmap, the
+    /// executable's text).
+    pub anonymous: u64,
+    /// Pages given back with MADV_FREE that the kernel has not reclaimed yet: still in `rss`
+    /// and `anonymous`.
+    pub lazy_free: u64,
+    /// Anonymous pages swapped out: held, but not in `rss`.
+    pub swap: u64,
+}
+
+/// One believed reading of the runtime's accounting, and what was resident then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeapSample {
+    /// CLOCK_MONOTONIC, as the events' timestamps.
+    pub ts_ns: u64,
+    pub heap: RuntimeHeap,
+    /// `heapGoal()` recomputed; `None` when the heap has no goal (GOGC off, no limit).
+    pub goal: Option<u64>,
+    pub resident: Option<Resident>,
+}
+
 #[derive(Default)]
 pub struct AddressSpace {
     /// start → (end, state); ranges never overlap.
@@ -44,10 +73,21 @@ pub struct AddressSpace {
     stats: MemoryStats,
     rss_bytes: Option<u64>,
     lazy_free_bytes: u64,
+    resident: Option<Resident>,
     /// `gcController.heapMarked`: the heap the last GC found live.
     heap_marked: Option<u64>,
+    /// The latest readings of the runtime's accounting, oldest first.
+    heap_samples: VecDeque<HeapSample>,
+    /// The highest heap goal read during the trace.
+    peak_goal: Option<u64>,
+    /// Readings of the runtime's accounting that failed or were not believed.
+    heap_read_errors: u64,
     overflowed: bool,
 }
+
+/// Readings of the runtime's accounting kept: at the shortest interval (10 ms) the last 40 s,
+/// at the default one over an hour.
+const MAX_HEAP_SAMPLES: usize = 4096;
 
 /// Ranges followed (about 50 bytes each): Go maps and returns memory in runs of pages, so a real
 /// heap needs a few thousand; only a pathological pattern of calls comes near.
@@ -108,9 +148,55 @@ impl AddressSpace {
         self.lazy_free_bytes
     }
 
+    /// What smaps_rollup said.
+    pub fn sample_resident(&mut self, r: Resident) {
+        self.sample_rss(r.rss, r.lazy_free);
+        self.resident = Some(r);
+    }
+
+    pub fn resident(&self) -> Option<Resident> {
+        self.resident
+    }
+
     /// The live heap after the last GC, read from the target's memory.
     pub fn sample_heap_marked(&mut self, bytes: u64) {
         self.heap_marked = Some(bytes);
+    }
+
+    /// A believed reading of the runtime's accounting.
+    pub fn sample_heap(&mut self, sample: HeapSample) {
+        self.heap_marked = Some(sample.heap.heap_marked);
+        if sample.goal.is_some() {
+            self.peak_goal = self.peak_goal.max(sample.goal);
+        }
+        if self.heap_samples.len() == MAX_HEAP_SAMPLES {
+            self.heap_samples.pop_front();
+        }
+        self.heap_samples.push_back(sample);
+    }
+
+    /// A reading of the runtime's accounting that failed or was not believed.
+    pub fn heap_read_failed(&mut self) {
+        self.heap_read_errors += 1;
+    }
+
+    pub fn heap_read_errors(&self) -> u64 {
+        self.heap_read_errors
+    }
+
+    /// The readings kept, oldest first.
+    pub fn heap_samples(&self) -> &VecDeque<HeapSample> {
+        &self.heap_samples
+    }
+
+    /// The latest believed reading.
+    pub fn heap(&self) -> Option<&HeapSample> {
+        self.heap_samples.back()
+    }
+
+    /// The highest heap goal read during the trace.
+    pub fn peak_goal(&self) -> Option<u64> {
+        self.peak_goal
     }
 
     pub fn heap_marked(&self) -> Option<u64> {

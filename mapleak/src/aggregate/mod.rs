@@ -6,6 +6,7 @@ pub mod bound;
 pub mod classic;
 pub mod gc;
 pub mod growth;
+pub mod heap;
 pub mod malloc;
 pub mod maps;
 pub mod memory;

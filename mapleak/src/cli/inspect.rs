@@ -1,7 +1,7 @@
 use std::{fmt::Write as _, io::Write as _};
 
 use crate::{
-    inspect::{self, Inspection, ProbeSite},
+    inspect::{self, Inspection, ProbeSite, offsets::GcControllerFields},
     report::Format,
     trace::target,
 };
@@ -78,14 +78,14 @@ fn render(i: &Inspection) -> String {
         let _ = writeln!(out, "memstats.numgc: {numgc:#x}");
     }
     if let Some(controller) = i.gc_controller_address {
-        let fields = [
-            ("heapMarked", i.heap_marked_offset),
-            ("totalAlloc", i.total_alloc_offset),
-        ];
-        for (field, off) in fields {
-            if let Some(off) = off {
-                let _ = writeln!(out, "gcController.{field}: {controller:#x}+{off}");
-            }
+        let fields = i.gc_controller_fields.fields();
+        let members = GcControllerFields::MEMBERS.iter().map(|(member, _)| member);
+        let known: Vec<String> = members
+            .zip(fields)
+            .filter_map(|(member, (_, off))| Some(format!("{member}+{}", off?)))
+            .collect();
+        if !known.is_empty() {
+            let _ = writeln!(out, "gcController {controller:#x}: {}", known.join(" "));
         }
     }
     let opt_in = [

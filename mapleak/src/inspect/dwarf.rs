@@ -17,7 +17,7 @@ use gimli::{
 use mapleak_common::Config;
 use object::{CompressionFormat, Object, ObjectSection};
 
-use super::{GoElf, InspectError};
+use super::{GoElf, InspectError, offsets::GcControllerFields};
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 
@@ -84,7 +84,21 @@ dwarf_offsets!(
         swiss_table_capacity,
         swiss_table_local_depth,
     ],
-    user: [heap_marked, total_alloc],
+    user: [
+        gc_percent,
+        memory_limit,
+        gc_percent_heap_goal,
+        sweep_dist_min_trigger,
+        triggered,
+        last_heap_goal,
+        heap_marked,
+        heap_in_use,
+        heap_released,
+        heap_free,
+        total_alloc,
+        total_free,
+        mapped_ready,
+    ],
 );
 
 struct Slot {
@@ -125,6 +139,17 @@ impl DwarfOffsets {
             .collect()
     }
 
+    /// The `gcController` offsets DWARF supplied.
+    pub fn gc_controller(&self) -> GcControllerFields {
+        let mut out = GcControllerFields::default();
+        for &(_, field) in GcControllerFields::MEMBERS {
+            if let (Some(slot), Some(value)) = (slot(field), out.field_mut(field)) {
+                *value = (slot.get)(self).map(u64::from);
+            }
+        }
+        out
+    }
+
     /// How many offsets DWARF supplied.
     pub fn found(&self) -> usize {
         SLOTS.iter().filter(|s| (s.get)(self).is_some()).count()
@@ -138,11 +163,12 @@ struct Wanted {
     members: &'static [(&'static str, &'static str)],
 }
 
-/// What user space reads from `gcController`: `heapMarked`, the live heap after the last GC, and
-/// `totalAlloc`, the heap bytes allocated since start.
+/// What user space reads from `gcController`: the runtime's own heap accounting (the live heap,
+/// the heap in use, free and released, the goal's inputs, GOGC and GOMEMLIMIT) and `totalAlloc`,
+/// the heap bytes allocated since start.
 const GC_CONTROLLER: Wanted = Wanted {
     name: "runtime.gcControllerState",
-    members: &[("heapMarked", "heap_marked"), ("totalAlloc", "total_alloc")],
+    members: GcControllerFields::MEMBERS,
 };
 
 const HMAP: Wanted = Wanted {
@@ -544,13 +570,12 @@ mod tests {
             let missing = offsets.missing();
             let table = offsets::config();
             let (config, mut differ) = offsets.apply(table);
-            let heap_marked = offsets::heap_marked(&version);
-            if offsets.heap_marked.map(u64::from) != heap_marked {
-                differ.push("heap_marked");
-            }
-            let total_alloc = offsets::total_alloc(&version);
-            if offsets.total_alloc.map(u64::from) != total_alloc {
-                differ.push("total_alloc");
+            let want = offsets::GcControllerFields::table(&version);
+            let found = offsets.gc_controller();
+            for ((field, table), (_, dwarf)) in want.fields().into_iter().zip(found.fields()) {
+                if table.is_none() || dwarf != table {
+                    differ.push(field);
+                }
             }
             eprintln!(
                 "{}{tag}: {} offsets from DWARF, missing {missing:?}, differ {differ:?}",
@@ -559,10 +584,9 @@ mod tests {
             );
             if !missing.is_empty() || !differ.is_empty() {
                 failures.push(format!(
-                    "{}{tag}: missing {missing:?}, differ {differ:?}\n  table {table:?}, heap_marked \
-                     {heap_marked:?}, total_alloc {total_alloc:?}\n  dwarf {config:?}, heap_marked \
-                     {:?}, total_alloc {:?}",
-                    version.raw, offsets.heap_marked, offsets.total_alloc
+                    "{}{tag}: missing {missing:?}, differ {differ:?}\n  table {table:?}, \
+                     {want:?}\n  dwarf {config:?}, {found:?}",
+                    version.raw
                 ));
             }
         }

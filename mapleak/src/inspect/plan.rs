@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{
     BuildInfo, GoElf, GoVersion, InspectError, VersionSource, dwarf, elf::FuncSym, gccontroller,
-    gcdata, identify, offsets, prologue, symbols,
+    gcdata, identify, offsets, offsets::GcControllerFields, prologue, symbols,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -101,6 +101,9 @@ pub struct Inspection {
     pub heap_marked_offset: Option<u64>,
     /// Offset of `totalAlloc` in `runtime.gcControllerState`.
     pub total_alloc_offset: Option<u64>,
+    /// Offsets of every `gcControllerState` field user space reads: the two above, and the
+    /// runtime's heap accounting (in use, free, released, the goal's inputs, GOGC, GOMEMLIMIT).
+    pub gc_controller_fields: GcControllerFields,
     /// What mapleak cannot observe in this binary, and why.
     pub notes: Vec<String>,
     #[serde(skip)]
@@ -269,6 +272,18 @@ pub fn inspect_bytes_as(
             "the heap allocated is not known: gcControllerState.totalAlloc is in neither the binary's DWARF nor mapleak's {version} table"
         ));
     }
+    let unknown: Vec<&str> = gc_controller
+        .fields()
+        .into_iter()
+        .filter(|(_, offset)| offset.is_none())
+        .map(|(field, _)| field)
+        .collect();
+    if !unknown.is_empty() {
+        notes.push(format!(
+            "the runtime's heap accounting (in use, free, released, goal, GOGC, GOMEMLIMIT) is not known: {} of gcControllerState are in neither the binary's DWARF nor mapleak's {version} table",
+            unknown.join(", ")
+        ));
+    }
     Ok(Inspection {
         path: path.to_owned(),
         go_version: version.raw.clone(),
@@ -290,43 +305,34 @@ pub fn inspect_bytes_as(
         gc_controller_address,
         heap_marked_offset: gc_controller.heap_marked,
         total_alloc_offset: gc_controller.total_alloc,
+        gc_controller_fields: gc_controller,
         notes,
         config,
         version,
     })
 }
 
-/// Offsets in `runtime.gcControllerState` of what user space reads; no kernel program needs them,
-/// so they live outside `Config`.
-#[derive(Clone, Copy, Debug)]
-struct GcControllerOffsets {
-    heap_marked: Option<u64>,
-    total_alloc: Option<u64>,
-}
-
-impl GcControllerOffsets {
-    fn table(version: &GoVersion) -> Self {
-        Self {
-            heap_marked: offsets::heap_marked(version),
-            total_alloc: offsets::total_alloc(version),
+/// DWARF's offsets where it has them, else the table's; pushes onto `differ` each one where both
+/// are known and disagree.
+fn prefer(
+    table: GcControllerFields,
+    found: &dwarf::DwarfOffsets,
+    differ: &mut Vec<&'static str>,
+) -> GcControllerFields {
+    let mut out = table;
+    for ((field, table), (_, found)) in table
+        .fields()
+        .into_iter()
+        .zip(found.gc_controller().fields())
+    {
+        if found.zip(table).is_some_and(|(f, t)| f != t) {
+            differ.push(field);
+        }
+        if let Some(value) = out.field_mut(field) {
+            *value = found.or(table);
         }
     }
-
-    /// DWARF's offsets where it has them, else `self`'s; pushes onto `differ` each one where
-    /// both are known and disagree.
-    fn prefer(self, found: &dwarf::DwarfOffsets, differ: &mut Vec<&'static str>) -> Self {
-        let mut pick = |name, found: Option<u16>, table: Option<u64>| {
-            let found = found.map(u64::from);
-            if found.zip(table).is_some_and(|(f, t)| f != t) {
-                differ.push(name);
-            }
-            found.or(table)
-        };
-        Self {
-            heap_marked: pick("heap_marked", found.heap_marked, self.heap_marked),
-            total_alloc: pick("total_alloc", found.total_alloc, self.total_alloc),
-        }
-    }
+    out
 }
 
 /// Offsets from the binary's DWARF where it has them (checked against the table: a difference is
@@ -336,13 +342,13 @@ fn struct_offsets(
     version: &GoVersion,
     map_impl: MapImpl,
     notes: &mut Vec<String>,
-) -> (Config, OffsetsSource, GcControllerOffsets) {
+) -> (Config, OffsetsSource, GcControllerFields) {
     let table = offsets::config();
-    let gc_controller = GcControllerOffsets::table(version);
+    let gc_controller = GcControllerFields::table(version);
     match dwarf::struct_offsets(elf, version.minor, map_impl == MapImpl::Swiss) {
         Ok(Some(found)) => {
             let (config, mut differ) = found.apply(table);
-            let gc_controller = gc_controller.prefer(&found, &mut differ);
+            let gc_controller = prefer(gc_controller, &found, &mut differ);
             if !differ.is_empty() {
                 notes.push(format!(
                     "struct offsets from DWARF differ from mapleak's {version} table for {}; using DWARF's",

@@ -4,12 +4,14 @@
 
 mod churn;
 mod gc;
+mod memory;
 mod retained;
 mod rules;
 mod sizing;
 
 use serde::Serialize;
 
+pub use memory::UnreleasedMemory;
 pub use rules::{Found, Inputs, findings};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -169,19 +171,6 @@ pub struct SameSizeGrowth {
     pub maps: u64,
     /// Of the site's growth.
     pub share_of_site_bytes: f64,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct UnreleasedMemory {
-    pub rss_bytes: u64,
-    /// `gcController.heapMarked`: what the last GC found live.
-    pub heap_live_bytes: u64,
-    pub excess_bytes: u64,
-    /// Resident pages given back with MADV_FREE and not reclaimed yet (counted in RSS).
-    pub lazy_free_bytes: u64,
-    /// Returned during the trace with MADV_DONTNEED and with MADV_FREE.
-    pub released_dontneed_bytes: u64,
-    pub released_free_bytes: u64,
 }
 
 #[cfg(test)]

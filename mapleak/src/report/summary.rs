@@ -99,6 +99,29 @@ pub struct MemorySummary {
     pub mmap_calls: u64,
     pub munmap_calls: u64,
     pub madvise_calls: u64,
+    /// Resident private anonymous memory (smaps_rollup `Anonymous`): RSS without file-backed
+    /// and shared pages. Null when not read.
+    pub anonymous_bytes: Option<u64>,
+    /// Anonymous memory swapped out (smaps_rollup `Swap`).
+    pub swap_bytes: Option<u64>,
+    /// The runtime's own accounting at the last reading (`gcController`), null when it could not
+    /// be read: heap spans in use, free and not returned, returned to the OS.
+    pub heap_in_use_bytes: Option<u64>,
+    pub heap_free_bytes: Option<u64>,
+    pub heap_released_bytes: Option<u64>,
+    /// All the runtime has mapped and not returned: the heap in use and free, stacks, metadata
+    /// (`mappedReady`).
+    pub runtime_ready_bytes: Option<u64>,
+    /// The heap goal now (`heapGoal()`, as `/gc/heap/goal:bytes`), the last cycle's goal, and
+    /// the highest goal read during the trace; null when there is none (GOGC=off, no limit).
+    pub heap_goal_bytes: Option<u64>,
+    pub last_heap_goal_bytes: Option<u64>,
+    pub peak_heap_goal_bytes: Option<u64>,
+    /// GOGC (-1 = off), and GOMEMLIMIT (null when unset; both null when not read).
+    pub gogc: Option<i32>,
+    pub gomemlimit_bytes: Option<u64>,
+    /// Readings of the runtime's accounting that failed or were refused as impossible.
+    pub heap_read_errors: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -215,6 +238,11 @@ pub struct Interval {
     pub rss_bytes: u64,
     pub held_bytes: u64,
     pub released_bytes: u64,
+    /// As in the summary's `memory`, at the interval's end.
+    pub anonymous_bytes: Option<u64>,
+    pub heap_in_use_bytes: Option<u64>,
+    pub heap_free_bytes: Option<u64>,
+    pub heap_goal_bytes: Option<u64>,
     pub events: EventCounts,
 }
 
@@ -241,6 +269,10 @@ impl Interval {
             rss_bytes: m.rss_bytes,
             held_bytes: m.held_bytes,
             released_bytes: m.released_bytes,
+            anonymous_bytes: m.anonymous_bytes,
+            heap_in_use_bytes: m.heap_in_use_bytes,
+            heap_free_bytes: m.heap_free_bytes,
+            heap_goal_bytes: m.heap_goal_bytes,
             events: EventCounts::new(agg, k),
         }
     }
@@ -307,6 +339,7 @@ impl Summary {
 impl MemorySummary {
     fn new(m: &crate::aggregate::memory::AddressSpace) -> Self {
         let s = m.stats();
+        let heap = m.heap();
         Self {
             committed_bytes: s.committed_bytes,
             released_bytes: s.released_dontneed_bytes + s.released_free_bytes,
@@ -321,6 +354,23 @@ impl MemorySummary {
             mmap_calls: s.mmap_calls,
             munmap_calls: s.munmap_calls,
             madvise_calls: s.madvise_calls,
+            anonymous_bytes: m.resident().map(|r| r.anonymous),
+            swap_bytes: m.resident().map(|r| r.swap),
+            heap_in_use_bytes: heap.map(|h| h.heap.heap_in_use),
+            heap_free_bytes: heap.map(|h| h.heap.heap_free),
+            heap_released_bytes: heap.map(|h| h.heap.heap_released),
+            runtime_ready_bytes: heap.map(|h| h.heap.mapped_ready),
+            heap_goal_bytes: heap.and_then(|h| h.goal),
+            // Before the first cycle ends there is none; with GOGC=off and no limit it is the
+            // "no limit" goal, in the exabytes.
+            last_heap_goal_bytes: heap
+                .filter(|h| h.goal.is_some())
+                .map(|h| h.heap.last_heap_goal)
+                .filter(|&g| g > 0),
+            peak_heap_goal_bytes: m.peak_goal(),
+            gogc: heap.map(|h| h.heap.gc_percent),
+            gomemlimit_bytes: heap.and_then(|h| h.heap.limit()),
+            heap_read_errors: m.heap_read_errors(),
         }
     }
 }

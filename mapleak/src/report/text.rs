@@ -152,6 +152,30 @@ pub fn summary(s: &Summary) -> String {
         bytes(m.held_bytes),
         bytes(m.rss_bytes),
     );
+    if let (Some(in_use), Some(free), Some(released)) = (
+        m.heap_in_use_bytes,
+        m.heap_free_bytes,
+        m.heap_released_bytes,
+    ) {
+        let goal = m.heap_goal_bytes.map_or("none".to_owned(), bytes);
+        let gogc = match m.gogc {
+            Some(p) if p < 0 => "off".to_owned(),
+            Some(p) => p.to_string(),
+            None => "?".to_owned(),
+        };
+        let limit = m.gomemlimit_bytes.map_or("unset".to_owned(), bytes);
+        let anonymous = m
+            .anonymous_bytes
+            .map(|a| format!("; anonymous RSS {}", bytes(a)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "heap (the runtime's accounting): {} in use, {} idle, {} released; goal {goal} (GOGC {gogc}, GOMEMLIMIT {limit}){anonymous}",
+            bytes(in_use),
+            bytes(free),
+            bytes(released),
+        );
+    }
     if !s.notes.is_empty() {
         let _ = writeln!(out);
         for note in &s.notes {

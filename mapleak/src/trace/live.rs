@@ -1,17 +1,25 @@
 //! Reads the target's memory at each interval: the live size of the maps that grew (deletes
-//! never shrink a Go map, so a map emptied by deletes keeps its capacity) and the live heap.
+//! never shrink a Go map, so a map emptied by deletes keeps its capacity) and the runtime's own
+//! heap accounting (`gcController`: the live heap, the heap in use, free and released, the
+//! goal's inputs, GOGC and GOMEMLIMIT), beside what /proc says is resident.
 //!
 //! Only process_vm_readv, which fails cleanly on unmapped memory; every value read is checked
-//! against what the growth events said before it is believed.
+//! against what the growth events said, or against the runtime's own invariants and the size of
+//! the address space, before it is believed.
 
 use mapleak_common::Config;
 
 use super::target::{self, ImageId};
-use crate::aggregate::{
-    Aggregator, LiveMap, MapState,
-    classic::{self, GoRules},
-    sizing,
-    swiss::{GROUP_SLOTS, MAX_TABLE_CAPACITY},
+use crate::{
+    aggregate::{
+        Aggregator, LiveMap, MapState,
+        classic::{self, GoRules},
+        heap::{self, Implausible, RuntimeHeap},
+        memory::HeapSample,
+        sizing,
+        swiss::{GROUP_SLOTS, MAX_TABLE_CAPACITY},
+    },
+    inspect::offsets::GcControllerFields,
 };
 
 /// Maps read per interval, the ones with most bytes grown first.
@@ -22,6 +30,22 @@ const MAX_DIR_LEN: u64 = 1 << 20;
 const DIR_PTR_BEFORE_DIR_LEN: u16 = 8;
 /// `maps.table` header bytes read: used, capacity, growthLeft, localDepth.
 const TABLE_HEADER: usize = 8;
+/// Readings of `gcController` taken before one torn by the runtime's unlocked updates counts as
+/// a failure: the runtime's own reader spins until they agree, and they agree within a few
+/// instructions.
+const HEAP_READ_TRIES: usize = 4;
+/// The x86-64 user address space, for when /proc does not say how large the target's is.
+const USER_SPACE: u64 = 1 << 47;
+
+/// Where the runtime's accounting lives in the target.
+#[derive(Clone, Copy, Debug)]
+pub struct GcController {
+    /// Run-time address of `runtime.gcController`.
+    pub address: u64,
+    pub fields: GcControllerFields,
+    /// The goal's headroom under a memory limit changed in go1.21.
+    pub go_minor: u32,
+}
 
 pub struct LiveReader {
     pid: u32,
@@ -30,8 +54,7 @@ pub struct LiveReader {
     config: Config,
     swiss: bool,
     rules: GoRules,
-    /// Run-time address of `gcController.heapMarked`.
-    heap_marked: Option<u64>,
+    gc_controller: Option<GcController>,
 }
 
 impl LiveReader {
@@ -41,7 +64,7 @@ impl LiveReader {
         config: Config,
         swiss: bool,
         rules: GoRules,
-        heap_marked: Option<u64>,
+        gc_controller: Option<GcController>,
     ) -> Self {
         Self {
             pid,
@@ -49,17 +72,19 @@ impl LiveReader {
             config,
             swiss,
             rules,
-            heap_marked,
+            gc_controller,
         }
     }
 
-    /// Samples RSS, the live heap and the live maps into `agg`.
+    /// Samples what is resident, the runtime's accounting and the live maps into `agg`.
     pub fn sample(&self, agg: &mut Aggregator) {
         if !self.image.runs_in(self.pid) {
             return;
         }
-        if let Some(r) = target::rollup(self.pid) {
-            agg.memory_mut().sample_rss(r.rss, r.lazy_free);
+        let ts_ns = target::monotonic_ns();
+        let resident = target::rollup(self.pid);
+        if let Some(r) = resident {
+            agg.memory_mut().sample_resident(r);
         }
         // Nothing in the process can be larger than its address space: a bound that rejects
         // a garbage read (a freed header, say) claiming petabytes.
@@ -70,12 +95,31 @@ impl LiveReader {
             }
             None => u64::MAX,
         };
-        if let Some(bytes) = self
-            .heap_marked
-            .and_then(|a| self.read_u64(a))
-            .filter(|&b| b <= space)
-        {
-            agg.memory_mut().sample_heap_marked(bytes);
+        if let Some(gc) = self.gc_controller {
+            let last = agg.memory().heap().map(|s| s.heap);
+            match self.read_heap(&gc, last.as_ref()) {
+                Some(Ok(heap)) => agg.memory_mut().sample_heap(HeapSample {
+                    ts_ns,
+                    heap,
+                    goal: heap.heap_goal(gc.go_minor),
+                    resident,
+                }),
+                // A process that exited or executed another program meanwhile has no heap to
+                // misread.
+                Some(Err(_)) if self.image.runs_in(self.pid) => agg.memory_mut().heap_read_failed(),
+                Some(Err(_)) => {}
+                // Only the live heap is placed: read it alone, as it always was.
+                None => {
+                    if let Some(bytes) = gc
+                        .fields
+                        .heap_marked
+                        .and_then(|off| self.read_u64(gc.address + off))
+                        .filter(|&b| b <= space)
+                    {
+                        agg.memory_mut().sample_heap_marked(bytes);
+                    }
+                }
+            }
         }
         let reads: Vec<(u64, Option<LiveMap>)> = agg
             .top_maps(MAPS_PER_READ)
@@ -93,6 +137,28 @@ impl LiveReader {
             return None;
         }
         self.read_u64(map + u64::from(self.config.hmap_oldbuckets))
+    }
+
+    /// One believed reading of `gcController`; `None` when the layout does not place all of it.
+    fn read_heap(
+        &self,
+        gc: &GcController,
+        last: Option<&RuntimeHeap>,
+    ) -> Option<Result<RuntimeHeap, Implausible>> {
+        let (start, len) = heap::span(&gc.fields)?;
+        let space = target::address_space(self.pid).unwrap_or(USER_SPACE);
+        let mut result = Err(Implausible::Unread);
+        for _ in 0..HEAP_READ_TRIES {
+            let Some(bytes) = self.read_vec(gc.address + start, len) else {
+                return Some(Err(Implausible::Unread));
+            };
+            result = RuntimeHeap::parse(&bytes, start, &gc.fields)
+                .and_then(|h| h.check(last, space).map(|()| h));
+            if result != Err(Implausible::Inconsistent) {
+                break;
+            }
+        }
+        Some(result)
     }
 
     fn read_map(&self, m: &MapState) -> Option<LiveMap> {

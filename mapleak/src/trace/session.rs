@@ -17,7 +17,7 @@ use super::{
     duty::{DutyCycle, Switched},
     governor::Governor,
     launch::Launched,
-    live::LiveReader,
+    live::{GcController, LiveReader},
     loader::{self, ProbeGroup},
     register,
     signals::Stops,
@@ -329,7 +329,14 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
         config,
         inspection.map_impl == MapImpl::Swiss,
         rules,
-        gc_controller(inspection.heap_marked_offset),
+        inspection
+            .gc_controller_address
+            .zip(bias)
+            .map(|(addr, bias)| GcController {
+                address: addr + bias,
+                fields: inspection.gc_controller_fields,
+                go_minor: inspection.version.minor,
+            }),
     );
     announce(&inspection, &loaded, pid, hit_cost, opts);
     let attached = Attached {

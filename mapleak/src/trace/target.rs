@@ -10,7 +10,7 @@ use std::{
 };
 
 use super::TraceError;
-use crate::inspect::file::MappedFile;
+use crate::{aggregate::memory::Resident, inspect::file::MappedFile};
 
 pub fn check_exists(pid: u32) -> Result<(), TraceError> {
     if pid == 0 || !Path::new(&format!("/proc/{pid}")).exists() {
@@ -147,28 +147,6 @@ pub fn exe_path(pid: u32) -> String {
     format!("/proc/{pid}/exe")
 }
 
-/// What `/proc/PID/smaps_rollup` says about the whole process, in bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Rollup {
-    pub rss: u64,
-    /// Pages given back with MADV_FREE that the kernel has not reclaimed yet: still in `rss`.
-    pub lazy_free: u64,
-}
-
-/// The process's mapped address space in bytes (`VmSize`): what no map of it can exceed.
-pub fn address_space(pid: u32) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmSize:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    kib.checked_mul(1024)
-}
-
 /// The most any growth of `pid` can have allocated up to now, with when it was read (kernel
 /// monotonic clock, read first): its address space, or once the process is gone (a zombie has
 /// none) the machine's memory and swap, which its last allocations had to fit in.
@@ -184,9 +162,11 @@ pub fn monotonic_ns() -> u64 {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: clock_gettime fills the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    // SAFETY: clock_gettime writes one timespec through the pointer we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return 0;
+    }
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
 /// `MemTotal` + `SwapTotal` in bytes.
@@ -205,12 +185,12 @@ fn machine_memory() -> Option<u64> {
     (kib("MemTotal:")? + kib("SwapTotal:").unwrap_or(0)).checked_mul(1024)
 }
 
-/// `None` once the process is gone.
-pub fn rollup(pid: u32) -> Option<Rollup> {
+/// What `/proc/PID/smaps_rollup` says about the whole process; `None` once it is gone.
+pub fn rollup(pid: u32) -> Option<Resident> {
     parse_rollup(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?)
 }
 
-fn parse_rollup(rollup: &str) -> Option<Rollup> {
+fn parse_rollup(rollup: &str) -> Option<Resident> {
     let field = |name: &str| -> Option<u64> {
         let line = rollup.lines().find(|l| l.starts_with(name))?;
         let kib: u64 = line[name.len()..]
@@ -221,11 +201,27 @@ fn parse_rollup(rollup: &str) -> Option<Rollup> {
             .ok()?;
         kib.checked_mul(1024)
     };
-    Some(Rollup {
+    let resident = Resident {
         rss: field("Rss:")?,
+        anonymous: field("Anonymous:")?,
         // Absent on kernels before 4.12.
         lazy_free: field("LazyFree:").unwrap_or(0),
-    })
+        swap: field("Swap:").unwrap_or(0),
+    };
+    // The kernel counts each from the same page walk: a part larger than the whole is not
+    // what it wrote.
+    (resident.anonymous <= resident.rss && resident.lazy_free <= resident.anonymous)
+        .then_some(resident)
+}
+
+/// The size of the process's address space (`VmSize`, from `/proc/PID/statm`): nothing the
+/// process maps can be larger.
+pub fn address_space(pid: u32) -> Option<u64> {
+    let statm = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    pages.checked_mul(page)
 }
 
 /// `len` bytes of the target's memory at `addr`, by process_vm_readv: unmapped memory fails the
@@ -324,19 +320,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_rss_and_lazy_free_from_smaps_rollup() {
-        let rollup = "55d4c000-7ffd1000 ---p 00000000 00:00 0 [rollup]\nRss:                3400 kB\nPss:   1 kB\nLazyFree:   12 kB\n";
-        let want = Rollup {
+    fn reads_what_is_resident_from_smaps_rollup() {
+        let text = "55d4c000-7ffd1000 ---p 00000000 00:00 0 [rollup]\nRss:                3400 kB\nPss:   1 kB\nAnonymous:   1000 kB\nLazyFree:   12 kB\nSwap:   8 kB\n";
+        let want = Resident {
             rss: 3400 * 1024,
+            anonymous: 1000 * 1024,
             lazy_free: 12 * 1024,
+            swap: 8 * 1024,
         };
-        assert_eq!(parse_rollup(rollup), Some(want));
+        assert_eq!(parse_rollup(text), Some(want));
         assert_eq!(parse_rollup("Pss: 1 kB\n"), None);
-        assert!(rollup_of_self().is_some_and(|r| r.rss > 0));
-    }
-
-    fn rollup_of_self() -> Option<Rollup> {
-        rollup(std::process::id())
+        assert_eq!(parse_rollup("Rss: 1 kB\nAnonymous: 2 kB\n"), None);
+        let me = rollup(std::process::id()).unwrap();
+        assert!(me.rss > 0 && me.anonymous > 0 && me.anonymous <= me.rss);
+        let space = address_space(std::process::id()).unwrap();
+        assert!(space > me.rss, "{space} {me:?}");
     }
 
     #[test]

@@ -151,6 +151,16 @@ mod tests {
         while image_of(child.id()) == ours {
             std::thread::yield_now();
         }
+        // The new image shows in /proc before the kernel has charged the child any CPU time: its
+        // CPU clock reads 0 (no reading) for a moment after.
+        let start = std::time::Instant::now();
+        while target::cpu_ns(child.id()).is_none() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "the child never ran"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let gauge = WorkGauge::new(child.id(), image_of(child.id()), None);
         let first = gauge.read();
         assert!(first.is_some());

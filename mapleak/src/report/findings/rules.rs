@@ -6,13 +6,10 @@ use std::collections::BTreeMap;
 
 use mapleak_common::Site;
 
-use super::{Evidence, Finding, FindingKind, Saving, SavingOf, UnreleasedMemory};
+use super::{Evidence, Finding, FindingKind, Saving, SavingOf};
 use crate::{
     aggregate::{Aggregator, MapState},
-    report::{
-        sites::{Resolutions, SiteTotals, SourceSite, maps_by_site, stats_by_site},
-        units::bytes,
-    },
+    report::sites::{Resolutions, SiteTotals, SourceSite, maps_by_site, stats_by_site},
 };
 
 pub(super) const MIB: u64 = 1 << 20;
@@ -21,8 +18,6 @@ const MIN_SAVING_BYTES: u64 = MIB;
 /// … and this share of what the process allocated (or holds), when that is known: a saving
 /// the process would not notice is not worth its reader's time.
 const MIN_SAVING_SHARE: f64 = 0.005;
-/// Unreleased memory: RSS at least twice the live heap and this much above it.
-const UNRELEASED_MIN_EXCESS: u64 = 64 * MIB;
 
 /// What the rules look at.
 pub struct Inputs<'a> {
@@ -156,7 +151,11 @@ pub fn findings(i: &Inputs) -> Found {
         found_at.push((finding, grew_at));
     }
     found.findings = fold_same_line(found_at);
-    found.findings.extend(unreleased_memory(i));
+    found.findings.extend(super::memory::unreleased_memory(
+        i.agg.memory(),
+        i.go_minor,
+        |b| i.memory_saving(b),
+    ));
     let (kept, minor): (Vec<Finding>, Vec<Finding>) =
         found.findings.into_iter().partition(worth_a_change);
     found.minor = minor.len() as u64;
@@ -240,49 +239,4 @@ pub(super) fn through(via: &[String]) -> String {
             format!(" (it grows inside {first}, through {last}, called from here)")
         }
     }
-}
-
-fn unreleased_memory(i: &Inputs) -> Option<Finding> {
-    let mem = i.agg.memory();
-    let heap = mem.heap_marked()?;
-    let rss = mem.rss_bytes()?;
-    let excess = rss.saturating_sub(heap);
-    if rss < 2 * heap || excess < UNRELEASED_MIN_EXCESS {
-        return None;
-    }
-    let stats = mem.stats();
-    let lazy = mem.lazy_free_bytes();
-    let why = if lazy > 0 {
-        format!(
-            "{} of it was returned with MADV_FREE: the kernel takes it back only under memory pressure, so it still counts as resident (GODEBUG=madvdontneed=1 makes the runtime use MADV_DONTNEED, which drops RSS at once)",
-            bytes(lazy)
-        )
-    } else {
-        "The runtime keeps freed heap pages for reuse and returns them to the OS gradually (its background scavenger; MADV_DONTNEED drops RSS at once, MADV_FREE only under pressure)".to_owned()
-    };
-    Some(Finding {
-        rank: 0,
-        kind: FindingKind::UnreleasedMemory,
-        function: String::new(),
-        file: String::new(),
-        line: 0,
-        via: Vec::new(),
-        evidence: Evidence::UnreleasedMemory(UnreleasedMemory {
-            rss_bytes: rss,
-            heap_live_bytes: heap,
-            excess_bytes: excess,
-            lazy_free_bytes: lazy,
-            released_dontneed_bytes: stats.released_dontneed_bytes,
-            released_free_bytes: stats.released_free_bytes,
-        }),
-        also: Vec::new(),
-        saving: i.memory_saving(excess),
-        suggestion: format!(
-            "RSS is {} but the last GC found only {} live: {} held above the heap. {why}. Set GOMEMLIMIT (Go 1.19+) to make the runtime return memory above a limit, or call debug.FreeOSMemory() after a burst to return it now (it forces a GC)",
-            bytes(rss),
-            bytes(heap),
-            bytes(excess),
-        ),
-        estimated: false,
-    })
 }

@@ -203,17 +203,46 @@ fn a_map_emptied_by_deletes_keeps_its_capacity() {
 }
 
 #[test]
-fn resident_memory_far_above_the_live_heap_is_unreleased() {
+fn unreleased_memory_comes_from_the_runtimes_accounting_not_rss() {
+    use crate::aggregate::{
+        heap::{NO_LIMIT, RuntimeHeap},
+        memory::{HeapSample, Resident},
+    };
+    const MIB: u64 = 1 << 20;
     let mut agg = Aggregator::new(RULES);
-    agg.memory_mut().sample_heap_marked(10 << 20);
-    agg.memory_mut().sample_rss(300 << 20, 200 << 20);
+    // RSS 30 times the live heap, as the old rule saw it: no finding without the runtime's view.
+    agg.memory_mut().sample_heap_marked(10 * MIB);
+    agg.memory_mut().sample_rss(300 * MIB, 0);
+    assert!(run(&agg, SECOND, None).is_empty());
+    // The runtime holds 256 MiB of free heap against a 4 MiB goal, for two seconds.
+    let heap = RuntimeHeap {
+        gc_percent: 100,
+        memory_limit: NO_LIMIT,
+        gc_percent_heap_goal: 4 * MIB,
+        triggered: u64::MAX,
+        heap_marked: MIB,
+        heap_in_use: 2 * MIB,
+        heap_free: 256 * MIB,
+        mapped_ready: 262 * MIB,
+        ..RuntimeHeap::default()
+    };
+    let resident = Resident {
+        rss: 300 * MIB,
+        anonymous: 264 * MIB,
+        ..Resident::default()
+    };
+    for ts_ns in [0, 2 * SECOND] {
+        agg.memory_mut().sample_heap(HeapSample {
+            ts_ns,
+            heap,
+            goal: heap.heap_goal(22),
+            resident: Some(resident),
+        });
+    }
     let found = run(&agg, SECOND, None);
     assert_eq!(kinds(&found), [FindingKind::UnreleasedMemory]);
-    assert!(found[0].suggestion.contains("MADV_FREE"));
     assert_eq!(found[0].line, 0);
-    // Twice the heap, but a small process: not worth a finding.
-    agg.memory_mut().sample_rss(30 << 20, 0);
-    assert!(run(&agg, SECOND, None).is_empty());
+    assert!(found[0].suggestion.contains("GOMEMLIMIT="));
 }
 
 #[test]

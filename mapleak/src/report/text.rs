@@ -21,7 +21,7 @@ fn clip(name: &str) -> String {
 /// One line per interval for the live view: growth, GC and memory side by side.
 pub fn interval(i: &Interval) -> String {
     format!(
-        "[{:>8}] maps +{:<6} grows +{:<10} ({} grown) | gc {} cycles, pause max {:<9} | rss {} held {} released {} | lost {}",
+        "[{:>8}] maps +{:<6} grows +{:<10} ({} grown) | gc {} cycles, pause max {:<9} | rss {} mapped {} released {} | lost {}",
         duration(i.elapsed_ns),
         count(i.grow_events),
         bytes(i.grow_bytes),
@@ -143,7 +143,7 @@ pub fn summary(s: &Summary) -> String {
     let m = &s.memory;
     let _ = writeln!(
         out,
-        "\nmemory: {} committed, {} released ({} DONTNEED, {} FREE), {} unmapped, {} still held; RSS {}",
+        "\nmemory (the runtime's mmap, munmap, madvise): {} committed, {} released ({} DONTNEED, {} FREE), {} unmapped, {} still mapped; RSS {}",
         bytes(m.committed_bytes),
         bytes(m.released_bytes),
         bytes(m.released_dontneed_bytes),

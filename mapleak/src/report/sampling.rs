@@ -13,6 +13,13 @@ pub struct SamplingSummary {
     pub groups: Vec<GroupSampling>,
 }
 
+impl SamplingSummary {
+    /// The sampling of the probe group named `group`, if it was traced.
+    pub fn group(&self, group: &str) -> Option<&GroupSampling> {
+        self.groups.iter().find(|g| g.group == group)
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct GroupSampling {
     pub group: &'static str,

@@ -7,11 +7,14 @@
 use mapleak_common::Config;
 
 use super::target::{self, ImageId};
-use crate::aggregate::{
-    Aggregator, LiveMap, MapState,
-    classic::{self, GoRules},
-    sizing,
-    swiss::{GROUP_SLOTS, MAX_TABLE_CAPACITY},
+use crate::{
+    aggregate::{
+        Aggregator, LiveMap, MapState,
+        classic::{self, GoRules},
+        sizing,
+        swiss::{GROUP_SLOTS, MAX_TABLE_CAPACITY},
+    },
+    inspect::MapImpl,
 };
 
 /// Maps read per interval, the ones with most bytes grown first.
@@ -28,7 +31,7 @@ pub struct LiveReader {
     /// Addresses come from this image: nothing is read once the target runs another.
     image: ImageId,
     config: Config,
-    swiss: bool,
+    map_impl: MapImpl,
     rules: GoRules,
     /// Run-time address of `gcController.heapMarked`.
     heap_marked: Option<u64>,
@@ -39,7 +42,7 @@ impl LiveReader {
         pid: u32,
         image: ImageId,
         config: Config,
-        swiss: bool,
+        map_impl: MapImpl,
         rules: GoRules,
         heap_marked: Option<u64>,
     ) -> Self {
@@ -47,7 +50,7 @@ impl LiveReader {
             pid,
             image,
             config,
-            swiss,
+            map_impl,
             rules,
             heap_marked,
         }
@@ -96,10 +99,9 @@ impl LiveReader {
     }
 
     fn read_map(&self, m: &MapState) -> Option<LiveMap> {
-        let (entries, capacity, bytes) = if self.swiss {
-            self.read_swiss(m)?
-        } else {
-            self.read_classic(m)?
+        let (entries, capacity, bytes) = match self.map_impl {
+            MapImpl::Swiss => self.read_swiss(m)?,
+            MapImpl::Classic => self.read_classic(m)?,
         };
         Some(LiveMap {
             entries,

@@ -18,15 +18,15 @@ use super::{
     governor::Governor,
     launch::Launched,
     live::LiveReader,
-    loader::{self, ProbeGroup},
-    register,
+    loader, register,
     signals::Stops,
     target::{self, Image},
     work::WorkGauge,
 };
 use crate::{
     aggregate::{Aggregator, GcTracker, GoRules, StwRules, stacks},
-    inspect::{self, Inspection, MapImpl},
+    catalogue::ProbeGroup,
+    inspect::{self, Inspection},
     report::{
         Format, Interval, Reporter, StopReason, Summary, TraceMeta, file::ReportFile, findings,
         pprof::Binary, profile::GrowthProfile, sampling::SamplingSummary, sites::Resolutions,
@@ -48,8 +48,8 @@ pub struct TraceOptions {
     pub max_overhead: f64,
     /// Governor off: every probe stays attached whatever it costs.
     pub exact: bool,
-    /// Opt-in probes to attach besides the default ones.
-    pub probes: Vec<OptInProbe>,
+    /// Opt-in probe groups to attach besides the default ones.
+    pub probes: Vec<ProbeGroup>,
     /// Attached shares fixed for some groups, whatever the budget (for tests of the switching
     /// itself; hidden from the help).
     pub forced_duty: Vec<(ProbeGroup, f64)>,
@@ -62,57 +62,21 @@ pub struct TraceOptions {
     pub go_version: Option<String>,
 }
 
-/// Probes that are off by default because they can fire on a hot path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum OptInProbe {
-    /// `runtime.makemap` and `makemap_small`: maps made per call site (finds map churn).
-    Create,
-    /// `runtime.mapassign*`: inserts and updates per map, counted in the kernel.
-    Assign,
-    /// `runtime.evacuate*` (classic maps): how long each growth kept its old buckets alive.
-    Evacuate,
-}
-
-/// The default groups, plus the opt-in ones this binary can have.
+/// The default groups, plus the opt-in ones asked for that this binary has.
 fn probe_groups(
     opts: &TraceOptions,
     inspection: &Inspection,
     notes: &mut Vec<String>,
 ) -> Vec<ProbeGroup> {
-    let mut groups = ProbeGroup::DEFAULT.to_vec();
-    let no_evacuation = if inspection.map_impl == MapImpl::Swiss {
-        "evacuation is not traced: Swiss maps rehash a table at once, so no old array is kept alive"
-    } else {
-        "evacuation is not traced: no runtime.evacuate function was found"
-    };
-    let opt_in = [
-        (
-            OptInProbe::Create,
-            ProbeGroup::Create,
-            &inspection.create_probes,
-            "map creation is not traced: runtime.makemap or makemap_small was not found",
-        ),
-        (
-            OptInProbe::Evacuate,
-            ProbeGroup::Evacuate,
-            &inspection.evacuate_probes,
-            no_evacuation,
-        ),
-        (
-            OptInProbe::Assign,
-            ProbeGroup::Assign,
-            &inspection.assign_probes,
-            "map assignments are not counted: no runtime.mapassign function was found",
-        ),
-    ];
-    for (probe, group, sites, missing) in opt_in {
-        if !opts.probes.contains(&probe) {
+    let mut groups = Vec::new();
+    for group in ProbeGroup::ALL {
+        if group.opt_in().is_some() && !opts.probes.contains(&group) {
             continue;
         }
-        if sites.is_empty() {
-            notes.push(missing.into());
-        } else {
-            groups.push(group);
+        let planned = inspection.probes.iter().any(|s| s.group() == group);
+        match group.unplanned(inspection.map_impl) {
+            Some(why) if !planned => notes.push(why.into()),
+            _ => groups.push(group),
         }
     }
     groups
@@ -313,7 +277,7 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
         pid,
         image.id(),
         config,
-        inspection.map_impl == MapImpl::Swiss,
+        inspection.map_impl,
         rules,
         gc_controller(inspection.heap_marked_offset),
     );
@@ -543,7 +507,7 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
     let meta = TraceMeta {
         pid,
         go_version: inspection.go_version.clone(),
-        map_impl: inspection.map_impl.as_str(),
+        map_impl: inspection.map_impl,
         // The time the probes were attached, not the time it took to detach them.
         duration_ns: (stopped.at - started).as_nanos() as u64,
         stop: stopped.reason,
@@ -590,7 +554,7 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
             .sampling
             .groups
             .iter()
-            .find(|g| g.group == "growth" && g.sampled)
+            .find(|g| g.group == ProbeGroup::Growth && g.sampled)
             .map(|g| {
                 format!(
                     "the growth probes were attached {:.1}% of the time: values are what they saw, not scaled",
@@ -610,11 +574,11 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
         profiles.write(&profile, &binary, &title).err()
     })
     .flatten();
-    let group = |name: &str| summary.sampling.groups.iter().find(|g| g.group == name);
-    let share = |name: &str| group(name).map(|g| g.attached_fraction);
+    let group = |group| summary.sampling.groups.iter().find(|g| g.group == group);
+    let share = |g| group(g).map(|g| g.attached_fraction);
     // What the whole trace held against what was seen, by the group's own estimate.
-    let scale = |name: &str| {
-        group(name)
+    let scale = |g| {
+        group(g)
             .filter(|g| g.sampled && g.observed_events > 0)
             .map_or(1.0, |g| {
                 g.estimated_events as f64 / g.observed_events as f64
@@ -624,14 +588,14 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
     let found = findings::findings(&findings::Inputs {
         agg: &agg,
         res: &res,
-        swiss: inspection.map_impl == MapImpl::Swiss,
+        map_impl: inspection.map_impl,
         go_minor: inspection.version.minor,
         duration_ns: summary.duration_ns,
-        growth_share: share("growth").unwrap_or(1.0),
-        create_share: share("create"),
-        gc_share: share("gc").unwrap_or(1.0),
-        growth_scale: scale("growth"),
-        create_scale: scale("create"),
+        growth_share: share(ProbeGroup::Growth).unwrap_or(1.0),
+        create_share: share(ProbeGroup::Create),
+        gc_share: share(ProbeGroup::Gc).unwrap_or(1.0),
+        growth_scale: scale(ProbeGroup::Growth),
+        create_scale: scale(ProbeGroup::Create),
         allocated_bytes,
     });
     summary.findings = found.findings;

@@ -41,3 +41,12 @@ fn probes_flag_takes_the_opt_in_groups_only() {
         assert_eq!(ProbeGroup::from_str(value.get_name(), false), Ok(*group));
     }
 }
+
+#[test]
+fn every_group_with_rows_is_in_all() {
+    // The plan, the session and the flags go through `ProbeGroup::ALL`: a group left out of it
+    // would never be placed or attached.
+    for spec in CATALOGUE {
+        assert!(ProbeGroup::ALL.contains(&spec.group), "{}", spec.symbol);
+    }
+}

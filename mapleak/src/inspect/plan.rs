@@ -202,25 +202,7 @@ pub fn inspect_bytes_as(
     } = symbols::resolve(&elf, &names)?;
     let mut notes = identity_notes;
     notes.append(&mut symbol_notes);
-    let mut probes = Vec::new();
-    for group in ProbeGroup::ALL {
-        let placed = catalogue::specs(map_impl, group).map(|spec| place(&elf, &found, spec));
-        match group.when_missing() {
-            WhenMissing::Refuse => probes.extend(placed.collect::<Result<Vec<_>, _>>()?),
-            WhenMissing::Note(lost) => {
-                for site in placed {
-                    match site {
-                        Ok(site) => probes.push(site),
-                        Err(e) => notes.push(format!("{lost}: {e}")),
-                    }
-                }
-            }
-            WhenMissing::DropGroup => {
-                probes.extend(placed.collect::<Result<Vec<_>, _>>().unwrap_or_default());
-            }
-            WhenMissing::Skip => probes.extend(placed.filter_map(Result::ok)),
-        }
-    }
+    let probes = place_all(&elf, &found, map_impl, &mut notes)?;
     let numgc_address = lookup(&found, GC_MARK_TERMINATION)
         .and_then(|f| gcdata::numgc_address(elf.code(f.address, f.size)?, f.address));
     let (pause_start_address, gcphase_address) = old_gc_data(&elf, &found, &version, &mut notes);
@@ -388,6 +370,36 @@ fn lookup(found: &Found, symbol: &str) -> Option<FuncSym> {
         .iter()
         .find(|(n, ..)| *n == symbol)
         .map(|(_, f, _)| *f)
+}
+
+/// Every catalogue probe this binary has, group by group, each group as it wants a missing
+/// function handled.
+fn place_all(
+    elf: &GoElf,
+    found: &Found,
+    map_impl: MapImpl,
+    notes: &mut Vec<String>,
+) -> Result<Vec<ProbeSite>, InspectError> {
+    let mut probes = Vec::new();
+    for group in ProbeGroup::ALL {
+        let placed = catalogue::specs(map_impl, group).map(|spec| place(elf, found, spec));
+        match group.when_missing() {
+            WhenMissing::Refuse => probes.extend(placed.collect::<Result<Vec<_>, _>>()?),
+            WhenMissing::Note(lost) => {
+                for site in placed {
+                    match site {
+                        Ok(site) => probes.push(site),
+                        Err(e) => notes.push(format!("{lost}: {e}")),
+                    }
+                }
+            }
+            WhenMissing::DropGroup => {
+                probes.extend(placed.collect::<Result<Vec<_>, _>>().unwrap_or_default());
+            }
+            WhenMissing::Skip => probes.extend(placed.filter_map(Result::ok)),
+        }
+    }
+    Ok(probes)
 }
 
 fn place(elf: &GoElf, found: &Found, spec: &'static ProbeSpec) -> Result<ProbeSite, InspectError> {

@@ -13,7 +13,8 @@ use super::{
 };
 use crate::{
     aggregate::Aggregator,
-    inspect::{self, Inspection, MapImpl},
+    catalogue::ProbeGroup,
+    inspect::{self, Inspection},
     trace::stacks::StackResolver,
 };
 
@@ -84,7 +85,7 @@ pub fn build(g: Gathered) -> Report {
         profile.time_unix_ns = g.started_unix_ns;
         profile.sampled = summary
             .sampling
-            .group("growth")
+            .group(ProbeGroup::Growth)
             .filter(|s| s.sampled)
             .map(|s| {
                 format!(
@@ -128,14 +129,14 @@ fn add_findings(summary: &mut Summary, g: &Gathered, res: &Resolutions) {
     let found = findings::findings(&findings::Inputs {
         agg: g.agg,
         res,
-        swiss: g.inspection.map_impl == MapImpl::Swiss,
+        map_impl: g.inspection.map_impl,
         go_minor: g.inspection.version.minor,
         duration_ns: summary.duration_ns,
-        growth_share: share("growth").unwrap_or(1.0),
-        create_share: share("create"),
-        gc_share: share("gc").unwrap_or(1.0),
-        growth_scale: scale("growth"),
-        create_scale: scale("create"),
+        growth_share: share(ProbeGroup::Growth).unwrap_or(1.0),
+        create_share: share(ProbeGroup::Create),
+        gc_share: share(ProbeGroup::Gc).unwrap_or(1.0),
+        growth_scale: scale(ProbeGroup::Growth),
+        create_scale: scale(ProbeGroup::Create),
         allocated_bytes: g.allocated_bytes,
     });
     summary.findings = found.findings;

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{
+    sampling::ScaledBy,
     summary::{Interval, Summary},
     units::{bytes, count, duration},
 };
@@ -43,7 +44,7 @@ pub fn summary(s: &Summary) -> String {
         "\nmapleak: pid {} ({}, {} maps), traced {} ({})",
         s.pid,
         s.go_version,
-        s.map_impl,
+        s.map_impl.as_str(),
         duration(s.duration_ns),
         match s.stop_reason {
             super::StopReason::Interrupted => "interrupted",
@@ -67,7 +68,7 @@ pub fn summary(s: &Summary) -> String {
             out,
             "sampled: the {} probes were attached {:.1}% of the time to keep the target's overhead under {}; \
              counts are what was seen ({} events; about {}{} scaled by {}); --exact sees all",
-            g.group,
+            g.group.name(),
             g.attached_fraction * 100.0,
             super::units::percent(s.sampling.max_overhead),
             count(g.observed_events),
@@ -79,9 +80,9 @@ pub fn summary(s: &Summary) -> String {
                     count(hi)
                 )),
             match g.scaled_by {
-                "allocation" => "the heap the target allocated",
-                "cpu" => "the target's CPU time",
-                _ => "attached time",
+                ScaledBy::Allocation => "the heap the target allocated",
+                ScaledBy::Cpu => "the target's CPU time",
+                ScaledBy::Wall | ScaledBy::None => "attached time",
             },
         );
     }

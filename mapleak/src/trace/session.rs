@@ -18,15 +18,15 @@ use super::{
     governor::Governor,
     launch::Launched,
     live::{GcController, LiveReader},
-    loader::{self, ProbeGroup},
-    register,
+    loader, register,
     signals::Stops,
     target::{self, Image},
     work::WorkGauge,
 };
 use crate::{
     aggregate::{Aggregator, GcTracker, GoRules, StwRules, stacks},
-    inspect::{self, Inspection, MapImpl},
+    catalogue::ProbeGroup,
+    inspect::{self, Inspection},
     report::{
         Format, Interval, StopReason, Summary, TraceMeta, build,
         file::ReportFile,
@@ -50,8 +50,8 @@ pub struct TraceOptions {
     pub max_overhead: f64,
     /// Governor off: every probe stays attached whatever it costs.
     pub exact: bool,
-    /// Opt-in probes to attach besides the default ones.
-    pub probes: Vec<OptInProbe>,
+    /// Opt-in probe groups to attach besides the default ones.
+    pub probes: Vec<ProbeGroup>,
     /// Attached shares fixed for some groups, whatever the budget (for tests of the switching
     /// itself; hidden from the help).
     pub forced_duty: Vec<(ProbeGroup, f64)>,
@@ -64,57 +64,21 @@ pub struct TraceOptions {
     pub go_version: Option<String>,
 }
 
-/// Probes that are off by default because they can fire on a hot path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum OptInProbe {
-    /// `runtime.makemap` and `makemap_small`: maps made per call site (finds map churn).
-    Create,
-    /// `runtime.mapassign*`: inserts and updates per map, counted in the kernel.
-    Assign,
-    /// `runtime.evacuate*` (classic maps): how long each growth kept its old buckets alive.
-    Evacuate,
-}
-
-/// The default groups, plus the opt-in ones this binary can have.
+/// The default groups, plus the opt-in ones asked for that this binary has.
 fn probe_groups(
     opts: &TraceOptions,
     inspection: &Inspection,
     notes: &mut Vec<String>,
 ) -> Vec<ProbeGroup> {
-    let mut groups = ProbeGroup::DEFAULT.to_vec();
-    let no_evacuation = if inspection.map_impl == MapImpl::Swiss {
-        "evacuation is not traced: Swiss maps rehash a table at once, so no old array is kept alive"
-    } else {
-        "evacuation is not traced: no runtime.evacuate function was found"
-    };
-    let opt_in = [
-        (
-            OptInProbe::Create,
-            ProbeGroup::Create,
-            &inspection.create_probes,
-            "map creation is not traced: runtime.makemap or makemap_small was not found",
-        ),
-        (
-            OptInProbe::Evacuate,
-            ProbeGroup::Evacuate,
-            &inspection.evacuate_probes,
-            no_evacuation,
-        ),
-        (
-            OptInProbe::Assign,
-            ProbeGroup::Assign,
-            &inspection.assign_probes,
-            "map assignments are not counted: no runtime.mapassign function was found",
-        ),
-    ];
-    for (probe, group, sites, missing) in opt_in {
-        if !opts.probes.contains(&probe) {
+    let mut groups = Vec::new();
+    for group in ProbeGroup::ALL {
+        if group.opt_in().is_some() && !opts.probes.contains(&group) {
             continue;
         }
-        if sites.is_empty() {
-            notes.push(missing.into());
-        } else {
-            groups.push(group);
+        let planned = inspection.probes.iter().any(|s| s.group() == group);
+        match group.unplanned(inspection.map_impl) {
+            Some(why) if !planned => notes.push(why.into()),
+            _ => groups.push(group),
         }
     }
     groups
@@ -315,7 +279,7 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
         pid,
         image.id(),
         config,
-        inspection.map_impl == MapImpl::Swiss,
+        inspection.map_impl,
         rules,
         inspection
             .gc_controller_address
@@ -571,7 +535,7 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
         meta: TraceMeta {
             pid,
             go_version: inspection.go_version.clone(),
-            map_impl: inspection.map_impl.as_str(),
+            map_impl: inspection.map_impl,
             // The time the probes were attached, not the time it took to detach them.
             duration_ns,
             stop: stopped.reason,

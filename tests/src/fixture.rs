@@ -251,6 +251,18 @@ impl Fixture {
             .collect()
     }
 
+    /// `MemStats.PauseNs` by cycle, from the fixture's `gcpause N NS` lines: the runtime's own
+    /// accounting of each cycle's stop-the-world time.
+    pub fn pauses(lines: &[String]) -> std::collections::BTreeMap<u32, u64> {
+        lines
+            .iter()
+            .filter_map(|l| {
+                let mut f = l.strip_prefix("gcpause ")?.split_whitespace();
+                Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+            })
+            .collect()
+    }
+
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -276,8 +276,7 @@ fn retained_capacity_is_read_from_the_live_map() {
 fn check_growth_in_gc(spec: &GoBuild, stripped: bool) {
     let run = trace(spec, stripped, "gcgrow", &[]);
     assert!(
-        !run
-            .lines
+        !run.lines
             .iter()
             .any(|l| l.starts_with("outlasted") || l.starts_with("interrupted")),
         "a fill outlasted its cycle's mark phase, or a cycle began during one between cycles: \

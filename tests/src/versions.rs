@@ -40,18 +40,39 @@ pub struct FillExpectation {
     pub map_impl: &'static str,
 }
 
+/// Bytes of a classic `map[int]int` bucket: 8 tophash bytes, 8 int keys, 8 int values and the
+/// overflow pointer.
+pub const CLASSIC_BUCKET_BYTES: u64 = 144;
+
+/// Buckets in the array each growth of a classic `map[int]int` allocates, to B = 1, 2 … 15:
+/// 2^B, plus 2^(B-4) overflow buckets from B = 4, rounded up to fill the malloc size class
+/// (makeBucketArray + roundupsize).
+pub const CLASSIC_FILL_BUCKETS: [u64; 15] = [
+    2, 4, 8, 18, 37, 71, 142, 284, 568, 1137, 2218, 4380, 8704, 17408, 34816,
+];
+
+/// Bytes a classic `map[int]int` allocates growing from empty to B = `to_b`.
+pub const fn classic_fill_bytes(to_b: usize) -> u64 {
+    let mut bytes = 0;
+    let mut b = 0;
+    while b < to_b {
+        bytes += CLASSIC_BUCKET_BYTES * CLASSIC_FILL_BUCKETS[b];
+        b += 1;
+    }
+    bytes
+}
+
 /// Classic, load factor 6.5 (1.19, 1.22+): grows at 8, 13, 26 … 53 248 entries, B 0 → 14.
-/// Bucket counts are 2^B, plus 2^(B-4) overflow buckets from B = 4, rounded up to the malloc
-/// size class (makeBucketArray); 144-byte buckets.
 const CLASSIC_13: FillExpectation = FillExpectation {
     grow_events: 14,
-    bytes: 144 * (2 + 4 + 8 + 18 + 37 + 71 + 142 + 284 + 568 + 1137 + 2218 + 4380 + 8704 + 17408),
+    bytes: classic_fill_bytes(14),
     map_impl: "classic",
 };
-/// Classic on Go 1.21, load factor 6.0: one more grow, to B = 15 (34 816 buckets).
+/// Classic on Go 1.21, load factor 6.0: grows at 8, 12, 24 … 98 304 entries, one more grow,
+/// to B = 15.
 const CLASSIC_12: FillExpectation = FillExpectation {
     grow_events: 15,
-    bytes: CLASSIC_13.bytes + 144 * 34816,
+    bytes: classic_fill_bytes(15),
     map_impl: "classic",
 };
 /// Swiss: growToSmall (1 group) + growToTable (2) + six doublings 16 → 1024 slots (4 + 8 + … +
@@ -62,13 +83,55 @@ const CLASSIC_12: FillExpectation = FillExpectation {
 /// [`swiss_fill_bytes`] for what holds for every seed.
 pub const SWISS: FillExpectation = FillExpectation {
     grow_events: 1 + 1 + 6 + 127,
-    bytes: 136 * (1 + 2 + (4 + 8 + 16 + 32 + 64 + 128) + 127 * 256),
+    bytes: swiss_fill_bytes(127),
     map_impl: "swiss",
 };
 
-/// Bytes of a Swiss fill with `splits` splits: everything but the splits is fixed by the rules.
+/// Groups a Swiss fill with `splits` splits allocates: everything but the splits is fixed by the
+/// rules.
+pub const fn swiss_fill_groups(splits: u64) -> u64 {
+    1 + 2 + (4 + 8 + 16 + 32 + 64 + 128) + splits * 256
+}
+
+/// Bytes of a Swiss `map[int]int` fill with `splits` splits (136-byte groups).
 pub const fn swiss_fill_bytes(splits: u64) -> u64 {
-    136 * (1 + 2 + (4 + 8 + 16 + 32 + 64 + 128) + splits * 256)
+    136 * swiss_fill_groups(splits)
+}
+
+/// Checks a Swiss map filled from empty past one full table (a `maps.top` row) whose groups
+/// are `group_bytes` long: one small group, one table, six doublings, then splits — each one
+/// table more (so splits = tables − 1) — and the bytes of exactly those. Returns the splits.
+///
+/// A table holds at most 7/8 of its 1024 slots, so a directory too shallow for that at an even
+/// spread of the keys must deepen everywhere: `min_splits` is one less than its tables at the
+/// first depth that fits. An unlucky hash seed splits a few tables more.
+pub fn check_swiss_fill(row: &serde_json::Value, min_splits: u64, group_bytes: u64) -> u64 {
+    let kinds = |kind: &str| {
+        row["growths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["kind"] == kind)
+            .count() as u64
+    };
+    assert_eq!(
+        (kinds("small"), kinds("table"), kinds("grow")),
+        (1, 1, 6),
+        "{row}"
+    );
+    let splits = kinds("split");
+    assert_eq!(splits + 1, row["tables"].as_u64().unwrap(), "{row}");
+    assert!(
+        (min_splits..=min_splits + 4).contains(&splits),
+        "{splits} splits: {row}"
+    );
+    assert_eq!(row["grow_events"], 8 + splits, "{row}");
+    assert_eq!(
+        row["bytes"],
+        group_bytes * swiss_fill_groups(splits),
+        "{row}"
+    );
+    splits
 }
 
 const fn go(go: &'static str, expect: FillExpectation) -> GoConfig {
@@ -130,6 +193,8 @@ mod tests {
 
     #[test]
     fn expectations_match_the_numbers_seen_in_the_runtime_docs() {
+        // go-runtime.md §1.5: the last growth to B = 14 allocates 17 408 buckets, 2 506 752 B.
+        assert_eq!(CLASSIC_FILL_BUCKETS[13] * CLASSIC_BUCKET_BYTES, 2_506_752);
         assert_eq!(CLASSIC_13.bytes, 5_037_264);
         assert_eq!(CLASSIC_12.bytes, 10_050_768);
         assert_eq!(SWISS.bytes, 32_767 * 136);

@@ -12,17 +12,6 @@ use mapleak_tests::{
 
 const CYCLES: u32 = 6;
 
-/// `gcpause N NS` lines: MemStats.PauseNs of the fixture's own cycles.
-fn pause_ns(stdout: &[String]) -> BTreeMap<u32, u64> {
-    stdout
-        .iter()
-        .filter_map(|l| {
-            let mut f = l.strip_prefix("gcpause ")?.split_whitespace();
-            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
-        })
-        .collect()
-}
-
 fn check(config: &GoConfig, mode: Mode) {
     let exe = build(&config.build(mode));
     let cycles = CYCLES.to_string();
@@ -42,7 +31,7 @@ fn check(config: &GoConfig, mode: Mode) {
         })
         .collect();
     let trace = gctrace::parse(&out.stderr);
-    let runtime = pause_ns(&out.stdout);
+    let runtime = Fixture::pauses(&out.stdout);
     assert_eq!(runtime.len(), CYCLES as usize, "{:?}", out.stdout);
 
     // Cycle numbers: exactly gctrace's, from the first cycle mapleak saw.

@@ -16,16 +16,20 @@ fn numgc(line: &str) -> u64 {
         .unwrap_or_else(|| panic!("expected `numgc N`, got {line:?}"))
 }
 
+/// Collections the tight loop forces: a few seconds of them on the machines this runs on.
+const GC_LOOP: u64 = 3000;
+
 #[test]
 fn a_tight_runtime_gc_loop_loses_no_cycle() {
     require_root();
-    let fixture = Fixture::start(&build(&GO127), &["gcloop", "4000"], &[]);
+    let fixture = Fixture::start(&build(&GO127), &["gcloop", &GC_LOOP.to_string()], &[]);
     let tracer = Tracer::attach(fixture.pid(), &[]);
     let lines = fixture.go_and_wait();
     let report = tracer.finish();
     let (before, after) = (numgc(&lines[0]), numgc(&lines[1]));
+    // Each runtime.GC() runs a whole cycle of its own (the runtime may add one it started).
     assert!(
-        after - before >= 1_000,
+        after - before >= GC_LOOP,
         "only {} cycles ran",
         after - before
     );
@@ -49,12 +53,24 @@ fn a_tight_runtime_gc_loop_loses_no_cycle() {
     );
     assert_eq!(seen, expected);
     assert_eq!(report.summary["gc"]["unpaired"], 0);
+    // The last 256 cycles' pauses are the runtime's own, to the nanosecond.
+    let runtime = Fixture::pauses(&lines);
+    assert_eq!(runtime.len(), 256);
+    for c in report.summary["gc"]["per_cycle"].as_array().unwrap() {
+        let n = c["cycle"].as_u64().unwrap() as u32;
+        if let Some(&ns) = runtime.get(&n) {
+            let ours = c["sweep_term_pause_ns"].as_u64().unwrap()
+                + c["mark_term_pause_ns"].as_u64().unwrap();
+            assert_eq!(ours, ns, "{c}");
+        }
+    }
 }
 
 #[test]
 fn a_target_killed_during_gc_still_gets_its_report() {
     require_root();
-    let mut fixture = Fixture::start(&build(&GO127), &["gcloop", "60000"], &[]);
+    // Far more collections than run before the kill.
+    let mut fixture = Fixture::start(&build(&GO127), &["gcloop", "100000000"], &[]);
     let mut tracer = Tracer::attach(fixture.pid(), &["--interval", "50ms"]);
     fixture.go();
     numgc(&fixture.read_line());

@@ -1,6 +1,9 @@
 //! Map growth traced from real Go programs, checked against the runtime's own rules.
 
-use mapleak_tests::{Fixture, GoBuild, Tracer, build, require_root};
+use mapleak_tests::{
+    Fixture, GoBuild, Tracer, build, require_root,
+    versions::{CLASSIC_FILL_BUCKETS, classic_fill_bytes},
+};
 
 const GO121: GoBuild = GoBuild {
     name: "mapgrow",
@@ -8,15 +11,6 @@ const GO121: GoBuild = GoBuild {
     flags: &[],
     env: &[],
 };
-
-/// Buckets in each new array while a Go 1.21 `map[int]int` fills to 100 000 entries: load factor
-/// 6.0 grows it at 8, 12, 24 … 98 304 entries, B 0 → 15. Each array is 2^B buckets, plus 2^(B-4)
-/// preallocated overflow buckets from B = 4, rounded up to fill its malloc size class
-/// (makeBucketArray + roundupsize; 144-byte buckets).
-const GO121_FILL_BUCKETS: [u64; 15] = [
-    2, 4, 8, 18, 37, 71, 142, 284, 568, 1137, 2218, 4380, 8704, 17408, 34816,
-];
-const BUCKET_BYTES: u64 = 144;
 
 #[test]
 fn five_unsized_fills_grow_exactly_as_the_runtime_rules_say() {
@@ -27,7 +21,9 @@ fn five_unsized_fills_grow_exactly_as_the_runtime_rules_say() {
     let report = tracer.finish();
 
     assert_eq!(maps.len(), 5);
-    let per_fill_bytes: u64 = GO121_FILL_BUCKETS.iter().map(|n| n * BUCKET_BYTES).sum();
+    // A Go 1.21 `map[int]int` filled to 100 000 entries: load factor 6.0 grows it at 8, 12,
+    // 24 … 98 304 entries, B 0 → 15.
+    let per_fill_bytes = classic_fill_bytes(15);
     let (mut events, mut bytes) = (0, 0);
     for (addr, len) in &maps {
         assert_eq!(*len, 100_000);
@@ -45,7 +41,7 @@ fn five_unsized_fills_grow_exactly_as_the_runtime_rules_say() {
             .iter()
             .map(|g| g["units"].as_u64().unwrap())
             .collect();
-        assert_eq!(buckets, GO121_FILL_BUCKETS, "{row}");
+        assert_eq!(buckets, CLASSIC_FILL_BUCKETS, "{row}");
         events += row["grow_events"].as_u64().unwrap();
         bytes += row["bytes"].as_u64().unwrap();
     }

@@ -1,6 +1,9 @@
 //! The opt-in hot probes (`--probes`): counts per map that match what the fixture did.
 
-use mapleak_tests::{Fixture, GoBuild, Tracer, build, require_root, strip};
+use mapleak_tests::{
+    Fixture, GoBuild, Tracer, build, require_root, strip,
+    versions::{CLASSIC_BUCKET_BYTES, CLASSIC_FILL_BUCKETS},
+};
 
 fn assigns_per_map(spec: &GoBuild, stripped: bool) {
     let mut exe = build(spec);
@@ -54,15 +57,19 @@ fn evacuation_holds_each_old_array_until_the_next_growth() {
         assert_eq!(e["grow_ns"], g["ts_ns"], "{e}");
         assert!(e["held_ns"].as_u64() > Some(0), "{e}");
         assert!(e["evacuate_calls"].as_u64() > Some(0), "{e}");
-        // The array held twice is the one the previous growth allocated; the first growth's is
-        // the map's initial bucket: 8 tophash bytes, 8 int keys, 8 int values and an overflow
-        // pointer, 144 bytes for a map[int]int.
-        let old = if i == 0 {
-            serde_json::json!(144)
+        assert_eq!(
+            g["bytes"],
+            CLASSIC_FILL_BUCKETS[i] * CLASSIC_BUCKET_BYTES,
+            "{g}"
+        );
+        // The array held twice is the one the previous growth allocated, by the runtime's
+        // bucket rules; the first growth's is the map's initial single bucket.
+        let old_buckets = if i == 0 {
+            1
         } else {
-            growths[i - 1]["bytes"].clone()
+            CLASSIC_FILL_BUCKETS[i - 1]
         };
-        assert_eq!(e["old_bytes"], old, "{e}");
+        assert_eq!(e["old_bytes"], old_buckets * CLASSIC_BUCKET_BYTES, "{e}");
         // Each one but the last was closed by the growth after it.
         if i + 1 < growths.len() {
             assert_eq!(e["finished"], true, "{e}");
@@ -76,13 +83,18 @@ fn evacuation_on_swiss_maps_is_explained_not_zero() {
     let spec = GoBuild::plain("mapgrow", "1.27.3");
     let fixture = Fixture::start(&build(&spec), &["fill", "1000", "1"], &[]);
     let tracer = Tracer::attach(fixture.pid(), &["--probes", "evacuate"]);
-    fixture.go_and_wait();
+    let maps = Fixture::maps(&fixture.go_and_wait());
     let report = tracer.finish();
     let notes = report.summary["notes"].to_string();
     assert!(
         notes.contains("Swiss maps rehash a table at once"),
         "{notes}"
     );
+    // The fixture's map grew (small group, table, six doublings, one split) and is among
+    // them: the check below is over a list that holds it.
+    assert_eq!(maps.len(), 1);
+    let row = report.map(&maps[0].0).expect("the map grew");
+    assert_eq!(row["grow_events"], 9, "{row}");
     let top = report.summary["maps"]["top"].as_array().unwrap();
     assert!(
         top.iter().all(|m| m.get("evacuations").is_none()),

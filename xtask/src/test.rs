@@ -81,7 +81,11 @@ fn stages(args: &Args) -> Result<()> {
         "mapleak-tests",
         "--exclude",
         "mapleak-ebpf",
-    ]);
+    ])
+    // The real-binary unit tests look where setup installed the toolchains, and fail rather
+    // than skip when one is missing there.
+    .env("MAPLEAK_GO_CACHE", go::go_root())
+    .env("MAPLEAK_REQUIRE_TOOLCHAINS", "1");
     stages.push(("unit tests", unit));
 
     if !args.unit {

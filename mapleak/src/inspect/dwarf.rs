@@ -559,6 +559,7 @@ mod tests {
             } else {
                 ("", &[])
             };
+            // `None` only where a missing toolchain may be skipped (not under `cargo xtask test`).
             let Some(exe) = fixture(go, tag, &[], env) else {
                 continue;
             };
@@ -605,7 +606,7 @@ mod tests {
     #[test]
     fn dwarf_absent_in_a_stripped_build() {
         let Some(go) = newest_installed() else {
-            eprintln!("skipping: no Go installed");
+            crate::inspect::testgo::unavailable("no Go is installed");
             return;
         };
         let Some(exe) = fixture(go, "-stripped", &["-ldflags=-s -w"], &[]) else {
@@ -811,7 +812,7 @@ mod tests {
     #[test]
     fn dwarf_corrupt_real_sections_never_panic() {
         let Some(go) = newest_installed() else {
-            eprintln!("skipping: no Go installed");
+            crate::inspect::testgo::unavailable("no Go is installed");
             return;
         };
         let Some(exe) = fixture(go, "", &[], &[]) else {

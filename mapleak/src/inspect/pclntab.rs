@@ -405,6 +405,8 @@ impl<'a> Pclntab<'a> {
 
     /// The name table from this function's name on (the name is `NUL`-terminated).
     fn name_tail(&self, rec: &[u8]) -> Option<&'a [u8]> {
+        #[cfg(test)]
+        tests::WORK.with(|w| w.set((w.get().0 + 1, w.get().1)));
         let off = usize::try_from(i32::from_le_bytes(
             rec.get(FUNC_NAME_OFF..FUNC_NAME_OFF + 4)?.try_into().ok()?,
         ))
@@ -431,6 +433,8 @@ impl<'a> Pclntab<'a> {
 
     /// Sum of the PC deltas of the function's pcsp table, or `None` past `limit` bytes.
     fn pcsp_extent(&self, rec: &[u8], limit: u64) -> Option<u64> {
+        #[cfg(test)]
+        tests::WORK.with(|w| w.set((w.get().0, w.get().1 + 1)));
         let off = u32_at(rec, FUNC_PCSP)? as usize;
         if off == 0 {
             return None;

@@ -1,5 +1,8 @@
-//! Go toolchains for the unit tests that check inspection against real binaries. Test-only:
-//! a missing toolchain skips its version with a note (`cargo xtask setup` installs them all).
+//! Go toolchains for the unit tests that check inspection against real binaries. Test-only.
+//!
+//! A plain `cargo test` skips a missing toolchain's checks with a note. `cargo xtask test`
+//! sets [`REQUIRE_ENV`], and then a missing toolchain fails the test that wanted it: a check
+//! that did not run must not pass.
 
 use std::{
     path::{Path, PathBuf},
@@ -12,22 +15,41 @@ pub const VERSIONS: [&str; 8] = [
     "1.19", "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
 ];
 
-/// Where `cargo xtask setup` puts `version`.
+/// Set to `1` by `cargo xtask test`: every toolchain in [`VERSIONS`] must be installed.
+pub const REQUIRE_ENV: &str = "MAPLEAK_REQUIRE_TOOLCHAINS";
+
+fn required() -> bool {
+    std::env::var_os(REQUIRE_ENV).is_some_and(|v| v == "1")
+}
+
+/// A check that cannot run here: a failure when toolchains are required, else a note.
+pub fn unavailable(why: &str) {
+    assert!(
+        !required(),
+        "{why}, and {REQUIRE_ENV}=1 requires it (`cargo xtask setup` installs every toolchain)"
+    );
+    eprintln!("note: {why}; not checked");
+}
+
+/// Where `cargo xtask setup` puts `version`: `$MAPLEAK_GO_CACHE/<version>`, else
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/mapleak/go/<version>`, as xtask picks it.
 pub fn go_bin(version: &str) -> PathBuf {
     if version == "1.19" {
         return PathBuf::from("/usr/lib/go-1.19/bin/go");
     }
-    let cache = std::env::var_os("MAPLEAK_GO_CACHE")
-        .filter(|d| !d.is_empty())
+    let set = |name: &str| std::env::var_os(name).filter(|d| !d.is_empty());
+    let root = set("MAPLEAK_GO_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_default();
-            Path::new(&home).join(".cache/mapleak/go")
+            set("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(&set("HOME").unwrap_or_default()).join(".cache"))
+                .join("mapleak/go")
         });
-    cache.join(version).join("bin/go")
+    root.join(version).join("bin/go")
 }
 
-/// `(version, go binary)` for every installed toolchain.
+/// `(version, go binary)` for every installed toolchain; see [`unavailable`] for the others.
 pub fn toolchains() -> Vec<(String, PathBuf)> {
     VERSIONS
         .iter()
@@ -36,7 +58,7 @@ pub fn toolchains() -> Vec<(String, PathBuf)> {
             if go.exists() {
                 Some((v.to_string(), go))
             } else {
-                eprintln!("note: {} missing, Go {v} not checked", go.display());
+                unavailable(&format!("Go {v} is not installed at {}", go.display()));
                 None
             }
         })
@@ -90,8 +112,9 @@ func main() {
 }
 "#;
 
-/// Builds the map program with `version` (cached by name under `target/`), or `None` with a
-/// note when that Go is not installed. `tag` names the variant that `flags` and `env` make.
+/// Builds the map program with `version` (cached by name under `target/`), or `None` when that
+/// Go is not installed and toolchains are not required (see [`unavailable`]). `tag` names the
+/// variant that `flags` and `env` make.
 pub fn fixture(version: &str, tag: &str, flags: &[&str], env: &[(&str, &str)]) -> Option<PathBuf> {
     program(MAP_PROGRAM, version, tag, flags, env)
 }
@@ -106,7 +129,10 @@ pub fn program(
 ) -> Option<PathBuf> {
     let go = go_bin(version);
     if !go.exists() {
-        eprintln!("skipping Go {version}: {} is not installed", go.display());
+        unavailable(&format!(
+            "Go {version} is not installed at {}",
+            go.display()
+        ));
         return None;
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/inspect-fixtures");

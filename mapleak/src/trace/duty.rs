@@ -43,6 +43,23 @@ fn observed(group: ProbeGroup, agg: &Aggregator, hits: u64) -> (u64, u64) {
 
 pub const MIN_WINDOW: Duration = Duration::from_millis(20);
 
+/// The probe groups the duty cycle switches and counts: the loaded eBPF programs in a trace,
+/// a stand-in in the unit tests.
+pub trait ProbeSwitch {
+    fn set_group(&mut self, group: ProbeGroup, on: bool) -> Result<(), TraceError>;
+    fn group_hits(&self, group: ProbeGroup) -> u64;
+}
+
+impl ProbeSwitch for Loaded {
+    fn set_group(&mut self, group: ProbeGroup, on: bool) -> Result<(), TraceError> {
+        Loaded::set_group(self, group, on)
+    }
+
+    fn group_hits(&self, group: ProbeGroup) -> u64 {
+        Loaded::group_hits(self, group)
+    }
+}
+
 /// What a round of switching did. A group whose attach failed stays detached and is tried again
 /// at its next window: a failed attach never ends a trace by itself.
 #[derive(Debug, Default)]
@@ -90,7 +107,7 @@ impl DutyCycle {
     pub fn new(
         governor: Option<Governor>,
         now: Instant,
-        loaded: &Loaded,
+        loaded: &impl ProbeSwitch,
         agg: &Aggregator,
         interval: Duration,
         attached: &[ProbeGroup],
@@ -157,7 +174,7 @@ impl DutyCycle {
 
     /// Switches the groups that are due. The caller drains the ring buffer first, so that every
     /// event of an attached stretch is counted in it.
-    pub fn toggle_due(&mut self, now: Instant, loaded: &mut Loaded) -> Switched {
+    pub fn toggle_due(&mut self, now: Instant, loaded: &mut impl ProbeSwitch) -> Switched {
         let mut switched = Switched::default();
         let work = self.gauge.read().unwrap_or_default();
         for (group, duty) in &mut self.groups {
@@ -202,7 +219,7 @@ impl DutyCycle {
     pub fn end_interval(
         &mut self,
         now: Instant,
-        loaded: &mut Loaded,
+        loaded: &mut impl ProbeSwitch,
         agg: &Aggregator,
     ) -> Switched {
         let wall_ns = (now - self.interval_start).as_nanos() as u64;
@@ -277,6 +294,10 @@ impl DutyCycle {
                 // Leaving full attachment, which was a long window of its own: the gap first.
                 if duty.attached_since.is_some() {
                     if let Err(e) = loaded.set_group(*group, false) {
+                        // Still attached, as after a failed detach at a window's end: tried
+                        // again a window later (nothing else would ever detach it).
+                        duty.slice_start = now;
+                        duty.next_toggle = Some(now + duty.window);
                         reattached.failed.push((*group, e));
                         continue;
                     }
@@ -310,3 +331,6 @@ impl DutyCycle {
         self.governor.take()
     }
 }
+
+#[cfg(test)]
+mod tests;

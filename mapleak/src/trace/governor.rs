@@ -371,18 +371,21 @@ mod tests {
             cpu_attached_ns: 100 * MS,
             alloc: None,
         };
+        // 7 500 hits × 12 µs = 90 ms of probe in 100 ms attached, on a target that used the
+        // other 900 ms of CPU in the 900 ms detached: 0.9 s of probe per second of its own.
         let overhead = g.projected_overhead(busy, SECOND, SECOND);
+        assert!((overhead - 0.9).abs() < 1e-12, "{overhead}");
         let mut fresh = Governor::new(0.01, HitCost::new(12_000.0));
         // 90 ms of probe in 1 s of CPU: 9 % spent against 1 % allowed — a debt to pay back.
         let f = fresh.update(ProbeGroup::Growth, busy, SECOND, SECOND);
         assert_eq!(f, MIN_FRACTION);
-        // A governor with no debt (an endless budget) gives it everything; with a budget of
-        // 2 × the projection it gives half.
-        let mut rich = Governor::new(2.0 * overhead, HitCost::new(12_000.0));
+        // With no debt, a budget of twice that cost attaches it throughout; half of it, half
+        // the time.
+        let mut rich = Governor::new(1.8, HitCost::new(12_000.0));
         rich.allowed_ns = 1e12;
         let f = rich.update(ProbeGroup::Growth, busy, SECOND, SECOND);
         assert_eq!(f, 1.0);
-        let mut half = Governor::new(overhead / 2.0, HitCost::new(12_000.0));
+        let mut half = Governor::new(0.45, HitCost::new(12_000.0));
         half.allowed_ns = 1e12;
         let f = half.update(ProbeGroup::Growth, busy, SECOND, SECOND);
         assert!((f - 0.5).abs() < 1e-9, "{f}");
@@ -513,7 +516,9 @@ mod tests {
             alloc: None,
         };
         let first = g.update(ProbeGroup::Growth, busy, SECOND, SECOND);
-        assert!(first < 0.1, "{first}");
+        // 10 000 hits × 1.5 µs = 15 ms of probe per 100 ms attached against a whole CPU: 15 %
+        // attached throughout, so the 1 % budget allows a fifteenth of the time.
+        assert!((first - 0.01 / 0.15).abs() < 1e-12, "{first}");
         // Slices in its gap: no new data, no growth of the share.
         for _ in 0..5 {
             let unseen = IntervalUse::default();
@@ -546,11 +551,10 @@ mod tests {
             SECOND,
         );
         assert_eq!(got[&ProbeGroup::Gc], 1.0);
-        let gc_cost = g.projected_overhead(gc, 2 * SECOND, SECOND);
-        let growth_cost = g.projected_overhead(growth, 2 * SECOND, SECOND);
+        // Against the target's two CPUs, GC costs 100 µs / 2 s = 0.005 % and growth 0.1 s / 2 s
+        // = 5 %: growth gets what GC leaves of the budget, not half of it.
         let f = got[&ProbeGroup::Growth];
-        // Together exactly the budget: not half of it.
-        assert!((gc_cost + f * growth_cost - 0.01).abs() < 1e-12, "{f}");
+        assert!((f - (0.01 - 0.000_05) / 0.05).abs() < 1e-12, "{f}");
     }
 
     #[test]

@@ -86,6 +86,18 @@ impl WorkGauge {
 }
 
 #[cfg(test)]
+impl WorkGauge {
+    /// A gauge of a process that is gone: it reads what the test last set.
+    pub fn stub() -> Self {
+        Self::new(u32::MAX, ImageId { dev: 0, ino: 0 }, None)
+    }
+
+    pub fn set(&self, work: Work) {
+        self.last.set(Some(work));
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

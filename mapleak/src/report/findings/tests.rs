@@ -111,11 +111,12 @@ fn maps_grown_many_times_get_a_hint_with_the_saving() {
         (e.maps, e.grow_events, e.hint, e.maps_covered),
         (10, 100, 3329, 10)
     );
-    // make(map, 3329) allocates the final B = 10 array once instead of the 10 growths:
-    // 1024 + 64 buckets × 144 B = 156 672 B, rounded up to whole pages (163 840 B), which
-    // makeBucketArray fills with buckets: 1137 × 144 = 163 728 B.
-    let per_map = agg.map(0xc000_0000).unwrap().bytes;
-    assert_eq!(e.bytes_saved, 10 * (per_map - 163_728));
+    // Each map's ten growths allocated arrays of 2, 4, 8, 18, 37, 71, 142, 284, 568 and 1137
+    // buckets (2^B, plus 2^(B-4) overflow buckets from B = 4, rounded up to the malloc size
+    // class) of 144 B: 2271 × 144 = 327 024 B. make(map, 3329) allocates the final B = 10
+    // array once instead: 1024 + 64 buckets × 144 B = 156 672 B, rounded up to whole pages
+    // (163 840 B), which makeBucketArray fills with buckets: 1137 × 144 = 163 728 B.
+    assert_eq!(e.bytes_saved, 10 * (327_024 - 163_728));
     assert_eq!((found[0].line, found[0].function.as_str()), (11, "main.f"));
 }
 
@@ -160,12 +161,9 @@ fn maps_made_at_a_high_rate_are_churn_when_the_creation_probe_counts_them() {
 fn a_map_emptied_by_deletes_keeps_its_capacity() {
     let mut agg = Aggregator::new(RULES);
     fill(&mut agg, 0xc000_0000, 14, 0);
-    let m = agg.map(0xc000_0000).unwrap();
-    let (b, bytes) = (
-        m.b.unwrap(),
-        crate::aggregate::sizing::classic_array_bytes(&RULES, &m.id, 14).unwrap(),
-    );
-    assert_eq!(b, 14);
+    assert_eq!(agg.map(0xc000_0000).unwrap().b, Some(14));
+    // As the target holds it: 2^14 + 2^10 buckets of 144 B, a whole number of pages.
+    let bytes = 17_408 * 144;
     agg.set_live(
         0xc000_0000,
         Some(LiveMap {
@@ -343,68 +341,245 @@ fn findings_too_small_for_the_process_are_left_out_and_the_rest_ranked() {
     assert_eq!(found.minor, 2);
 }
 
+/// A stop-the-world event of Go 1.22+: the stop carries the reason (2 sweep termination, 1
+/// mark termination), the start the reason and the stop time, its return the runtime's `now`.
+fn stw(op: u8, ts: u64, args: [u64; 3]) -> Vec<u8> {
+    encode(&mapleak_common::StwEvent {
+        header: header(EventKind::Stw, ts),
+        args,
+        // Unknown: a mark termination after which numgc has not moved was restarted.
+        numgc: u32::MAX,
+        gcphase: u32::MAX,
+        op,
+        ..Default::default()
+    })
+}
+
+/// The world stopped at `at` for `pause` ns for `reason`: stop, start, and the start's return.
+fn stop_the_world(agg: &mut Aggregator, reason: u64, at: u64, pause: u64) {
+    use mapleak_common::{STW_RETURN, STW_START, STW_STOP};
+    agg.record_bytes(&stw(STW_STOP, at, [reason, 0, 0]));
+    agg.record_bytes(&stw(STW_START, at + pause / 2, [0, reason, at]));
+    agg.record_bytes(&stw(STW_RETURN, at + pause, [at + pause, 0, 0]));
+}
+
+/// A cycle starts: sweep termination at `at`, marking from `at + pause`.
+fn sweep_termination(agg: &mut Aggregator, at: u64, pause: u64) {
+    stop_the_world(agg, 2, at, pause);
+}
+
+/// Marking ends at `at`, where mark termination stops the world for `pause`.
+fn mark_termination(agg: &mut Aggregator, at: u64, pause: u64) {
+    stop_the_world(agg, 1, at, pause);
+}
+
+/// Bytes of a `map[int]int` filled by [`fill`] to B = 12 on Go 1.22: arrays of 2, 4, 8, 18, 37,
+/// 71, 142, 284, 568, 1137, 2218 and 4380 buckets (2^B, plus 2^(B-4) overflow buckets from
+/// B = 4, rounded up to the malloc size class) of 144 B.
+const FILL_12_BYTES: u64 = 144 * 8869;
+
+/// The growth-in-GC finding of `found`, if any.
+fn growth_in_gc(found: &[Finding]) -> Option<(&Finding, &GrowthInGc)> {
+    found.iter().find_map(|f| match &f.evidence {
+        Evidence::GrowthInGc(e) => Some((f, e)),
+        _ => None,
+    })
+}
+
+/// A 1 s trace whose one GC cycle marks from 1 ms to `mark_end`, while `grow` grows maps.
+fn one_cycle(mark_end: u64, grow: impl FnOnce(&mut Aggregator)) -> Aggregator {
+    let mut agg = Aggregator::new(RULES);
+    sweep_termination(&mut agg, 900_000, 100_000);
+    grow(&mut agg);
+    mark_termination(&mut agg, mark_end, 30_000);
+    agg
+}
+
+/// [`one_cycle`] marking 60 % of the time: `during` maps filled to B = 12 while it marks,
+/// `after` maps the same once it is done.
+fn marked(during: u64, after: u64) -> Aggregator {
+    let mut agg = one_cycle(601_000_000, |agg| {
+        for k in 0..during {
+            fill(agg, 0xc000_0000 + k * 0x100, 12, 2_000_000 + k);
+        }
+    });
+    for k in 0..after {
+        fill(&mut agg, 0xd000_0000 + k * 0x100, 12, 700_000_000 + k);
+    }
+    agg
+}
+
 #[test]
 fn growth_during_mark_is_a_finding_only_beyond_the_share_of_time_the_gc_marks() {
-    use mapleak_common::{STW_RETURN, STW_START, STW_STOP, StwEvent};
-    let stw = |op: u8, ts: u64, args: [u64; 3]| {
-        encode(&StwEvent {
-            header: header(EventKind::Stw, ts),
-            args,
-            // Unknown: a mark termination after which numgc has not moved was restarted.
-            numgc: u32::MAX,
-            gcphase: u32::MAX,
-            op,
-            ..Default::default()
-        })
-    };
-    // A GC that marks from 1 ms to 601 ms of a 1 s trace: 60 % of the time. Go 1.22+: the
-    // stop carries the reason (2 sweep termination, 1 mark termination), the start the reason
-    // and the stop time, its return the runtime's `now`.
-    let cycle = |agg: &mut Aggregator| {
-        agg.record_bytes(&stw(STW_STOP, 900_000, [2, 0, 0]));
-        agg.record_bytes(&stw(STW_START, 950_000, [0, 2, 900_000]));
-        agg.record_bytes(&stw(STW_RETURN, 1_000_000, [1_000_000, 0, 0]));
-    };
-    let mark_end = |agg: &mut Aggregator| {
-        agg.record_bytes(&stw(STW_STOP, 601_000_000, [1, 0, 0]));
-        agg.record_bytes(&stw(STW_START, 601_010_000, [0, 1, 601_000_000]));
-        agg.record_bytes(&stw(STW_RETURN, 601_030_000, [601_030_000, 0, 0]));
-    };
     // Maps grown while marking, in proportion to the time marking (60 % of them): chance.
     let mut agg = Aggregator::new(RULES);
     for k in 0..4 {
         fill(&mut agg, 0xe000_0000 + k * 0x100, 12, 0);
     }
-    cycle(&mut agg);
+    sweep_termination(&mut agg, 900_000, 100_000);
     for k in 0..6 {
         fill(&mut agg, 0xc000_0000 + k * 0x100, 12, 2_000_000 + k);
     }
-    mark_end(&mut agg);
+    mark_termination(&mut agg, 601_000_000, 30_000);
     let found = run(&agg, SECOND, None);
     assert!(
-        !kinds(&found).contains(&FindingKind::GrowthInGc),
-        "{:?}",
-        kinds(&found)
+        !found.is_empty(),
+        "the maps are an unsized-map finding still"
     );
+    assert!(growth_in_gc(&found).is_none(), "{:?}", kinds(&found));
     // All of them while marking: well beyond chance.
-    let mut agg = Aggregator::new(RULES);
-    cycle(&mut agg);
-    for k in 0..10 {
-        fill(&mut agg, 0xc000_0000 + k * 0x100, 12, 2_000_000 + k);
-    }
-    mark_end(&mut agg);
-    let found = run(&agg, SECOND, None);
-    let f = found
-        .iter()
-        .find(|f| f.kind == FindingKind::GrowthInGc)
-        .expect("growth in GC");
-    let Evidence::GrowthInGc(e) = &f.evidence else {
-        panic!()
-    };
+    let found = run(&marked(10, 0), SECOND, None);
+    let (f, e) = growth_in_gc(&found).expect("growth in GC");
     assert!(
-        (e.mark_time_share - 0.6).abs() < 0.01,
+        (e.mark_time_share - 0.6).abs() < 1e-12,
         "{}",
         e.mark_time_share
     );
     assert_eq!(e.mark_share, 1.0);
+    assert_eq!((f.function.as_str(), f.line), ("main.f", 11));
+    assert!(!f.estimated);
+}
+
+#[test]
+fn growth_in_gc_evidence_is_the_traces_own_figures() {
+    // Ten maps grown while the first cycle marks; a second cycle, from 1.5 s to 1.6 s of a 2 s
+    // trace, marks with nothing growing.
+    let mut agg = marked(10, 0);
+    sweep_termination(&mut agg, 1_500_000_000, 200_000);
+    mark_termination(&mut agg, 1_600_200_000, 50_000);
+    let res = resolutions(&agg);
+    let mut i = inputs(&agg, &res, 2 * SECOND, None);
+    i.allocated_bytes = Some(100 * FILL_12_BYTES);
+    let found = findings(&i).findings;
+    let (f, e) = growth_in_gc(&found).expect("growth in GC");
+    assert_eq!((e.grow_events, e.bytes), (120, 10 * FILL_12_BYTES));
+    assert_eq!(
+        (e.mark_grow_events, e.mark_bytes),
+        (120, 10 * FILL_12_BYTES)
+    );
+    assert_eq!(e.mark_share, 1.0);
+    // 600 ms and 100 ms of marking in 2 s.
+    assert!(
+        (e.mark_time_share - 0.35).abs() < 1e-12,
+        "{}",
+        e.mark_time_share
+    );
+    // The maps grew before the second cycle began, so it is the one with them among its top
+    // growers: its pauses 200 + 50 µs; the first cycle's were 100 + 30 µs.
+    assert_eq!(e.cycles_with_growth, 1);
+    assert_eq!(
+        (e.mean_pause_ns_with_growth, e.mean_pause_ns_without),
+        (250_000, 130_000)
+    );
+    // The longest pause, 200 µs, to the histogram's three significant figures.
+    assert!(
+        (200_000..=200_200).contains(&e.pause_max_ns),
+        "{}",
+        e.pause_max_ns
+    );
+    assert!(e.pause_p99_ns <= e.pause_max_ns && e.pause_p99_ns >= 200_000);
+    // Pre-sizing would not allocate what grew during mark: that is the saving, a tenth of
+    // what the process allocated.
+    assert_eq!(f.saving.bytes, 10 * FILL_12_BYTES);
+    assert_eq!(f.saving.of, SavingOf::Allocation);
+    assert_eq!(f.saving.share, Some(0.1));
+}
+
+#[test]
+fn growth_in_gc_needs_a_share_a_quarter_above_the_time_share() {
+    // 43 of 50 maps grown while the GC marks 60 % of the time: 86 %, over the 85 % needed.
+    let found = run(&marked(43, 7), SECOND, None);
+    let (f, e) = growth_in_gc(&found).expect("growth in GC");
+    assert_eq!((e.grow_events, e.mark_grow_events), (600, 43 * 12));
+    assert_eq!(
+        (e.bytes, e.mark_bytes),
+        (50 * FILL_12_BYTES, 43 * FILL_12_BYTES)
+    );
+    assert!((e.mark_share - 0.86).abs() < 1e-12, "{}", e.mark_share);
+    assert_eq!(f.saving.bytes, 43 * FILL_12_BYTES);
+    // 42 of 50: 84 %. Fifty maps are many draws (their standard deviation is 3 %), so only the
+    // margin rules it out.
+    let found = run(&marked(42, 8), SECOND, None);
+    assert!(
+        !found.is_empty(),
+        "the maps are an unsized-map finding still"
+    );
+    assert!(growth_in_gc(&found).is_none(), "{:?}", kinds(&found));
+}
+
+#[test]
+fn growth_in_gc_needs_more_than_a_few_large_draws() {
+    // One map grown entirely during mark, 14 times: its share is 100 %, but its bytes are a
+    // few large arrays (the last two are three quarters of them), about three draws of
+    // chance, and three draws fall all in mark a fifth of the time.
+    let agg = one_cycle(601_000_000, |agg| fill(agg, 0xc000_0000, 14, 2_000_000));
+    let found = run(&agg, SECOND, None);
+    assert!(!found.is_empty(), "the map is an unsized-map finding still");
+    assert!(growth_in_gc(&found).is_none(), "{:?}", kinds(&found));
+    let found = run(&marked(10, 0), SECOND, None);
+    assert!(growth_in_gc(&found).is_some(), "{:?}", kinds(&found));
+}
+
+#[test]
+fn growth_in_gc_needs_eight_growths_and_a_mebibyte_in_mark() {
+    // The GC marks 10 % of the time, so that a few draws all in mark are far beyond chance.
+    let mark_end = 101_000_000;
+    // `maps` maps each grown once while marking, from B = 10 to B = 11: 2^11 + 2^7 buckets of
+    // 144 B, rounded up to whole pages (319 488 B), which hold 2218 buckets: 319 392 B each.
+    let once = |maps: u64| {
+        one_cycle(mark_end, |agg| {
+            for k in 0..maps {
+                agg.record_bytes(&grow(0xc000_0000 + k * 0x100, 6656, 10, 2_000_000 + k));
+            }
+        })
+    };
+    let found = run(&once(7), SECOND, None);
+    assert!(growth_in_gc(&found).is_none(), "{:?}", kinds(&found));
+    let found = run(&once(8), SECOND, None);
+    let (_, e) = growth_in_gc(&found).expect("growth in GC");
+    assert_eq!((e.mark_grow_events, e.mark_bytes), (8, 8 * 319_392));
+    assert!(
+        (e.mark_time_share - 0.1).abs() < 1e-12,
+        "{}",
+        e.mark_time_share
+    );
+    // Ten maps filled to B = 8 while marking: 80 growths of 566 buckets in all per map,
+    // 815 040 B; to B = 9, 1134 buckets per map, 1 632 960 B.
+    let filled = |to_b: u8| {
+        one_cycle(mark_end, |agg| {
+            for k in 0..10 {
+                fill(agg, 0xc000_0000 + k * 0x100, to_b, 2_000_000 + k);
+            }
+        })
+    };
+    let found = run(&filled(8), SECOND, None);
+    assert!(growth_in_gc(&found).is_none(), "{:?}", kinds(&found));
+    let found = run(&filled(9), SECOND, None);
+    let (_, e) = growth_in_gc(&found).expect("growth in GC");
+    assert_eq!((e.mark_grow_events, e.mark_bytes), (90, 1_632_960));
+}
+
+#[test]
+fn growth_in_gc_is_judged_against_the_time_the_gc_probes_saw() {
+    // The GC probes attached 90 % of the trace saw 600 ms of marking: two thirds of what they
+    // watched, and 86 % of the growth in mark is no longer a quarter above that.
+    let agg = marked(43, 7);
+    let res = resolutions(&agg);
+    let mut i = inputs(&agg, &res, SECOND, None);
+    i.gc_share = 0.9;
+    assert!(growth_in_gc(&findings(&i).findings).is_none());
+    // All of it in mark, with the growth probes sampled: a finding, and an estimate.
+    let agg = marked(10, 0);
+    let res = resolutions(&agg);
+    let mut i = inputs(&agg, &res, SECOND, None);
+    i.gc_share = 0.9;
+    i.growth_share = 0.5;
+    let found = findings(&i).findings;
+    let (f, e) = growth_in_gc(&found).expect("growth in GC");
+    assert!(
+        (e.mark_time_share - 2.0 / 3.0).abs() < 1e-12,
+        "{}",
+        e.mark_time_share
+    );
+    assert!(f.estimated);
 }

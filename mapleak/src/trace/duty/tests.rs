@@ -9,7 +9,7 @@ use super::*;
 use crate::{
     aggregate::{GoRules, tests::grow},
     decode::encode,
-    report::sampling::GroupSampling,
+    report::sampling::{GroupSampling, ScaledBy},
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -149,7 +149,7 @@ impl Trace {
     }
 
     /// Closes the trace as the session does: the governor gone, the last interval accounted.
-    fn finish(&mut self) -> BTreeMap<&'static str, GroupSampling> {
+    fn finish(&mut self) -> BTreeMap<ProbeGroup, GroupSampling> {
         self.duty.take_governor();
         let switched = self
             .duty
@@ -206,16 +206,16 @@ async fn without_a_governor_nothing_is_switched_and_nothing_is_sampled() {
     t.run(1500).await;
     let groups = t.finish();
     assert!(t.probes.switches.is_empty());
-    let growth = &groups["growth"];
+    let growth = &groups[&ProbeGroup::Growth];
     assert_eq!(growth.attached_fraction, 1.0);
     assert!(!growth.sampled);
-    assert_eq!(growth.scaled_by, "none");
+    assert_eq!(growth.scaled_by, ScaledBy::None);
     assert_eq!(
         (growth.observed_events, growth.estimated_events),
         (1500, 1500)
     );
     assert_eq!(growth.hits, 1500);
-    assert_eq!(groups["gc"].attached_fraction, 1.0);
+    assert_eq!(groups[&ProbeGroup::Gc].attached_fraction, 1.0);
     assert_eq!(t.duty.allocated_bytes(), Some(1500 * ALLOC_PER_MS));
 }
 
@@ -239,7 +239,7 @@ async fn a_share_is_a_window_of_each_tenth_of_the_interval() {
     // The GC group under an endless budget is never switched.
     assert!(t.switches(ProbeGroup::Gc).is_empty());
     let groups = t.finish();
-    let growth = &groups["growth"];
+    let growth = &groups[&ProbeGroup::Growth];
     // Attached the first 10 ms and ten windows of 30 ms, of 1010 ms.
     assert!(
         (growth.attached_fraction - 310.0 / 1010.0).abs() < 1e-12,
@@ -250,12 +250,12 @@ async fn a_share_is_a_window_of_each_tenth_of_the_interval() {
     assert_eq!((growth.observed_events, growth.hits), (310, 310));
     // Scaled by what the target allocated inside the windows against all it allocated, the
     // growths seen give exactly the growths made.
-    assert_eq!(growth.scaled_by, "allocation");
+    assert_eq!(growth.scaled_by, ScaledBy::Allocation);
     assert_eq!(t.growths, 1010);
     assert_eq!(growth.estimated_events, 1010);
     assert_eq!(growth.observed_bytes, 310 * GROWTH_BYTES);
     assert_eq!(growth.estimated_bytes, 1010 * GROWTH_BYTES);
-    let gc = &groups["gc"];
+    let gc = &groups[&ProbeGroup::Gc];
     assert_eq!(gc.attached_fraction, 1.0);
     assert!(!gc.sampled);
 }
@@ -271,7 +271,7 @@ async fn a_small_share_keeps_its_window_and_stretches_its_period() {
         "{:?}",
         t.probes.switches
     );
-    let growth = &t.finish()["growth"];
+    let growth = &t.finish()[&ProbeGroup::Growth];
     // 10 ms, then windows at 390, 790 and 1190 ms.
     assert_eq!(growth.observed_events, 70);
     assert!((growth.attached_fraction - 70.0 / 1210.0).abs() < 1e-12);
@@ -304,7 +304,7 @@ async fn a_failed_switch_leaves_the_group_as_it_was_and_is_tried_again() {
         t.switches(ProbeGroup::Growth),
         [(40, false), (210, true), (240, false)]
     );
-    let growth = &t.finish()["growth"];
+    let growth = &t.finish()[&ProbeGroup::Growth];
     // Attached 0–40 and 210–240 ms.
     assert_eq!(growth.observed_events, 70);
     assert!((growth.attached_fraction - 70.0 / 300.0).abs() < 1e-12);
@@ -328,7 +328,7 @@ async fn a_new_share_takes_effect_where_the_current_gap_ends() {
         }
     }
     assert_eq!(t.switches(ProbeGroup::Growth), want);
-    let growth = &t.finish()["growth"];
+    let growth = &t.finish()[&ProbeGroup::Growth];
     // 10 ms, three windows of 30, six of 60 and the last 30 ms of one more.
     assert_eq!(growth.observed_events, 10 + 3 * 30 + 6 * 60 + 30);
     assert_eq!(growth.estimated_events, 1010);

@@ -7,6 +7,9 @@
 
 pub mod config;
 pub mod event;
+// Read by user space and the tools only; the kernel programs have no use for it.
+#[cfg(not(target_arch = "bpf"))]
+pub mod go_versions;
 pub mod probe;
 
 pub use config::{Config, HMAP_WORDS, SWISS_MAP_WORDS, SWISS_TABLE_WORDS};

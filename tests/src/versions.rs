@@ -1,5 +1,9 @@
 //! The Go builds the matrix covers and what the runtime's rules predict for each.
 
+use std::sync::LazyLock;
+
+use mapleak_common::go_versions::tested;
+
 use crate::GoBuild;
 
 /// How a fixture is built.
@@ -134,34 +138,31 @@ pub fn check_swiss_fill(row: &serde_json::Value, min_splits: u64, group_bytes: u
     splits
 }
 
-const fn go(go: &'static str, expect: FillExpectation) -> GoConfig {
-    GoConfig {
-        go,
-        noswissmap: false,
-        expect,
+/// Every tested Go (go-versions.txt) with what its runtime's rules predict, and the classic
+/// twin of those that carry both map implementations.
+pub static MATRIX: LazyLock<Vec<GoConfig>> = LazyLock::new(|| {
+    let mut matrix = Vec::new();
+    for g in tested() {
+        let expect = match g.minor() {
+            ..=20 | 22..=23 => CLASSIC_13,
+            21 => CLASSIC_12,
+            _ => SWISS,
+        };
+        matrix.push(GoConfig {
+            go: g.version,
+            noswissmap: false,
+            expect,
+        });
+        if g.noswissmap {
+            matrix.push(GoConfig {
+                go: g.version,
+                noswissmap: true,
+                expect: CLASSIC_13,
+            });
+        }
     }
-}
-
-const fn noswiss(go: &'static str) -> GoConfig {
-    GoConfig {
-        go,
-        noswissmap: true,
-        expect: CLASSIC_13,
-    }
-}
-
-pub const MATRIX: &[GoConfig] = &[
-    go("1.19", CLASSIC_13),
-    go("1.21.13", CLASSIC_12),
-    go("1.22.10", CLASSIC_13),
-    go("1.23.9", CLASSIC_13),
-    go("1.24.11", SWISS),
-    noswiss("1.24.11"),
-    go("1.25.5", SWISS),
-    noswiss("1.25.5"),
-    go("1.26.6", SWISS),
-    go("1.27.3", SWISS),
-];
+    matrix
+});
 
 impl GoConfig {
     /// The `x` of `1.x`.

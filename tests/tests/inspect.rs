@@ -126,7 +126,7 @@ fn a_file_needs_no_privileges() {
 /// is plus the field's offset in that release (7704 up to 1.24, 7680 from 1.25, per DWARF).
 #[test]
 fn numgc_is_found_by_disassembly_on_every_go() {
-    for config in MATRIX {
+    for config in MATRIX.iter() {
         let exe = build(&config.build(Mode::Normal));
         let nm = Command::new("nm").arg(&exe).output().expect("run nm");
         let memstats = String::from_utf8_lossy(&nm.stdout)

@@ -165,7 +165,7 @@ fn inspect_json(mapleak: &Path, binary: &Path) -> Result<serde_json::Value> {
 /// Median wall time of `mapleak inspect` on the largest Go program at hand — the newest Go
 /// toolchain's own compiler — stripped, as a distribution ships it: `(MB, ms)`.
 fn inspect_timing(mapleak: &Path, dir: &Path) -> Result<(f64, f64)> {
-    let newest = go::GO_VERSIONS.last().expect("at least one Go version");
+    let newest = go::newest();
     let tooldir = crate::output(go::go(newest).args(["env", "GOTOOLDIR"]))
         .context("`go env GOTOOLDIR` failed")?;
     let stripped: PathBuf = dir.join("compile-stripped");
@@ -236,6 +236,6 @@ mod tests {
 
     #[test]
     fn bench_go_is_one_setup_installs() {
-        assert!(go::GO_VERSIONS.contains(&GO_VERSION));
+        assert!(go::pypi_versions().contains(&GO_VERSION));
     }
 }

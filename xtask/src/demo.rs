@@ -48,6 +48,6 @@ pub fn run() -> Result<ExitCode> {
 mod tests {
     #[test]
     fn demo_go_is_one_setup_installs() {
-        assert!(crate::go::GO_VERSIONS.contains(&super::GO_VERSION));
+        assert!(crate::go::pypi_versions().contains(&super::GO_VERSION));
     }
 }

@@ -4,11 +4,35 @@
 use std::{env, path::PathBuf, process::Command, thread};
 
 use anyhow::{Result, bail};
+// The reader of go-versions.txt, compiled here as it is: a dependency on mapleak-common would
+// put aya's rustc floor under xtask, which must build on an older default toolchain.
+#[path = "../../mapleak-common/src/go_versions.rs"]
+#[allow(dead_code)] // `minor` serves the tests crates.
+mod go_versions;
 
-/// Every Go version the tests use. Adding one here is all it takes to install it.
-pub const GO_VERSIONS: &[&str] = &[
-    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
-];
+use go_versions::{Source, tested};
+
+/// The PyPI releases of go-versions.txt, oldest first: adding one there is all it takes to
+/// install it.
+pub fn pypi_versions() -> Vec<&'static str> {
+    tested()
+        .filter(|g| g.source == Source::Pypi)
+        .map(|g| g.version)
+        .collect()
+}
+
+/// Every version of go-versions.txt, oldest first.
+pub fn all_versions() -> Vec<&'static str> {
+    tested().map(|g| g.version).collect()
+}
+
+/// The newest tested release.
+pub fn newest() -> &'static str {
+    tested()
+        .last()
+        .expect("go-versions.txt lists a version")
+        .version
+}
 
 /// Go 1.19 comes from Debian's `golang-1.19-go` (installed with the other packages), not PyPI.
 pub const DEBIAN_GO_BIN: &str = "/usr/lib/go-1.19/bin/go";
@@ -61,12 +85,12 @@ pub fn is_installed(version: &str) -> bool {
         .is_some_and(|out| out.starts_with(&format!("go version go{version} ")))
 }
 
-/// The versions in [`GO_VERSIONS`] that are not installed (checked in parallel).
+/// The versions of [`pypi_versions`] that are not installed (checked in parallel).
 pub fn missing() -> Vec<&'static str> {
     thread::scope(|scope| {
-        let checks: Vec<_> = GO_VERSIONS
-            .iter()
-            .map(|&v| (v, scope.spawn(move || is_installed(v))))
+        let checks: Vec<_> = pypi_versions()
+            .into_iter()
+            .map(|v| (v, scope.spawn(move || is_installed(v))))
             .collect();
         checks
             .into_iter()

@@ -244,7 +244,7 @@ fn run_one(program: &Program, mapleak: &Path, inputs: &drive::Inputs, work: &Pat
 
 /// `go version -m` by the newest toolchain (it reads every older binary's build info).
 fn build_info(exe: &Path) -> binary::BuildInfo {
-    let newest = go::GO_VERSIONS.last().expect("a Go version");
+    let newest = go::newest();
     crate::output(go::go(newest).arg("version").arg("-m").arg(exe))
         .map(|text| binary::parse_build_info(&text))
         .unwrap_or_default()
@@ -395,7 +395,7 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "{names:?}");
         // Every installed toolchain's compiler is in the corpus.
-        for v in go::GO_VERSIONS {
+        for v in go::all_versions() {
             assert!(names.contains(&format!("compile-{v}").as_str()), "{v}");
         }
     }

@@ -88,7 +88,7 @@ fn steps() -> Vec<Step> {
             root: Root::Optional,
         },
         Step {
-            name: format!("go {}", go::GO_VERSIONS.join(" ")),
+            name: format!("go {}", go::pypi_versions().join(" ")),
             present: Box::new(|| go::missing().is_empty()),
             install: Box::new(go::install_missing),
             root: Root::NotNeeded,

@@ -536,29 +536,10 @@ mod tests {
         GoVersion::parse(&build.go_version).expect("Go version")
     }
 
-    const VERSIONS: &[(&str, MapImpl)] = &[
-        ("1.19", MapImpl::Classic),
-        ("1.21.13", MapImpl::Classic),
-        ("1.22.10", MapImpl::Classic),
-        ("1.23.9", MapImpl::Classic),
-        ("1.24.11", MapImpl::Swiss),
-        ("1.24.11", MapImpl::Classic),
-        ("1.25.5", MapImpl::Swiss),
-        ("1.25.5", MapImpl::Classic),
-        ("1.26.6", MapImpl::Swiss),
-        ("1.27.3", MapImpl::Swiss),
-    ];
-
     #[test]
     fn dwarf_of_every_installed_go_confirms_the_offsets_table() {
         let mut failures = Vec::new();
-        for &(go, map_impl) in VERSIONS {
-            let noswiss = go.starts_with("1.24.") || go.starts_with("1.25.");
-            let (tag, env): (&str, &[(&str, &str)]) = if noswiss && map_impl == MapImpl::Classic {
-                ("-noswiss", &[("GOEXPERIMENT", "noswissmap")])
-            } else {
-                ("", &[])
-            };
+        for (go, map_impl, tag, env) in crate::inspect::testgo::builds() {
             // `None` only where a missing toolchain may be skipped (not under `cargo xtask test`).
             let Some(exe) = fixture(go, tag, &[], env) else {
                 continue;
@@ -596,10 +577,9 @@ mod tests {
     }
 
     fn newest_installed() -> Option<&'static str> {
-        VERSIONS
-            .iter()
+        crate::inspect::testgo::versions()
+            .into_iter()
             .rev()
-            .map(|&(v, _)| v)
             .find(|v| crate::inspect::testgo::go_bin(v).exists())
     }
 

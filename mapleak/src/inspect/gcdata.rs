@@ -205,7 +205,7 @@ mod tests {
                 .map(|s| (s.name().unwrap_or("?").to_owned(), address - s.address()))
         };
         let mut checked = 0;
-        for version in testgo::VERSIONS {
+        for version in testgo::versions() {
             let Some(full) = testgo::fixture(version, "", &[], &[]) else {
                 continue;
             };

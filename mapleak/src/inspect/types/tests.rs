@@ -64,7 +64,7 @@ fn strip(exe: &Path) -> std::path::PathBuf {
 
 #[test]
 fn map_types_are_named_as_the_runtime_names_them_with_and_without_symbols() {
-    for version in testgo::VERSIONS {
+    for version in testgo::versions() {
         for (tag, flags) in [("-types", &[][..]), ("-types-pie", &["-buildmode=pie"][..])] {
             let Some(exe) = testgo::program(PROGRAM, version, tag, flags, &[]) else {
                 continue;

@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     match mapleak::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            mapleak::trace::say(&err);
+            mapleak::trace::say(&mapleak::cli::chain(&err));
             ExitCode::FAILURE
         }
     }

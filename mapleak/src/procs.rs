@@ -98,7 +98,7 @@ pub fn scan(wanted: impl Fn(&str, &str) -> bool) -> Scan {
             target::check_traceable(pid)
                 .and_then(|()| privileges::check(pid))
                 .err()
-                .map(|e| e.to_string())
+                .map(|e| crate::trace::error_chain(&e))
         });
         scan.go.push(GoProcess {
             pid,
@@ -122,7 +122,7 @@ fn classify(exe_path: &str) -> Binary {
         Err(InspectError::NotGo(_) | InspectError::NotElf(_) | InspectError::Io { .. }) => {
             Binary::Other
         }
-        Err(e) => Binary::Refused(e.to_string()),
+        Err(e) => Binary::Refused(crate::trace::error_chain(&e)),
     }
 }
 

@@ -4,6 +4,14 @@ use std::{path::PathBuf, time::Duration};
 
 use crate::{catalogue::ProbeGroup, report::Format, trace::TraceOptions};
 
+/// How `inspect` and `ps` print what they found: they make no report, so they have their own
+/// choice, which the trace's report formats (pprof, flame graphs) do not widen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Listing {
+    Text,
+    Json,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct TraceFlags {
     /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C or the target exits.

@@ -1,8 +1,8 @@
+use super::{Error, flags::Listing};
 use std::{fmt::Write as _, io::Write as _};
 
 use crate::{
     inspect::{self, Inspection, offsets::GcControllerFields},
-    report::Format,
     trace::target,
 };
 
@@ -16,32 +16,31 @@ pub struct InspectArgs {
     /// Inspect the executable of this running process instead.
     #[arg(long)]
     pid: Option<u32>,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    #[arg(long, value_enum, default_value_t = Listing::Text)]
+    format: Listing,
     /// The Go release that built the binary (e.g. 1.26.5), for binaries whose version cannot
     /// be recovered; it must agree with the binary's layout.
     #[arg(long, value_name = "VERSION")]
     go_version: Option<String>,
 }
 
-pub fn run(args: InspectArgs) -> Result<(), String> {
+pub fn run(args: InspectArgs) -> Result<(), Error> {
     let path = match (args.binary, args.pid) {
         (Some(path), _) => path,
         (None, Some(pid)) => {
-            target::check_traceable(pid).map_err(|e| e.to_string())?;
+            target::check_traceable(pid)?;
             target::exe_path(pid)
         }
         (None, None) => unreachable!("clap requires a binary or --pid"),
     };
-    let inspection =
-        inspect::inspect_file_as(&path, args.go_version.as_deref()).map_err(|e| e.to_string())?;
+    let inspection = inspect::inspect_file_as(&path, args.go_version.as_deref())?;
     let text = match args.format {
-        Format::Json => {
-            let mut json = serde_json::to_string(&inspection).map_err(|e| e.to_string())?;
+        Listing::Json => {
+            let mut json = serde_json::to_string(&inspection)?;
             json.push('\n');
             json
         }
-        Format::Text => render(&inspection),
+        Listing::Text => render(&inspection),
     };
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -50,7 +49,7 @@ pub fn run(args: InspectArgs) -> Result<(), String> {
     {
         // The reader has all it wanted (`mapleak inspect BIN | head`).
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(format!("cannot write to standard output: {e}")),
+        Err(e) => Err(Error::Stdout(e)),
         Ok(()) => Ok(()),
     }
 }

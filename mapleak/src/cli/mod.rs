@@ -1,5 +1,6 @@
 //! Command line: one module per subcommand; doc comments are the help text.
 
+mod error;
 mod flags;
 mod inspect;
 mod ps;
@@ -9,6 +10,7 @@ mod trace;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+pub use error::{Error, chain};
 
 /// Find the Go maps that grow, the GC pauses they cause and the memory they keep.
 #[derive(Debug, Parser)]
@@ -26,8 +28,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
 }
 
-/// Runs a subcommand; the error is one sentence for the user.
-pub fn run(cli: Cli) -> Result<ExitCode, String> {
+/// Runs a subcommand; the error, with its causes ([`chain`]), is one sentence for the user.
+pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Trace(args) => trace::run(args),
         Command::Run(args) => run::run(args),
@@ -46,9 +48,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
 
 /// The trace runs on one thread: its work is waiting, and a second thread would only compete
 /// with the target for the CPU.
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .map_err(Error::Runtime)
 }

@@ -1,6 +1,8 @@
+use super::Error;
 use std::io::Write as _;
 
-use crate::{procs, report::Format};
+use super::flags::Listing;
+use crate::procs;
 
 /// List the Go processes running here: version, map implementation, and whether mapleak can
 /// trace each one (and if not, why).
@@ -10,11 +12,11 @@ pub struct PsArgs {
     #[arg(long, value_name = "REGEX")]
     name: Option<regex::Regex>,
     /// `text` for people, `json` for one JSON object per process.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    #[arg(long, value_enum, default_value_t = Listing::Text)]
+    format: Listing,
 }
 
-pub fn run(args: PsArgs) -> Result<(), String> {
+pub fn run(args: PsArgs) -> Result<(), Error> {
     let scan = procs::scan(|name, file| {
         args.name
             .as_ref()
@@ -22,21 +24,21 @@ pub fn run(args: PsArgs) -> Result<(), String> {
     });
     let mut out = Vec::new();
     match args.format {
-        Format::Json => {
+        Listing::Json => {
             for p in &scan.go {
-                let line = serde_json::to_string(p).map_err(|e| e.to_string())?;
+                let line = serde_json::to_string(p)?;
                 out.extend_from_slice(line.as_bytes());
                 out.push(b'\n');
             }
         }
-        Format::Text if scan.go.is_empty() => out.extend_from_slice(b"no Go processes\n"),
-        Format::Text => procs::render(&mut out, &scan.go).map_err(|e| e.to_string())?,
+        Listing::Text if scan.go.is_empty() => out.extend_from_slice(b"no Go processes\n"),
+        Listing::Text => procs::render(&mut out, &scan.go).map_err(Error::Stdout)?,
     }
     if scan.unreadable > 0 {
         crate::trace::say(&procs::unreadable(scan.unreadable));
     }
     match std::io::stdout().write_all(&out) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Stdout(e)),
         _ => Ok(()),
     }
 }

@@ -1,3 +1,4 @@
+use super::Error;
 use std::{ffi::OsString, process::ExitCode};
 
 use super::flags::TraceFlags;
@@ -18,23 +19,20 @@ pub struct RunArgs {
     command: Vec<OsString>,
 }
 
-pub fn run(args: RunArgs) -> Result<ExitCode, String> {
+pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let mut launched = Launched::spawn(&args.command)?;
     let mut opts = args.flags.options(launched.pid());
     opts.report_to_stderr = true;
     opts.launched = true;
     let runtime = super::runtime()?;
     runtime.block_on(async {
-        let mut stops =
-            Stops::install().map_err(|e| format!("cannot take SIGINT and SIGTERM: {e}"))?;
-        let outcome = trace::run(opts, Some(&mut launched), &mut stops)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut stops = Stops::install().map_err(Error::Signals)?;
+        let outcome = trace::run(opts, Some(&mut launched), &mut stops).await?;
         // The report is out; the program may still run (after --duration): its status is
         // mapleak's, unless it succeeded and the trace did not.
         let code = launched.wait(&mut stops).await;
         match outcome.failure {
-            Some(why) if code == 0 => Err(why),
+            Some(why) if code == 0 => Err(Error::Said(why)),
             _ => Ok(ExitCode::from(code)),
         }
     })

@@ -1,3 +1,4 @@
+use super::Error;
 use std::process::ExitCode;
 
 use super::flags::TraceFlags;
@@ -18,7 +19,7 @@ pub struct TraceArgs {
     flags: TraceFlags,
 }
 
-pub fn run(args: TraceArgs) -> Result<ExitCode, String> {
+pub fn run(args: TraceArgs) -> Result<ExitCode, Error> {
     let pid = match (args.pid, &args.name) {
         (Some(pid), _) => pid,
         (None, Some(name)) => crate::procs::one_named(name)?,
@@ -27,14 +28,11 @@ pub fn run(args: TraceArgs) -> Result<ExitCode, String> {
     let opts = args.flags.options(pid);
     let runtime = super::runtime()?;
     let outcome = runtime.block_on(async {
-        let mut stops =
-            Stops::install().map_err(|e| format!("cannot take SIGINT and SIGTERM: {e}"))?;
-        trace::run(opts, None, &mut stops)
-            .await
-            .map_err(|e| e.to_string())
+        let mut stops = Stops::install().map_err(Error::Signals)?;
+        Ok::<_, Error>(trace::run(opts, None, &mut stops).await?)
     })?;
     match outcome.failure {
-        Some(why) => Err(why),
+        Some(why) => Err(Error::Said(why)),
         None => Ok(ExitCode::SUCCESS),
     }
 }

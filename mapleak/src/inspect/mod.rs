@@ -30,7 +30,7 @@ pub use version::GoVersion;
 /// Why a binary cannot be traced. Each message is one sentence a user can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: String,
         #[source]

@@ -18,7 +18,7 @@ pub enum OutputError {
     ForeignSymlink(PathBuf),
     #[error("cannot write the report to {0}: it is a directory")]
     Directory(PathBuf),
-    #[error("cannot write the report to {path}: {source}")]
+    #[error("cannot write the report to {path}")]
     Io {
         path: PathBuf,
         #[source]

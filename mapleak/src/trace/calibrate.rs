@@ -9,7 +9,7 @@ use aya::programs::{
 };
 use mapleak_common::ProbeId;
 
-use super::loader::{Loaded, error_chain};
+use super::{error_chain, loader::Loaded};
 
 /// The probed function. `no_mangle` keeps its name in mapleak's symbol table for aya to find.
 ///

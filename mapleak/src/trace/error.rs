@@ -14,7 +14,7 @@ pub enum TraceError {
     KernelThread(u32),
     #[error("{0}")]
     Privileges(super::privileges::Missing),
-    #[error("cannot inspect pid {pid}: {source}")]
+    #[error("cannot inspect pid {pid}")]
     Inspect {
         pid: u32,
         #[source]
@@ -25,15 +25,26 @@ pub enum TraceError {
         feature: &'static str,
         hint: &'static str,
     },
-    #[error("cannot load mapleak's eBPF programs: {0}")]
-    Load(String),
-    #[error("cannot attach a probe to {symbol} in pid {pid}: {why}")]
+    #[error("cannot load mapleak's eBPF programs")]
+    Load(#[source] Box<aya::EbpfError>),
+    #[error(
+        "cannot load mapleak's eBPF programs: the target's {0} lies where mapleak's growth probes do not read it"
+    )]
+    UnreadableField(&'static str),
+    #[error(
+        "cannot load mapleak's eBPF programs: this mapleak was built without its eBPF object (AYA_BUILD_SKIP)"
+    )]
+    NoObject,
+    #[error("cannot load mapleak's eBPF programs: the eBPF object has no {0}")]
+    Missing(String),
+    #[error("cannot attach a probe to {symbol} in pid {pid}")]
     Attach {
         symbol: String,
         pid: u32,
-        why: String,
+        #[source]
+        source: aya::programs::ProgramError,
     },
-    #[error("cannot write the report: {0}")]
+    #[error("cannot write the report")]
     Output(#[from] std::io::Error),
     #[error(transparent)]
     OutputFile(#[from] crate::report::file::OutputError),

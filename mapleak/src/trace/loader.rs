@@ -135,20 +135,16 @@ pub struct Loaded {
 pub fn load(config: &mapleak_common::Config, ring_size: u32) -> Result<Loaded, TraceError> {
     check_kernel()?;
     if let Some(field) = config.unreadable_field() {
-        return Err(TraceError::Load(format!(
-            "the target's {field} lies where mapleak's growth probes do not read it"
-        )));
+        return Err(TraceError::UnreadableField(field));
     }
     if EBPF_OBJECT.is_empty() {
-        return Err(TraceError::Load(
-            "this mapleak was built without its eBPF object (AYA_BUILD_SKIP)".into(),
-        ));
+        return Err(TraceError::NoObject);
     }
     let ebpf = EbpfLoader::new()
         .override_global("CONFIG", config, true)
         .map_max_entries("EVENTS", ring_size)
         .load(EBPF_OBJECT)
-        .map_err(|e| TraceError::Load(error_chain(&e)))?;
+        .map_err(|e| TraceError::Load(Box::new(e)))?;
     Ok(Loaded {
         ebpf,
         mode: UprobeMode::detect(),
@@ -192,7 +188,7 @@ impl Loaded {
         }
         for i in 0..self.uprobes.len() {
             let program = self.program(i)?;
-            program.load().map_err(|e| self.attach_error(i, &e))?;
+            program.load().map_err(|e| self.attach_error(i, e))?;
         }
         for &group in groups {
             self.set_group(group, true)?;
@@ -202,23 +198,23 @@ impl Loaded {
 
     fn program(&mut self, i: usize) -> Result<&mut UProbe, TraceError> {
         let name = self.mode.program(self.uprobes[i].probe);
-        let err = |why: String| TraceError::Attach {
-            symbol: self.uprobes[i].symbol.to_owned(),
-            pid: self.pid,
-            why,
-        };
+        let (symbol, pid) = (self.uprobes[i].symbol, self.pid);
         let program = self
             .ebpf
             .program_mut(&name)
-            .ok_or_else(|| err(format!("the eBPF object has no program {name}")))?;
-        program.try_into().map_err(|e| err(error_chain(&e)))
+            .ok_or_else(|| TraceError::Missing(format!("program {name}")))?;
+        program.try_into().map_err(|source| TraceError::Attach {
+            symbol: symbol.to_owned(),
+            pid,
+            source,
+        })
     }
 
-    fn attach_error(&self, i: usize, e: &dyn std::error::Error) -> TraceError {
+    fn attach_error(&self, i: usize, source: aya::programs::ProgramError) -> TraceError {
         TraceError::Attach {
             symbol: self.uprobes[i].symbol.to_owned(),
             pid: self.pid,
-            why: error_chain(e),
+            source,
         }
     }
 
@@ -262,7 +258,7 @@ impl Loaded {
                     )
                     .map(Some),
             };
-            self.uprobes[i].link = result.map_err(|e| self.attach_error(i, &e))?;
+            self.uprobes[i].link = result.map_err(|e| self.attach_error(i, e))?;
         }
         Ok(())
     }
@@ -316,9 +312,10 @@ impl Loaded {
             .program_mut(program)
             .ok_or_else(|| format!("the eBPF object has no {program}"))?
             .try_into()
-            .map_err(|e| error_chain(&e))?;
-        tp.load().map_err(|e| error_chain(&e))?;
-        tp.attach(category, event).map_err(|e| error_chain(&e))?;
+            .map_err(|e| super::error_chain(&e))?;
+        tp.load().map_err(|e| super::error_chain(&e))?;
+        tp.attach(category, event)
+            .map_err(|e| super::error_chain(&e))?;
         Ok(())
     }
 
@@ -388,7 +385,7 @@ impl Loaded {
         let map = self
             .ebpf
             .take_map("EVENTS")
-            .ok_or_else(|| TraceError::Load("the eBPF object has no EVENTS map".into()))?;
+            .ok_or_else(|| TraceError::Missing("EVENTS map".into()))?;
         RingBuf::try_from(map).map_err(|e| TraceError::KernelFeature {
             feature: "BPF ring buffers",
             hint: match e {
@@ -454,18 +451,6 @@ impl Loaded {
             .map(|u| u.label.clone())
             .collect()
     }
-}
-
-/// `Display` of an error and its sources on one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

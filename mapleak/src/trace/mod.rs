@@ -21,6 +21,18 @@ pub mod work;
 pub use error::TraceError;
 pub use session::{Outcome, TraceOptions, run};
 
+/// `error: cause: its cause …`, one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 /// A line for the person at the terminal, on stderr. A closed or full stderr must not end a
 /// trace (the report may be going to a file), so a failed write is dropped.
 pub fn say(message: &str) {

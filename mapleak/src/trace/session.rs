@@ -336,8 +336,10 @@ async fn pump(
         (Err(e), _) | (_, Err(e)) => Err(e.into()),
     };
     let stop = result.unwrap_or_else(|e| {
-        t.notes
-            .push(format!("the trace stopped early: {}", error_line(&e)));
+        t.notes.push(format!(
+            "the trace stopped early: {}",
+            super::error_chain(&e)
+        ));
         StopReason::Error
     });
     let at = Instant::now();
@@ -617,15 +619,11 @@ fn switched(t: &mut Attached, result: Switched) -> Option<StopReason> {
         failures.1 = format!(
             "at {:.1} s: {}",
             t.started.elapsed().as_secs_f64(),
-            error_line(&error)
+            super::error_chain(&error)
         );
     }
     failures.0 += 1;
     None
-}
-
-fn error_line(e: &dyn std::error::Error) -> String {
-    loader::error_chain(e)
 }
 
 fn drain(ring: &mut RingBuf<MapData>, agg: &mut Aggregator) {

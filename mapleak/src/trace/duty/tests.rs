@@ -34,7 +34,7 @@ struct Probes {
 impl ProbeSwitch for Probes {
     fn set_group(&mut self, group: ProbeGroup, on: bool) -> Result<(), TraceError> {
         if self.failing.contains(&group) {
-            return Err(TraceError::Load(format!("{group:?} refused")));
+            return Err(TraceError::Missing(format!("{group:?} refused")));
         }
         let at = (Instant::now() - self.start.expect("started")).as_millis() as u64;
         self.switches.push((at, group, on));

@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod catalogue;
 pub mod cli;
 pub mod decode;
+pub mod gofacts;
 pub mod inspect;
 pub mod procs;
 pub mod report;

@@ -4,7 +4,10 @@ use super::{
     growth::{Detail, GrowKind, Growth},
     malloc::roundupsize,
 };
-use crate::inspect::{BuildInfo, GoVersion};
+use crate::{
+    gofacts,
+    inspect::{BuildInfo, GoVersion},
+};
 use mapleak_common::ClassicGrowEvent;
 
 /// Slots per classic bucket (`bucketCnt`).
@@ -23,8 +26,11 @@ pub struct GoRules {
 impl GoRules {
     pub fn new(version: &GoVersion, build: &BuildInfo) -> Self {
         Self {
-            load_factor_num: if version.minor == 21 { 12 } else { 13 },
-            malloc_headers: version.at_least(22) && !build.has_experiment("noallocheaders"),
+            load_factor_num: gofacts::CLASSIC_LOAD_FACTOR_NUM
+                .at(version.minor)
+                .unwrap_or(13),
+            malloc_headers: gofacts::MALLOC_HEADERS.holds(version.minor)
+                && !build.has_experiment("noallocheaders"),
         }
     }
 }

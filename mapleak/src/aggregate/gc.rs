@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap as HashMap;
 
 use hdrhistogram::Histogram;
+
+use crate::gofacts;
 use mapleak_common::{STW_RETURN, STW_START, STW_STOP, StwEvent};
 
 /// How a release passes the stop reason and the stop timestamp.
@@ -32,35 +34,19 @@ pub enum StwKind {
     Other(u8),
 }
 
-/// `runtime.stwReason` (identical in 1.21–1.27).
+/// `runtime.stwReason`'s name (the same in every release that passes one).
 pub fn reason_name(reason: u8) -> &'static str {
-    const NAMES: [&str; 17] = [
-        "unknown",
-        "GC mark termination",
-        "GC sweep termination",
-        "write heap dump",
-        "goroutine profile",
-        "goroutine profile cleanup",
-        "all goroutines stack trace",
-        "read mem stats",
-        "AllThreadsSyscall",
-        "GOMAXPROCS",
-        "start trace",
-        "stop trace",
-        "CountPagesInUse (test)",
-        "ReadMetricsSlow (test)",
-        "ReadMemStatsSlow (test)",
-        "PageCachePagesLeaked (test)",
-        "ResetDebugLog (test)",
-    ];
-    NAMES.get(usize::from(reason)).copied().unwrap_or("unknown")
+    gofacts::STW_REASONS
+        .at(gofacts::NEWEST)
+        .and_then(|names| names.get(usize::from(reason)).copied())
+        .unwrap_or("unknown")
 }
 
 impl StwRules {
     pub fn new(version: &crate::inspect::GoVersion) -> Self {
         Self {
-            reason_in_stop: version.at_least(21),
-            worldstop_in_start: version.at_least(22),
+            reason_in_stop: gofacts::REASON_IN_STOP.holds(version.minor),
+            worldstop_in_start: gofacts::WORLDSTOP_IN_START.holds(version.minor),
         }
     }
 }

@@ -200,11 +200,10 @@ impl RuntimeHeap {
             return self.heap_marked;
         }
         let mut goal = limit - (non_heap + over);
-        let headroom = if go_minor >= 21 {
-            (goal / 100 * 3).max(MIB)
-        } else {
-            MIB
-        };
+        let percent = crate::gofacts::LIMIT_HEADROOM_PERCENT
+            .at(go_minor)
+            .unwrap_or(0);
+        let headroom = (goal / 100 * percent).max(MIB);
         if goal < headroom || goal - headroom < headroom {
             goal = headroom;
         } else {

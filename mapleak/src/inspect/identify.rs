@@ -22,6 +22,7 @@ use serde::Serialize;
 use super::{
     BuildInfo, GoElf, GoVersion, InspectError, MapImpl, buildinfo, pclntab::Pclntab, symbols,
 };
+use crate::gofacts;
 
 /// Where the Go version came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -253,11 +254,12 @@ pub fn identify(elf: &GoElf, go_version: Option<&str>) -> Result<Identity, Inspe
     if !version.is_supported() {
         return Err(InspectError::UnsupportedGo(version.raw.clone()));
     }
-    let by_version = if version.at_least(24) && !build.has_experiment("noswissmap") {
-        MapImpl::Swiss
-    } else {
-        MapImpl::Classic
-    };
+    let by_version =
+        if gofacts::SWISS_BY_DEFAULT.holds(version.minor) && !build.has_experiment("noswissmap") {
+            MapImpl::Swiss
+        } else {
+            MapImpl::Classic
+        };
     // The functions present are what the probes go on: they decide when the version's rules
     // and the binary disagree (a --go-version without the experiment the build used).
     let map_impl = layout.map_impl.unwrap_or(by_version);

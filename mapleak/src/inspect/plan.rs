@@ -8,6 +8,7 @@ use super::{
     gcdata, identify, offsets, offsets::GcControllerFields, prologue, symbols,
 };
 use crate::catalogue::{self, Placement, ProbeGroup, ProbeSpec, WhenMissing};
+use crate::gofacts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -331,7 +332,7 @@ fn old_gc_data(
     version: &GoVersion,
     notes: &mut Vec<String>,
 ) -> (Option<u64>, Option<u64>) {
-    if version.at_least(22) {
+    if gofacts::WORLDSTOP_IN_START.holds(version.minor) {
         return (None, None);
     }
     let code = |name: &str| {
@@ -351,7 +352,7 @@ fn old_gc_data(
             "GC pauses are timed by the probes, not the runtime's clock ({version} passes no stop time and runtime.work.pauseStart was found neither in .symtab nor in {GC_START} and {GC_MARK_DONE})"
         ));
     }
-    let gcphase = if version.at_least(21) {
+    let gcphase = if gofacts::REASON_IN_STOP.holds(version.minor) {
         None
     } else {
         let found = elf.data_symbol("runtime.gcphase").or_else(|| {

@@ -12,8 +12,9 @@ pub struct GoVersion {
     pub raw: String,
 }
 
-/// Oldest and newest Go minor releases (1.x) that mapleak traces.
-pub const SUPPORTED_MINORS: (u32, u32) = (19, 27);
+/// Oldest and newest Go minor releases (1.x) that mapleak traces: those every per-release
+/// fact was verified on.
+pub const SUPPORTED_MINORS: (u32, u32) = crate::gofacts::SUPPORTED;
 
 impl GoVersion {
     pub fn parse(raw: &str) -> Option<Self> {

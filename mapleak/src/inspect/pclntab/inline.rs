@@ -8,6 +8,7 @@ use super::{
     MD_FTAB, MD_FTAB_LEN, MD_FUNCNAMETAB, MD_MAXPC, MD_MINPC, MD_PCHEADER, MD_TEXT, Pclntab,
     word_at,
 };
+use crate::gofacts;
 
 impl<'a> Pclntab<'a> {
     /// The same table, able to read funcdata: `gofunc` holds the bytes from the address
@@ -28,7 +29,7 @@ impl<'a> Pclntab<'a> {
     /// minor version, which decides the field's place.
     pub fn moduledata_gofunc(&self, module: &[u8], minor: u32) -> Option<u64> {
         let words = self.moduledata(module)?;
-        let gofunc_word = gofunc_word(minor);
+        let gofunc_word = gofacts::MODULEDATA_GOFUNC_WORD.at(minor)?;
         // `rodata` precedes `gofunc` in every layout and go:func.* lies after its start:
         // a cheap check that the version picked the right word.
         let gofunc = words(gofunc_word)?;
@@ -39,7 +40,7 @@ impl<'a> Pclntab<'a> {
     /// every `abi.Type.Str` name offset counts from.
     pub fn moduledata_types(&self, module: &[u8], minor: u32) -> Option<(u64, u64)> {
         let words = self.moduledata(module)?;
-        let (types, etypes) = types_words(minor);
+        let (types, etypes) = gofacts::MODULEDATA_TYPES_WORDS.at(minor)?;
         let range = (words(types)?, words(etypes)?);
         (range.0 != 0 && range.0 < range.1).then_some(range)
     }
@@ -71,27 +72,5 @@ impl<'a> Pclntab<'a> {
             matches() == Some(true)
         })?;
         Some(move |i: usize| word_at(module, (start + i) * p, p))
-    }
-}
-
-/// Indexes of `types` and `etypes` in `runtime.moduledata`: after `end, gcdata, gcbss`, which
-/// follow the section bounds (with `covctrs, ecovctrs` from 1.20); 1.27 put `typedesclen`
-/// between the two.
-fn types_words(minor: u32) -> (usize, usize) {
-    match minor {
-        ..=19 => (35, 36),
-        20..=26 => (37, 38),
-        _ => (37, 39),
-    }
-}
-
-/// Index of the pointer-sized `gofunc` field in `runtime.moduledata` (runtime/symtab.go):
-/// Go 1.18–1.19 have 38 words before it; 1.20 added `covctrs, ecovctrs`; 1.27 added
-/// `typedesclen` after `types` and `itaboffset, itabsize` after `etypes`.
-fn gofunc_word(minor: u32) -> usize {
-    match minor {
-        ..=19 => 38,
-        20..=26 => 40,
-        _ => 43,
     }
 }

@@ -89,7 +89,7 @@ pub(super) fn map_churn(i: &Inputs, sites: &Sites) -> Vec<Proposal> {
         }
         acc.entries.sort_unstable();
         let (grows_per_sec, bytes_per_sec) = (per_sec(acc.grow_events), per_sec(acc.bytes));
-        let reuse = if i.go_minor >= 21 {
+        let reuse = if crate::gofacts::CLEAR_BUILTIN.holds(i.go_minor) {
             "clear(m) empties it and keeps its buckets"
         } else {
             "`for k := range m { delete(m, k) }` (compiled to one clear) empties it and keeps its buckets"

@@ -268,7 +268,7 @@ fn suggestion(e: &UnreleasedMemory, go_minor: u32) -> String {
         bytes(e.returned_bytes),
     );
     if e.idle_above_need_bytes > 0 {
-        out.push_str(if go_minor >= 21 {
+        out.push_str(if crate::gofacts::SCAVENGER_WAITS_A_CYCLE.holds(go_minor) {
             " The runtime returns idle heap gradually, and since Go 1.21 only in chunks that stayed sparse through a whole GC cycle: after a burst it keeps the memory until the next cycle, up to two minutes away in a program that allocates little."
         } else {
             " The runtime returns idle heap gradually, with a background scavenger that spends about 1 % of the program's CPU time on it."

@@ -166,7 +166,7 @@ pub(super) fn same_size_growth(i: &Inputs, sites: &Sites) -> Vec<Proposal> {
         let (events, rebuilt) = (stats.same_size_grows, stats.same_size_bytes);
         let go_minor = i.go_minor;
         let suggest = move |via: &[String]| {
-            let newer = if go_minor < 24 {
+            let newer = if !crate::gofacts::SWISS_BY_DEFAULT.holds(go_minor) {
                 ", or build with Go 1.24 or later, whose Swiss maps reuse deleted slots in place and never rebuild a map at its size"
             } else {
                 ""

@@ -17,9 +17,11 @@ pub struct Ratio {
 const Z95: f64 = 1.96;
 
 /// The least half-width, as a share of the estimate: the windows' scatter leaves out what the
-/// scaling itself gets wrong (events per byte allocated are not quite the same in and out of the
-/// windows), up to 0.8 % of the truth on the churn fixture.
-const SYSTEMATIC: f64 = 0.02;
+/// scaling itself gets wrong — events per byte allocated are not quite the same in and out of
+/// the windows, and the allocation counter is read a little before the probes go on or off,
+/// which matters more the busier the machine: up to 4.4 % of the truth on the churn fixture at
+/// a 5 % share, with the machine's two cores building at the same time.
+const SYSTEMATIC: f64 = 0.05;
 
 impl Ratio {
     pub fn add(&mut self, y: f64, w: f64) {
@@ -35,7 +37,7 @@ impl Ratio {
     }
 
     /// The 95 % interval of `y` over `total_work`, from the scatter of the draws' ratios
-    /// (the usual linearised variance of a ratio estimator), never narrower than ±2 % of the
+    /// (the usual linearised variance of a ratio estimator), never narrower than ±5 % of the
     /// estimate ([`SYSTEMATIC`]); `None` below two draws.
     pub fn interval(&self, total_work: f64) -> Option<(f64, f64)> {
         if self.n < 2 || self.w <= 0.0 {
@@ -63,8 +65,8 @@ mod tests {
         for w in [10.0, 20.0, 30.0] {
             r.add(2.0 * w, w);
         }
-        // No scatter: only the systematic margin, ±2 %.
-        assert_eq!(r.interval(100.0), Some((196.0, 204.0)));
+        // No scatter: only the systematic margin, ±5 %.
+        assert_eq!(r.interval(100.0), Some((190.0, 210.0)));
     }
 
     #[test]

@@ -94,9 +94,11 @@ impl Totals {
         } else {
             return None;
         };
-        // Never below what was seen: the interval is of what the windows imply.
-        let lo = (lo + wall_scaled).round() as u64;
-        Some((lo.max(observed), (hi + wall_scaled).round() as u64))
+        // Never below what was seen: the interval is of what the windows imply, and a seen
+        // count above its high end moves the high end too.
+        let lo = ((lo + wall_scaled).round() as u64).max(observed);
+        let hi = ((hi + wall_scaled).round() as u64).max(lo);
+        Some((lo, hi))
     }
 
     /// What the group would have seen attached throughout: exactly what it saw, when it was.

@@ -119,9 +119,9 @@ fn switching_the_gc_probes_never_misattributes_a_pause() {
     };
     let (before, after) = (parse(&lines[0]).unwrap(), parse(&lines[1]).unwrap());
     assert!(after - before >= 3000, "{before} → {after}");
-    // The runtime's own pause of each of the last 256 cycles.
+    // The runtime's own pause of every cycle.
     let runtime = Fixture::pauses(&lines);
-    assert_eq!(runtime.len(), 256, "{lines:?}");
+    assert_eq!(runtime.len() as u64, after - before, "{lines:?}");
     let gc = &report.summary["gc"];
     let per_cycle = gc["per_cycle"].as_array().unwrap();
     // Attached 30 % of the time: some cycles seen, not all.
@@ -149,7 +149,7 @@ fn switching_the_gc_probes_never_misattributes_a_pause() {
             n
         })
         .collect();
-    assert!(whole > 0, "no whole cycle among the last 256: {gc}");
+    assert!(whole > 0, "no whole cycle: {gc}");
     // It carries the runtime's own number, once, in order, within what ran.
     assert!(cycles.windows(2).all(|w| w[0] < w[1]), "{cycles:?}");
     assert!(cycles.iter().all(|n| (before + 1..=after).contains(n)));

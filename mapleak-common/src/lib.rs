@@ -16,4 +16,4 @@ pub use event::{
     GcCost, MAX_FRAMES, MEM_MADVISE, MEM_MMAP, MEM_MUNMAP, MemEvent, STW_RETURN, STW_START,
     STW_STOP, Site, StwEvent, SwissGrowEvent, SwissOp, WithFrames,
 };
-pub use probe::ProbeId;
+pub use probe::{ProbeId, ProgramKind};

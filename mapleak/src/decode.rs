@@ -24,7 +24,7 @@ impl Event {
             Event::ClassicGrow(e) => Some(&mut e.site),
             Event::SwissGrow(e) => Some(&mut e.site),
             Event::Create(e) => Some(&mut e.site),
-            _ => None,
+            Event::Stw(_) | Event::Mem(_) | Event::Evacuated(_) | Event::Exec(_) => None,
         }
     }
 
@@ -74,7 +74,7 @@ pub fn frames<'r>(record: &'r [u8], event: &Event) -> Option<&'r [u8]> {
         Event::ClassicGrow(_) => size_of::<ClassicGrowEvent>(),
         Event::SwissGrow(_) => size_of::<SwissGrowEvent>(),
         Event::Create(_) => size_of::<CreateEvent>(),
-        _ => return None,
+        Event::Stw(_) | Event::Mem(_) | Event::Evacuated(_) | Event::Exec(_) => return None,
     };
     let tail = record.get(event_len..)?;
     let depth = u64::from_le_bytes(tail.get(..8)?.try_into().ok()?);

@@ -5,7 +5,7 @@ use std::{collections::HashMap, fs, io, os::unix::fs::MetadataExt};
 use serde::Serialize;
 
 use crate::{
-    inspect::{self, InspectError},
+    inspect::{self, InspectError, MapImpl},
     trace::{privileges, target},
 };
 
@@ -20,7 +20,7 @@ pub struct GoProcess {
     pub exe: String,
     /// `None` when the binary could not be inspected (see `why_not`).
     pub go_version: Option<String>,
-    pub map_impl: Option<&'static str>,
+    pub map_impl: Option<MapImpl>,
     /// Why `mapleak trace` would refuse it, in the sentence it would say; `None` if it can.
     pub why_not: Option<String>,
 }
@@ -40,7 +40,7 @@ pub struct Scan {
 enum Binary {
     Go {
         version: String,
-        map_impl: &'static str,
+        map_impl: MapImpl,
     },
     /// Go, by every sign, but not one mapleak can trace (the sentence says why).
     Refused(String),
@@ -117,7 +117,7 @@ fn classify(exe_path: &str) -> Binary {
     match inspect::inspect_file(exe_path) {
         Ok(i) => Binary::Go {
             version: i.go_version,
-            map_impl: i.map_impl.as_str(),
+            map_impl: i.map_impl,
         },
         Err(InspectError::NotGo(_) | InspectError::NotElf(_) | InspectError::Io { .. }) => {
             Binary::Other
@@ -200,7 +200,7 @@ pub fn render(out: &mut impl io::Write, procs: &[GoProcess]) -> io::Result<()> {
             "{:>8}  {:<10}  {:<7}  {}",
             p.pid,
             p.go_version.as_deref().unwrap_or("?"),
-            p.map_impl.unwrap_or("?"),
+            p.map_impl.map_or("?", MapImpl::as_str),
             p.command
         )?;
         if let Some(why) = &p.why_not {

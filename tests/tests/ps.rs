@@ -136,7 +136,7 @@ fn trace_by_name_traces_the_one_match_and_lists_several() {
         .unwrap()
         .iter()
         .find(|r| r["map"] == maps[0].0.as_str())
-        .expect("the map is reported");
+        .unwrap_or_else(|| panic!("{} is reported: {summary}", maps[0].0));
     assert_eq!(row["grow_events"], 8, "{row}");
 
     // None matches: one sentence, naming a process that matched but is not Go.

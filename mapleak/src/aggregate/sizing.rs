@@ -6,17 +6,24 @@ use super::{
     classic::{self, GoRules},
     swiss::{GROUP_SLOTS, MAX_TABLE_CAPACITY},
 };
+use crate::inspect::MapImpl;
 
 /// Swiss `maxAvgGroupLoad`: tables are sized for 7 of every 8 slots full.
 const SWISS_MAX_AVG_GROUP_LOAD: u64 = 7;
 
 /// What `make(map[K]V, hint)` allocates for its buckets or groups: `(slots, bytes)`.
-pub fn presized(rules: &GoRules, id: &MapIdentity, swiss: bool, hint: u64) -> Option<(u64, u64)> {
-    if swiss {
-        swiss_presized(id.unit_size, hint)
-    } else {
-        let b = classic_b_for_hint(rules, hint)?;
-        Some((classic::capacity(b), classic_array_bytes(rules, id, b)?))
+pub fn presized(
+    rules: &GoRules,
+    id: &MapIdentity,
+    map_impl: MapImpl,
+    hint: u64,
+) -> Option<(u64, u64)> {
+    match map_impl {
+        MapImpl::Swiss => swiss_presized(id.unit_size, hint),
+        MapImpl::Classic => {
+            let b = classic_b_for_hint(rules, hint)?;
+            Some((classic::capacity(b), classic_array_bytes(rules, id, b)?))
+        }
     }
 }
 
@@ -74,11 +81,14 @@ mod tests {
         // map[int]int: 144-byte buckets. 1000 entries fit B=8 (6.5 × 256 = 1664) but not B=7
         // (832); B=8 also gets 16 overflow buckets: 272 × 144 = 39168, the 40960 size class…
         // above 32 KiB, so whole pages: 39168 rounds to 40960 = 284 buckets.
-        let (slots, bytes) = presized(&GO122, &id(144), false, 1000).unwrap();
+        let (slots, bytes) = presized(&GO122, &id(144), MapImpl::Classic, 1000).unwrap();
         assert_eq!(slots, 8 << 8);
         assert_eq!(bytes, 40960 / 144 * 144);
         // Up to 8 entries: one bucket.
-        assert_eq!(presized(&GO122, &id(144), false, 8).unwrap(), (8, 144));
+        assert_eq!(
+            presized(&GO122, &id(144), MapImpl::Classic, 8).unwrap(),
+            (8, 144)
+        );
     }
 
     #[test]

@@ -2,10 +2,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use crate::{
-    report::Format,
-    trace::{OptInProbe, TraceOptions, loader::ProbeGroup},
-};
+use crate::{catalogue::ProbeGroup, report::Format, trace::TraceOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct TraceFlags {
@@ -46,7 +43,7 @@ pub struct TraceFlags {
     /// maps): how long each growth kept the old buckets alive. All are hot paths, duty-cycled
     /// under --max-overhead like the others.
     #[arg(long, value_enum, value_delimiter = ',')]
-    probes: Vec<OptInProbe>,
+    probes: Vec<ProbeGroup>,
     /// The Go release that built the target (e.g. 1.26.5), for binaries whose version cannot
     /// be recovered; it must agree with the binary's layout.
     #[arg(long, value_name = "VERSION")]

@@ -1,7 +1,7 @@
 use std::{fmt::Write as _, io::Write as _};
 
 use crate::{
-    inspect::{self, Inspection, ProbeSite, offsets::GcControllerFields},
+    inspect::{self, Inspection, offsets::GcControllerFields},
     report::Format,
     trace::target,
 };
@@ -88,33 +88,20 @@ fn render(i: &Inspection) -> String {
             let _ = writeln!(out, "gcController {controller:#x}: {}", known.join(" "));
         }
     }
-    let opt_in = [
-        ("create", &i.create_probes),
-        ("assign", &i.assign_probes),
-        ("evacuate", &i.evacuate_probes),
-    ];
-    let all: Vec<(&str, &ProbeSite)> = i
-        .probes
-        .iter()
-        .map(|p| ("", p))
-        .chain(
-            opt_in
-                .iter()
-                .flat_map(|(name, sites)| sites.iter().map(move |p| (*name, p))),
-        )
-        .collect();
-    let width = all.iter().map(|(_, p)| p.symbol.len()).max().unwrap_or(5);
+    let width = i.probes.iter().map(|p| p.symbol().len()).max().unwrap_or(5);
     let _ = writeln!(
         out,
         "\n{:<width$} {:<7} {:>10} {:>10} {:>9} {:>8}  {:<8} RET OFFSETS",
         "PROBE", "SOURCE", "ADDRESS", "FILE OFF", "PROLOGUE", "ATTACH", "--probes"
     );
-    for (opt, p) in all {
+    for p in &i.probes {
+        // Sites of a default group need no flag.
+        let opt = p.group().opt_in().map_or("", |_| p.group().name());
         let rets: Vec<String> = p.ret_offsets.iter().map(|r| format!("+{r:#x}")).collect();
         let _ = writeln!(
             out,
             "{:<width$} {:<7} {:>#10x} {:>#10x} {:>9} {:>#8x}  {:<8} {}",
-            p.symbol,
+            p.symbol(),
             format!("{:?}", p.source).to_lowercase(),
             p.address,
             p.file_offset,

@@ -18,7 +18,7 @@ use mapleak_common::Config;
 use object::{CompressionFormat, Object, ObjectSection};
 
 use super::{
-    GoElf, InspectError,
+    GoElf, InspectError, MapImpl,
     offsets::{GcControllerFields, GcCostFields},
 };
 
@@ -288,30 +288,31 @@ const SWISS_TABLE: Wanted = Wanted {
 /// The structs to read for a Go minor version and map implementation. Chosen by version, not
 /// by what DWARF happens to contain: `internal/abi.MapType` is the classic map type in
 /// go1.21–go1.23 and the Swiss one from go1.26 on, with different members at the same offsets.
-fn wanted(go_minor: u32, swiss: bool) -> Vec<Wanted> {
+fn wanted(go_minor: u32, map_impl: MapImpl) -> Vec<Wanted> {
     let abi_type = if go_minor <= 20 {
         RUNTIME_TYPE
     } else {
         ABI_TYPE
     };
     let mut list = vec![GC_CONTROLLER, WORK, LIMITER, abi_type];
-    let map_type = match (swiss, go_minor) {
-        (false, ..=20) => Some(("runtime.maptype", RUNTIME_MAPTYPE_MEMBERS)),
-        (false, 21..=23) => Some(("internal/abi.MapType", ABI_CLASSIC_MAPTYPE_MEMBERS)),
-        (false, 24..=25) => Some(("internal/abi.OldMapType", ABI_CLASSIC_MAPTYPE_MEMBERS)),
+    let map_type = match (map_impl, go_minor) {
+        (MapImpl::Classic, ..=20) => Some(("runtime.maptype", RUNTIME_MAPTYPE_MEMBERS)),
+        (MapImpl::Classic, 21..=23) => Some(("internal/abi.MapType", ABI_CLASSIC_MAPTYPE_MEMBERS)),
+        (MapImpl::Classic, 24..=25) => {
+            Some(("internal/abi.OldMapType", ABI_CLASSIC_MAPTYPE_MEMBERS))
+        }
         // go1.26 removed the classic implementation.
-        (false, _) => None,
-        (true, 24..=25) => Some(("internal/abi.SwissMapType", SWISS_MAPTYPE_MEMBERS)),
-        (true, 26..) => Some(("internal/abi.MapType", SWISS_MAPTYPE_MEMBERS)),
-        (true, _) => None,
+        (MapImpl::Classic, _) => None,
+        (MapImpl::Swiss, 24..=25) => Some(("internal/abi.SwissMapType", SWISS_MAPTYPE_MEMBERS)),
+        (MapImpl::Swiss, 26..) => Some(("internal/abi.MapType", SWISS_MAPTYPE_MEMBERS)),
+        (MapImpl::Swiss, _) => None,
     };
     if let Some((name, members)) = map_type {
         list.push(Wanted { name, members });
     }
-    if swiss {
-        list.extend([SWISS_MAP, SWISS_TABLE]);
-    } else {
-        list.push(HMAP);
+    match map_impl {
+        MapImpl::Swiss => list.extend([SWISS_MAP, SWISS_TABLE]),
+        MapImpl::Classic => list.push(HMAP),
     }
     list
 }
@@ -333,7 +334,7 @@ pub struct Sections<'a> {
 pub fn struct_offsets(
     elf: &GoElf,
     go_minor: u32,
-    swiss: bool,
+    map_impl: MapImpl,
 ) -> Result<Option<DwarfOffsets>, InspectError> {
     let file = elf.object();
     let Some(info) = section_data(file, ".debug_info")? else {
@@ -352,16 +353,16 @@ pub fn struct_offsets(
         str: &str,
         line_str: &line_str,
     };
-    offsets_from_sections(&sections, go_minor, swiss).map(Some)
+    offsets_from_sections(&sections, go_minor, map_impl).map(Some)
 }
 
 /// [`struct_offsets`] on sections already in memory and uncompressed.
 pub fn offsets_from_sections(
     sections: &Sections,
     go_minor: u32,
-    swiss: bool,
+    map_impl: MapImpl,
 ) -> Result<DwarfOffsets, InspectError> {
-    let wanted = wanted(go_minor, swiss);
+    let wanted = wanted(go_minor, map_impl);
     let mut offsets = DwarfOffsets {
         expected: wanted
             .iter()
@@ -586,25 +587,25 @@ mod tests {
         GoVersion::parse(&build.go_version).expect("Go version")
     }
 
-    const VERSIONS: &[(&str, bool)] = &[
-        ("1.19", false),
-        ("1.21.13", false),
-        ("1.22.10", false),
-        ("1.23.9", false),
-        ("1.24.11", true),
-        ("1.24.11", false),
-        ("1.25.5", true),
-        ("1.25.5", false),
-        ("1.26.6", true),
-        ("1.27.3", true),
+    const VERSIONS: &[(&str, MapImpl)] = &[
+        ("1.19", MapImpl::Classic),
+        ("1.21.13", MapImpl::Classic),
+        ("1.22.10", MapImpl::Classic),
+        ("1.23.9", MapImpl::Classic),
+        ("1.24.11", MapImpl::Swiss),
+        ("1.24.11", MapImpl::Classic),
+        ("1.25.5", MapImpl::Swiss),
+        ("1.25.5", MapImpl::Classic),
+        ("1.26.6", MapImpl::Swiss),
+        ("1.27.3", MapImpl::Swiss),
     ];
 
     #[test]
     fn dwarf_of_every_installed_go_confirms_the_offsets_table() {
         let mut failures = Vec::new();
-        for &(go, swiss) in VERSIONS {
+        for &(go, map_impl) in VERSIONS {
             let noswiss = go.starts_with("1.24.") || go.starts_with("1.25.");
-            let (tag, env): (&str, &[(&str, &str)]) = if noswiss && !swiss {
+            let (tag, env): (&str, &[(&str, &str)]) = if noswiss && map_impl == MapImpl::Classic {
                 ("-noswiss", &[("GOEXPERIMENT", "noswissmap")])
             } else {
                 ("", &[])
@@ -615,7 +616,7 @@ mod tests {
             let data = std::fs::read(&exe).expect("read fixture");
             let elf = GoElf::parse(&exe.display().to_string(), &data).expect("parse fixture");
             let version = version_of(&elf);
-            let offsets = struct_offsets(&elf, version.minor, swiss)
+            let offsets = struct_offsets(&elf, version.minor, map_impl)
                 .expect("readable DWARF")
                 .expect("fixture has DWARF");
             let missing = offsets.missing();
@@ -673,7 +674,10 @@ mod tests {
         let data = std::fs::read(&exe).expect("read fixture");
         let elf = GoElf::parse("stripped", &data).expect("parse fixture");
         let minor = version_of(&elf).minor;
-        assert_eq!(struct_offsets(&elf, minor, minor >= 24).unwrap(), None);
+        // No DWARF to read, whichever structs are wanted.
+        for map_impl in [MapImpl::Classic, MapImpl::Swiss] {
+            assert_eq!(struct_offsets(&elf, minor, map_impl).unwrap(), None);
+        }
     }
 
     /// ULEB128, as both member forms encode the offset.
@@ -754,8 +758,8 @@ mod tests {
     #[test]
     fn dwarf_wanted_members_all_have_slots() {
         for minor in 19..=30 {
-            for swiss in [false, true] {
-                for w in wanted(minor, swiss) {
+            for map_impl in [MapImpl::Classic, MapImpl::Swiss] {
+                for w in wanted(minor, map_impl) {
                     for (member, field) in w.members {
                         assert!(slot(field).is_some(), "{}.{member} feeds {field}", w.name);
                     }
@@ -781,7 +785,7 @@ mod tests {
             abbrev: &abbrev,
             ..Sections::default()
         };
-        let found = offsets_from_sections(&sections, 21, false).unwrap();
+        let found = offsets_from_sections(&sections, 21, MapImpl::Classic).unwrap();
         assert_eq!(found.hmap_flags, Some(8));
         assert_eq!(found.type_size, Some(0));
         assert_eq!(found.type_ptr_bytes, Some(8));
@@ -834,8 +838,14 @@ mod tests {
                 abbrev: &abbrev,
                 ..Sections::default()
             };
-            for (minor, swiss) in [(19, false), (23, false), (25, true), (27, true)] {
-                if offsets_from_sections(&sections, minor, swiss).is_err() {
+            let versions = [
+                (19, MapImpl::Classic),
+                (23, MapImpl::Classic),
+                (25, MapImpl::Swiss),
+                (27, MapImpl::Swiss),
+            ];
+            for (minor, map_impl) in versions {
+                if offsets_from_sections(&sections, minor, map_impl).is_err() {
                     errors += 1;
                 }
             }
@@ -860,7 +870,7 @@ mod tests {
                     abbrev: &a,
                     ..Sections::default()
                 };
-                let _ = offsets_from_sections(&sections, 21, false);
+                let _ = offsets_from_sections(&sections, 21, MapImpl::Classic);
             }
         }
         let errors = mangle_and_scan(&info, &abbrev, 2000, 0x9e37_79b9_7f4a_7c15);
@@ -896,9 +906,15 @@ mod tests {
         let data = std::fs::read(&path).expect("read benchmark binary");
         let elf = GoElf::parse("bench", &data).expect("parse benchmark binary");
         let version = version_of(&elf);
-        let swiss = version.at_least(24);
+        let map_impl = if version.at_least(24) {
+            MapImpl::Swiss
+        } else {
+            MapImpl::Classic
+        };
         let start = std::time::Instant::now();
-        let offsets = struct_offsets(&elf, version.minor, swiss).unwrap().unwrap();
+        let offsets = struct_offsets(&elf, version.minor, map_impl)
+            .unwrap()
+            .unwrap();
         let total = start.elapsed();
         let file = elf.object();
         let start = std::time::Instant::now();

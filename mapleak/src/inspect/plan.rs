@@ -1,6 +1,6 @@
 //! The probe plan: which runtime functions to probe in this binary, and at which file offsets.
 
-use mapleak_common::{Config, ProbeId};
+use mapleak_common::Config;
 use serde::Serialize;
 
 use super::{
@@ -10,6 +10,7 @@ use super::{
     offsets::{GcControllerFields, GcCostFields, OffsetTable},
     prologue, symbols,
 };
+use crate::catalogue::{self, Placement, ProbeGroup, ProbeSpec, WhenMissing};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,12 +49,11 @@ pub enum SymbolSource {
     Pclntab,
 }
 
-/// One probe, placed.
+/// One function of the catalogue, placed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ProbeSite {
-    #[serde(skip)]
-    pub probe: ProbeId,
-    pub symbol: &'static str,
+    #[serde(rename = "symbol", serialize_with = "symbol_of")]
+    pub spec: &'static ProbeSpec,
     pub source: SymbolSource,
     pub address: u64,
     pub size: u64,
@@ -81,13 +81,10 @@ pub struct Inspection {
     pub symtab: bool,
     pub offsets: OffsetsSource,
     pub build: BuildInfo,
+    /// Every probe this binary can have, in catalogue order. In the JSON, those of the default
+    /// groups are `probes`, and each opt-in group's are `<group>_probes`.
+    #[serde(flatten, serialize_with = "by_group")]
     pub probes: Vec<ProbeSite>,
-    /// Opt-in creation probes (attached at their RETs), when the binary has them.
-    pub create_probes: Vec<ProbeSite>,
-    /// Opt-in assignment probes, those the binary has.
-    pub assign_probes: Vec<ProbeSite>,
-    /// Opt-in evacuation probes (classic maps only), those the binary has.
-    pub evacuate_probes: Vec<ProbeSite>,
     /// Link-time address of `runtime.memstats.numgc` (load bias not applied).
     pub numgc_address: Option<u64>,
     /// Lowest loadable segment address, to compute the load bias at run time.
@@ -124,6 +121,46 @@ pub struct Inspection {
     pub config: Config,
 }
 
+impl ProbeSite {
+    pub fn symbol(&self) -> &'static str {
+        self.spec.symbol
+    }
+
+    pub fn group(&self) -> ProbeGroup {
+        self.spec.group
+    }
+}
+
+fn symbol_of<S: serde::Serializer>(spec: &&'static ProbeSpec, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(spec.symbol)
+}
+
+/// The JSON list a group's sites are in: the names predate the catalogue, and tools read them.
+fn list_name(group: ProbeGroup) -> &'static str {
+    match group {
+        ProbeGroup::Growth | ProbeGroup::Gc => "probes",
+        ProbeGroup::Create => "create_probes",
+        ProbeGroup::Assign => "assign_probes",
+        ProbeGroup::Evacuate => "evacuate_probes",
+    }
+}
+
+/// Every list, empty or not, in group order.
+fn by_group<S: serde::Serializer>(sites: &[ProbeSite], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut names: Vec<&str> = ProbeGroup::ALL.into_iter().map(list_name).collect();
+    names.dedup();
+    let mut map = s.serialize_map(Some(names.len()))?;
+    for name in names {
+        let list: Vec<&ProbeSite> = sites
+            .iter()
+            .filter(|site| list_name(site.group()) == name)
+            .collect();
+        map.serialize_entry(name, &list)?;
+    }
+    map.end()
+}
+
 impl Serialize for BuildInfo {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
@@ -135,53 +172,10 @@ impl Serialize for BuildInfo {
     }
 }
 
-/// The runtime functions each probe goes on: growth only, never a per-insert path.
-const CLASSIC_PROBES: &[(ProbeId, &str)] = &[(ProbeId::HashGrow, "runtime.hashGrow")];
-const SWISS_PROBES: &[(ProbeId, &str)] = &[
-    (
-        ProbeId::SwissGrowToSmall,
-        "internal/runtime/maps.(*Map).growToSmall",
-    ),
-    (
-        ProbeId::SwissGrowToTable,
-        "internal/runtime/maps.(*Map).growToTable",
-    ),
-    (
-        ProbeId::SwissRehash,
-        "internal/runtime/maps.(*table).rehash",
-    ),
-];
-/// Stop-the-world: optional, GC reporting degrades with a stated reason without them.
-const GC_PROBES: &[(ProbeId, &str)] = &[
-    (ProbeId::StopTheWorld, "runtime.stopTheWorldWithSema"),
-    (ProbeId::StartTheWorld, "runtime.startTheWorldWithSema"),
-];
 const GC_MARK_TERMINATION: &str = "runtime.gcMarkTermination";
 /// Where the GC's globals are found in binaries without `.symtab` (see `gcdata`).
 const GC_START: &str = "runtime.gcStart";
 const GC_MARK_DONE: &str = "runtime.gcMarkDone";
-/// Map assignment (opt-in: `--probes assign`): the generic entry point and the key-specialised
-/// ones the compiler picks; a binary has only those its maps use.
-const ASSIGN_PROBES: &[(ProbeId, &str)] = &[
-    (ProbeId::MapAssign, "runtime.mapassign"),
-    (ProbeId::MapAssignFast32, "runtime.mapassign_fast32"),
-    (ProbeId::MapAssignFast64, "runtime.mapassign_fast64"),
-    (ProbeId::MapAssignFast64Ptr, "runtime.mapassign_fast64ptr"),
-    (ProbeId::MapAssignFastStr, "runtime.mapassign_faststr"),
-];
-/// Classic evacuation (opt-in: `--probes evacuate`): moves one old bucket per call.
-const EVACUATE_PROBES: &[(ProbeId, &str)] = &[
-    (ProbeId::Evacuate, "runtime.evacuate"),
-    (ProbeId::EvacuateFast32, "runtime.evacuate_fast32"),
-    (ProbeId::EvacuateFast64, "runtime.evacuate_fast64"),
-    (ProbeId::EvacuateFastStr, "runtime.evacuate_faststr"),
-];
-/// Map creation, probed at every RET (opt-in: `--probes create`). Both map implementations keep
-/// these two entry points, which the compiler calls for every map it cannot build inline.
-const CREATE_PROBES: &[(ProbeId, &str)] = &[
-    (ProbeId::MakeMapReturn, "runtime.makemap"),
-    (ProbeId::MakeMapSmallReturn, "runtime.makemap_small"),
-];
 
 pub fn inspect_file(path: &str) -> Result<Inspection, InspectError> {
     inspect_file_as(path, None)
@@ -211,53 +205,19 @@ pub fn inspect_bytes_as(
         map_impl,
         notes: identity_notes,
     } = identify::identify(&elf, go_version)?;
-    let map_probes = match map_impl {
-        MapImpl::Classic => CLASSIC_PROBES,
-        MapImpl::Swiss => SWISS_PROBES,
-    };
-    let mut names: Vec<&str> = map_probes
-        .iter()
-        .chain(GC_PROBES)
-        .chain(CREATE_PROBES)
-        .chain(ASSIGN_PROBES)
-        .chain(EVACUATE_PROBES)
-        .map(|(_, n)| *n)
+    let mut names: Vec<&str> = ProbeGroup::ALL
+        .into_iter()
+        .flat_map(|group| catalogue::specs(map_impl, group))
+        .map(|spec| spec.symbol)
         .collect();
     names.extend([GC_MARK_TERMINATION, GC_START, GC_MARK_DONE]);
     let symbols::Resolved {
         functions: found,
         notes: mut symbol_notes,
     } = symbols::resolve(&elf, &names)?;
-    let mut probes = map_probes
-        .iter()
-        .map(|&(probe, symbol)| place(&elf, &found, probe, symbol))
-        .collect::<Result<Vec<_>, _>>()?;
     let mut notes = identity_notes;
     notes.append(&mut symbol_notes);
-    for &(probe, symbol) in GC_PROBES {
-        match place(&elf, &found, probe, symbol) {
-            Ok(site) => probes.push(site),
-            Err(e) => notes.push(format!("GC pauses are not traced: {e}")),
-        }
-    }
-    let create_probes = CREATE_PROBES
-        .iter()
-        .map(|&(probe, symbol)| place(&elf, &found, probe, symbol))
-        .collect::<Result<Vec<_>, _>>()
-        .ok()
-        .filter(|sites| sites.iter().all(|s| !s.ret_offsets.is_empty()))
-        .unwrap_or_default();
-    let present = |list: &[(ProbeId, &'static str)]| -> Vec<ProbeSite> {
-        list.iter()
-            .filter_map(|&(probe, symbol)| place(&elf, &found, probe, symbol).ok())
-            .collect()
-    };
-    let assign_probes = present(ASSIGN_PROBES);
-    // Swiss maps rehash a table in one go: there is nothing to evacuate.
-    let evacuate_probes = match map_impl {
-        MapImpl::Classic => present(EVACUATE_PROBES),
-        MapImpl::Swiss => Vec::new(),
-    };
+    let probes = place_all(&elf, &found, map_impl, &mut notes)?;
     let numgc_address = lookup(&found, GC_MARK_TERMINATION)
         .and_then(|f| gcdata::numgc_address(elf.code(f.address, f.size)?, f.address));
     let (pause_start_address, gcphase_address) = old_gc_data(&elf, &found, &version, &mut notes);
@@ -323,9 +283,6 @@ pub fn inspect_bytes_as(
         symtab: elf.has_symtab(),
         build,
         probes,
-        create_probes,
-        assign_probes,
-        evacuate_probes,
         offsets,
         numgc_address,
         first_load_vaddr: elf.first_load_vaddr(),
@@ -372,7 +329,7 @@ fn struct_offsets(
     let table = offsets::config();
     let gc_controller = GcControllerFields::table(version);
     let gc_cost = GcCostFields::table(version);
-    match dwarf::struct_offsets(elf, version.minor, map_impl == MapImpl::Swiss) {
+    match dwarf::struct_offsets(elf, version.minor, map_impl) {
         Ok(Some(found)) => {
             let (config, mut differ) = found.apply(table);
             let gc_controller = prefer(gc_controller, found.gc_controller(), &mut differ);
@@ -449,12 +406,38 @@ fn lookup(found: &Found, symbol: &str) -> Option<FuncSym> {
         .map(|(_, f, _)| *f)
 }
 
-fn place(
+/// Every catalogue probe this binary has, group by group, each group as it wants a missing
+/// function handled.
+fn place_all(
     elf: &GoElf,
     found: &Found,
-    probe: ProbeId,
-    symbol: &'static str,
-) -> Result<ProbeSite, InspectError> {
+    map_impl: MapImpl,
+    notes: &mut Vec<String>,
+) -> Result<Vec<ProbeSite>, InspectError> {
+    let mut probes = Vec::new();
+    for group in ProbeGroup::ALL {
+        let placed = catalogue::specs(map_impl, group).map(|spec| place(elf, found, spec));
+        match group.when_missing() {
+            WhenMissing::Refuse => probes.extend(placed.collect::<Result<Vec<_>, _>>()?),
+            WhenMissing::Note(lost) => {
+                for site in placed {
+                    match site {
+                        Ok(site) => probes.push(site),
+                        Err(e) => notes.push(format!("{lost}: {e}")),
+                    }
+                }
+            }
+            WhenMissing::DropGroup => {
+                probes.extend(placed.collect::<Result<Vec<_>, _>>().unwrap_or_default());
+            }
+            WhenMissing::Skip => probes.extend(placed.filter_map(Result::ok)),
+        }
+    }
+    Ok(probes)
+}
+
+fn place(elf: &GoElf, found: &Found, spec: &'static ProbeSpec) -> Result<ProbeSite, InspectError> {
+    let symbol = spec.symbol;
     let (_, sym, source) =
         *found
             .iter()
@@ -473,9 +456,11 @@ fn place(
         .code(sym.address, sym.size)
         .ok_or_else(|| bad("its code lies outside the file".into()))?;
     let layout = prologue::analyze(code, sym.address).map_err(bad)?;
+    if matches!(spec.placement, Placement::Rets(_)) && layout.rets.is_empty() {
+        return Err(bad("no RET instruction was found".into()));
+    }
     Ok(ProbeSite {
-        probe,
-        symbol,
+        spec,
         source,
         address: sym.address,
         size: sym.size,

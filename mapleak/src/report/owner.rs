@@ -54,9 +54,14 @@ impl Ownership {
 
 /// The module a main package's path most likely belongs to: the path up to a `/cmd/` element
 /// (`github.com/restic/restic/cmd/restic`), cut on the code hosts whose module paths are
-/// `host/owner/repo` (plus a `/vN` major version) to that. A path that is no import path
-/// (`command-line-arguments`, a `go run` of files) gives none.
+/// `host/owner/repo` (plus a `/vN` major version) to that; `cmd` for the Go distribution's own
+/// commands (`cmd/compile`). A path that is no import path (`command-line-arguments`, a `go run`
+/// of files) gives none.
 fn module_of_main(path: &str) -> Option<String> {
+    // The Go distribution's own commands are module `cmd`.
+    if path.starts_with("cmd/") {
+        return Some("cmd".to_owned());
+    }
     if !path.split('/').next()?.contains('.') {
         return None;
     }
@@ -169,6 +174,7 @@ mod tests {
                 "go.etcd.io/etcd/server/v3/cmd",
                 Some("go.etcd.io/etcd/server/v3"),
             ),
+            ("cmd/compile", Some("cmd")),
             ("command-line-arguments", None),
             ("demo", None),
         ] {

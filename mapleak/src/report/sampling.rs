@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::catalogue::ProbeGroup;
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SamplingSummary {
     /// `false` under `--exact`: every probe stayed attached whatever it cost.
@@ -13,9 +15,16 @@ pub struct SamplingSummary {
     pub groups: Vec<GroupSampling>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+impl SamplingSummary {
+    /// The sampling of probe group `group`, if it was traced.
+    pub fn group(&self, group: ProbeGroup) -> Option<&GroupSampling> {
+        self.groups.iter().find(|g| g.group == group)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
 pub struct GroupSampling {
-    pub group: &'static str,
+    pub group: ProbeGroup,
     /// Share of the trace the group's probes were attached.
     pub attached_fraction: f64,
     /// Whether any count from this group is an estimate (it was detached part of the time).
@@ -30,8 +39,19 @@ pub struct GroupSampling {
     /// (null when fewer than two windows saw work); `[observed, observed]` when not sampled.
     pub estimated_events_interval: Option<(u64, u64)>,
     pub estimated_bytes_interval: Option<(u64, u64)>,
-    /// What the windows' counts were scaled by: `allocation` (the heap bytes the target
-    /// allocated inside the windows against all it allocated), `cpu` (its CPU time, less the
-    /// probes' calibrated cost), `wall` (attached time), or `none` when nothing was sampled.
-    pub scaled_by: &'static str,
+    pub scaled_by: ScaledBy,
+}
+
+/// What a sampled group's counts were scaled by to estimate the whole trace's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScaledBy {
+    /// The heap bytes the target allocated inside the windows against all it allocated.
+    Allocation,
+    /// Its CPU time, less the probes' calibrated cost.
+    Cpu,
+    /// Attached time.
+    Wall,
+    /// Nothing was sampled.
+    None,
 }

@@ -3,14 +3,17 @@
 use serde::Serialize;
 
 use super::sites::SourceSite;
-use crate::aggregate::{Aggregator, Detail, GrowKind, IntervalStats, MapState};
+use crate::{
+    aggregate::{Aggregator, Detail, GrowKind, IntervalStats, MapState},
+    inspect::MapImpl,
+};
 
 /// Facts about the trace itself.
 #[derive(Clone, Debug)]
 pub struct TraceMeta {
     pub pid: u32,
     pub go_version: String,
-    pub map_impl: &'static str,
+    pub map_impl: MapImpl,
     pub duration_ns: u64,
     pub stop: StopReason,
     pub notes: Vec<String>,
@@ -55,7 +58,7 @@ pub struct Summary {
     pub kind: &'static str,
     pub pid: u32,
     pub go_version: String,
-    pub map_impl: &'static str,
+    pub map_impl: MapImpl,
     pub duration_ns: u64,
     pub stop_reason: StopReason,
     pub maps: MapsSummary,

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{
+    sampling::ScaledBy,
     summary::{Interval, Summary},
     units::{bytes, count, duration},
 };
@@ -21,7 +22,7 @@ fn clip(name: &str) -> String {
 /// One line per interval for the live view: growth, GC and memory side by side.
 pub fn interval(i: &Interval) -> String {
     format!(
-        "[{:>8}] maps +{:<6} grows +{:<10} ({} grown) | gc {} cycles, pause max {:<9} | rss {} held {} released {} | lost {}",
+        "[{:>8}] maps +{:<6} grows +{:<10} ({} grown) | gc {} cycles, pause max {:<9} | rss {} mapped {} released {} | lost {}",
         duration(i.elapsed_ns),
         count(i.grow_events),
         bytes(i.grow_bytes),
@@ -43,7 +44,7 @@ pub fn summary(s: &Summary) -> String {
         "\nmapleak: pid {} ({}, {} maps), traced {} ({})",
         s.pid,
         s.go_version,
-        s.map_impl,
+        s.map_impl.as_str(),
         duration(s.duration_ns),
         match s.stop_reason {
             super::StopReason::Interrupted => "interrupted",
@@ -67,7 +68,7 @@ pub fn summary(s: &Summary) -> String {
             out,
             "sampled: the {} probes were attached {:.1}% of the time to keep the target's overhead under {}; \
              counts are what was seen ({} events; about {}{} scaled by {}); --exact sees all",
-            g.group,
+            g.group.name(),
             g.attached_fraction * 100.0,
             super::units::percent(s.sampling.max_overhead),
             count(g.observed_events),
@@ -79,9 +80,9 @@ pub fn summary(s: &Summary) -> String {
                     count(hi)
                 )),
             match g.scaled_by {
-                "allocation" => "the heap the target allocated",
-                "cpu" => "the target's CPU time",
-                _ => "attached time",
+                ScaledBy::Allocation => "the heap the target allocated",
+                ScaledBy::Cpu => "the target's CPU time",
+                ScaledBy::Wall | ScaledBy::None => "attached time",
             },
         );
     }
@@ -143,7 +144,7 @@ pub fn summary(s: &Summary) -> String {
     let m = &s.memory;
     let _ = writeln!(
         out,
-        "\nmemory: {} committed, {} released ({} DONTNEED, {} FREE), {} unmapped, {} still held; RSS {}",
+        "\nmemory (the runtime's mmap, munmap, madvise): {} committed, {} released ({} DONTNEED, {} FREE), {} unmapped, {} still mapped; RSS {}",
         bytes(m.committed_bytes),
         bytes(m.released_bytes),
         bytes(m.released_dontneed_bytes),

@@ -15,11 +15,11 @@ use super::{
     TraceError,
     calibrate::HitCost,
     governor::{Governor, IntervalUse},
-    loader::{Loaded, ProbeGroup},
+    loader::Loaded,
     sampler::{Sampler, Window},
     work::{Work, WorkGauge},
 };
-use crate::aggregate::Aggregator;
+use crate::{aggregate::Aggregator, catalogue::ProbeGroup};
 
 pub const SLICES: u32 = 10;
 

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{calibrate::HitCost, loader::ProbeGroup};
+use super::calibrate::HitCost;
+use crate::catalogue::ProbeGroup;
 
 /// Never blind: even the busiest group stays attached this share of the time.
 pub const MIN_FRACTION: f64 = 0.005;

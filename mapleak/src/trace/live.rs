@@ -19,7 +19,7 @@ use crate::{
         sizing,
         swiss::{GROUP_SLOTS, MAX_TABLE_CAPACITY},
     },
-    inspect::offsets::GcControllerFields,
+    inspect::{MapImpl, offsets::GcControllerFields},
 };
 
 /// Maps read per interval, the ones with most bytes grown first.
@@ -52,7 +52,7 @@ pub struct LiveReader {
     /// Addresses come from this image: nothing is read once the target runs another.
     image: ImageId,
     config: Config,
-    swiss: bool,
+    map_impl: MapImpl,
     rules: GoRules,
     gc_controller: Option<GcController>,
 }
@@ -62,7 +62,7 @@ impl LiveReader {
         pid: u32,
         image: ImageId,
         config: Config,
-        swiss: bool,
+        map_impl: MapImpl,
         rules: GoRules,
         gc_controller: Option<GcController>,
     ) -> Self {
@@ -70,7 +70,7 @@ impl LiveReader {
             pid,
             image,
             config,
-            swiss,
+            map_impl,
             rules,
             gc_controller,
         }
@@ -162,10 +162,9 @@ impl LiveReader {
     }
 
     fn read_map(&self, m: &MapState) -> Option<LiveMap> {
-        let (entries, capacity, bytes) = if self.swiss {
-            self.read_swiss(m)?
-        } else {
-            self.read_classic(m)?
+        let (entries, capacity, bytes) = match self.map_impl {
+            MapImpl::Swiss => self.read_swiss(m)?,
+            MapImpl::Classic => self.read_classic(m)?,
         };
         Some(LiveMap {
             entries,

@@ -17,7 +17,8 @@ use mapleak_common::{
 
 use super::{TraceError, target};
 use crate::{
-    inspect::Inspection,
+    catalogue::{At, ProbeGroup, SYSCALLS},
+    inspect::{Inspection, ProbeSite},
     report::{KernelCounters, ProbeHits},
 };
 
@@ -63,77 +64,10 @@ impl UprobeMode {
     }
 }
 
-/// Probes switched on and off together by the overhead governor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProbeGroup {
-    /// Map growth: fires O(log n) times per map, but a program churning small maps hits it often.
-    Growth,
-    /// Stop-the-world: a few hits per GC cycle.
-    Gc,
-    /// Map creation (opt-in): one hit per map made, a hot path in programs that churn maps.
-    Create,
-    /// Map assignment (opt-in): one hit per insert or update, the hottest path of all.
-    Assign,
-    /// Classic evacuation (opt-in): one hit per old bucket moved after a growth.
-    Evacuate,
-}
-
-impl ProbeGroup {
-    /// Always attached (under the governor).
-    pub const DEFAULT: [ProbeGroup; 2] = [ProbeGroup::Growth, ProbeGroup::Gc];
-
-    pub const ALL: [ProbeGroup; 5] = [
-        ProbeGroup::Growth,
-        ProbeGroup::Gc,
-        ProbeGroup::Create,
-        ProbeGroup::Assign,
-        ProbeGroup::Evacuate,
-    ];
-
-    /// The group called `name` (see [`ProbeGroup::name`]).
-    pub fn named(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|g| g.name() == name)
-    }
-
-    /// The name the report and the notes use (the JSON's).
-    pub fn name(self) -> &'static str {
-        match self {
-            ProbeGroup::Growth => "growth",
-            ProbeGroup::Gc => "gc",
-            ProbeGroup::Create => "create",
-            ProbeGroup::Assign => "assign",
-            ProbeGroup::Evacuate => "evacuate",
-        }
-    }
-
-    pub fn of(probe: ProbeId) -> Option<Self> {
-        match probe {
-            ProbeId::HashGrow
-            | ProbeId::SwissGrowToSmall
-            | ProbeId::SwissGrowToTable
-            | ProbeId::SwissRehash => Some(ProbeGroup::Growth),
-            ProbeId::StopTheWorld | ProbeId::StartTheWorld | ProbeId::StartTheWorldReturn => {
-                Some(ProbeGroup::Gc)
-            }
-            ProbeId::MakeMapReturn | ProbeId::MakeMapSmallReturn => Some(ProbeGroup::Create),
-            ProbeId::MapAssign
-            | ProbeId::MapAssignFast32
-            | ProbeId::MapAssignFast64
-            | ProbeId::MapAssignFast64Ptr
-            | ProbeId::MapAssignFastStr => Some(ProbeGroup::Assign),
-            ProbeId::Evacuate
-            | ProbeId::EvacuateFast32
-            | ProbeId::EvacuateFast64
-            | ProbeId::EvacuateFastStr => Some(ProbeGroup::Evacuate),
-            _ => None,
-        }
-    }
-}
-
 /// One uprobe program and where it goes, attached or not.
 struct Uprobe {
     probe: ProbeId,
+    group: ProbeGroup,
     symbol: &'static str,
     /// Where it sits, for people: `symbol+0xa`, or `symbol (2 RETs)`.
     label: String,
@@ -143,26 +77,28 @@ struct Uprobe {
 }
 
 impl Uprobe {
-    /// The planned probe, after the function's prologue.
-    fn at_entry(site: &crate::inspect::ProbeSite) -> Self {
+    /// `probe` after the planned function's prologue.
+    fn at_entry(site: &ProbeSite, probe: ProbeId) -> Self {
         Self {
-            probe: site.probe,
-            symbol: site.symbol,
-            label: format!("{}+{:#x}", site.symbol, site.post_prologue),
+            probe,
+            group: site.group(),
+            symbol: site.symbol(),
+            label: format!("{}+{:#x}", site.symbol(), site.post_prologue),
             offsets: vec![site.attach_offset],
             link: None,
         }
     }
 
     /// `probe` on every RET of the planned function.
-    fn at_rets(site: &crate::inspect::ProbeSite, probe: ProbeId) -> Self {
+    fn at_rets(site: &ProbeSite, probe: ProbeId) -> Self {
         let rets = site.ret_offsets.len();
         Self {
             probe,
-            symbol: site.symbol,
+            group: site.group(),
+            symbol: site.symbol(),
             label: format!(
                 "{} ({rets} RET{})",
-                site.symbol,
+                site.symbol(),
                 if rets == 1 { "" } else { "s" }
             ),
             offsets: site
@@ -172,6 +108,15 @@ impl Uprobe {
                 .collect(),
             link: None,
         }
+    }
+
+    /// The programs `site` places: its entry, its RETs, or both (the RETs where it has any).
+    fn of(site: &ProbeSite) -> impl Iterator<Item = Self> {
+        site.spec.probes().filter_map(|(probe, at)| match at {
+            At::Entry => Some(Self::at_entry(site, probe)),
+            At::Rets if site.ret_offsets.is_empty() => None,
+            At::Rets => Some(Self::at_rets(site, probe)),
+        })
     }
 }
 
@@ -225,9 +170,8 @@ fn check_kernel() -> Result<(), TraceError> {
 }
 
 impl Loaded {
-    /// Loads every uprobe program of the plan and attaches `groups` to `pid` only: at the
-    /// post-prologue offset, for `startTheWorldWithSema` also at each RET, and the creation
-    /// probes at their RETs only.
+    /// Loads the uprobe programs of the plan's sites in `groups` and attaches them to `pid`
+    /// only, where the catalogue places them.
     pub fn attach(
         &mut self,
         inspection: &Inspection,
@@ -237,26 +181,14 @@ impl Loaded {
     ) -> Result<(), TraceError> {
         self.pid = pid;
         self.exe = image.attach_path();
-        if groups.contains(&ProbeGroup::Create) {
-            for site in &inspection.create_probes {
-                self.uprobes.push(Uprobe::at_rets(site, site.probe));
-            }
-        }
-        let opt_in = [
-            (ProbeGroup::Assign, &inspection.assign_probes),
-            (ProbeGroup::Evacuate, &inspection.evacuate_probes),
-        ];
-        for (group, sites) in opt_in {
-            if groups.contains(&group) {
-                self.uprobes.extend(sites.iter().map(Uprobe::at_entry));
-            }
-        }
-        for site in &inspection.probes {
-            self.uprobes.push(Uprobe::at_entry(site));
-            if site.probe == ProbeId::StartTheWorld && !site.ret_offsets.is_empty() {
-                self.uprobes
-                    .push(Uprobe::at_rets(site, ProbeId::StartTheWorldReturn));
-            }
+        // Opt-in groups first: the report lists the probes' hits in this order.
+        let (opt_in, default): (Vec<&ProbeSite>, Vec<&ProbeSite>) = inspection
+            .probes
+            .iter()
+            .filter(|site| groups.contains(&site.group()))
+            .partition(|site| site.group().opt_in().is_some());
+        for site in opt_in.into_iter().chain(default) {
+            self.uprobes.extend(Uprobe::of(site));
         }
         for i in 0..self.uprobes.len() {
             let program = self.program(i)?;
@@ -306,9 +238,7 @@ impl Loaded {
     fn switch_group(&mut self, group: ProbeGroup, on: bool) -> Result<(), TraceError> {
         let pid = NonZeroU32::new(self.pid).ok_or(TraceError::NoSuchProcess(self.pid))?;
         for i in 0..self.uprobes.len() {
-            if ProbeGroup::of(self.uprobes[i].probe) != Some(group)
-                || self.uprobes[i].link.is_some() == on
-            {
+            if self.uprobes[i].group != group || self.uprobes[i].link.is_some() == on {
                 continue;
             }
             let exe = self.exe.clone();
@@ -341,7 +271,7 @@ impl Loaded {
     pub fn group_hits(&self, group: ProbeGroup) -> u64 {
         self.uprobes
             .iter()
-            .filter(|u| ProbeGroup::of(u.probe) == Some(group))
+            .filter(|u| u.group == group)
             .map(|u| self.hits(u.probe))
             .sum()
     }
@@ -352,20 +282,15 @@ impl Loaded {
         if !std::path::Path::new("/sys/kernel/tracing/events/syscalls").exists() {
             return Err("memory mappings are not traced: tracefs is not mounted at /sys/kernel/tracing (mount -t tracefs nodev /sys/kernel/tracing)".into());
         }
-        let calls = [
-            (ProbeId::Mmap, "mmap", "mem_enter_mmap"),
-            (ProbeId::Munmap, "munmap", "mem_enter_munmap"),
-            (ProbeId::Madvise, "madvise", "mem_enter_madvise"),
-        ];
-        for (probe, call, enter) in calls {
+        for call in SYSCALLS {
             for (program, event) in [
-                (enter, format!("sys_enter_{call}")),
-                (probe.program(), format!("sys_exit_{call}")),
+                (call.enter_program, format!("sys_enter_{}", call.call)),
+                (call.exit.program(), format!("sys_exit_{}", call.call)),
             ] {
                 self.attach_tracepoint(program, "syscalls", &event)
                     .map_err(|e| format!("memory mappings are not traced: {event}: {e}"))?;
             }
-            self.syscalls.push((probe, call));
+            self.syscalls.push((call.exit, call.call));
         }
         Ok(())
     }
@@ -542,3 +467,6 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -19,7 +19,7 @@ pub mod target;
 pub mod work;
 
 pub use error::TraceError;
-pub use session::{OptInProbe, Outcome, TraceOptions, run};
+pub use session::{Outcome, TraceOptions, run};
 
 /// A line for the person at the terminal, on stderr. A closed or full stderr must not end a
 /// trace (the report may be going to a file), so a failed write is dropped.

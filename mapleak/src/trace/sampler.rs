@@ -2,8 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{calibrate::HitCost, loader::ProbeGroup, ratio::Ratio};
-use crate::report::sampling::GroupSampling;
+use super::{calibrate::HitCost, ratio::Ratio};
+use crate::{
+    catalogue::ProbeGroup,
+    report::sampling::{GroupSampling, ScaledBy},
+};
 
 #[derive(Default)]
 struct Totals {
@@ -49,15 +52,15 @@ impl Totals {
         self.own_inside_ns > 0.0 && self.own_total_ns >= self.own_inside_ns
     }
 
-    fn basis(&self) -> &'static str {
+    fn basis(&self) -> ScaledBy {
         if !self.sampled {
-            "none"
+            ScaledBy::None
         } else if self.by_allocation() {
-            "allocation"
+            ScaledBy::Allocation
         } else if self.by_cpu() {
-            "cpu"
+            ScaledBy::Cpu
         } else {
-            "wall"
+            ScaledBy::Wall
         }
     }
 
@@ -183,13 +186,7 @@ impl Sampler {
         self.groups
             .iter()
             .map(|(group, t)| GroupSampling {
-                group: match group {
-                    ProbeGroup::Growth => "growth",
-                    ProbeGroup::Gc => "gc",
-                    ProbeGroup::Create => "create",
-                    ProbeGroup::Assign => "assign",
-                    ProbeGroup::Evacuate => "evacuate",
-                },
+                group: *group,
                 attached_fraction: if t.wall_ns == 0 {
                     1.0
                 } else {
@@ -268,7 +265,7 @@ mod tests {
         );
         let g = &s.summary()[0];
         assert_eq!((g.estimated_events, g.estimated_bytes), (600, 6000));
-        assert_eq!(g.scaled_by, "allocation");
+        assert_eq!(g.scaled_by, ScaledBy::Allocation);
     }
 
     #[test]
@@ -284,7 +281,7 @@ mod tests {
         );
         s.record(ProbeGroup::Growth, window(1000, 0, 1000, 0, 0), (0, 0));
         let g = &s.summary()[0];
-        assert_eq!((g.estimated_events, g.scaled_by), (200, "cpu"));
+        assert_eq!((g.estimated_events, g.scaled_by), (200, ScaledBy::Cpu));
     }
 
     #[test]
@@ -336,7 +333,10 @@ mod tests {
         }
         let g = &s.summary()[0];
         // 40 events per 1 000 bytes allocated, over 46 000 bytes.
-        assert_eq!((g.estimated_events, g.scaled_by), (1840, "allocation"));
+        assert_eq!(
+            (g.estimated_events, g.scaled_by),
+            (1840, ScaledBy::Allocation)
+        );
     }
 
     #[test]

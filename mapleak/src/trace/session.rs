@@ -3,7 +3,7 @@
 //! then the final report). Once the probes are attached nothing ends the trace without its
 //! report: a failure becomes the stop reason, with a note saying what happened.
 
-use std::{io, os::fd::OwnedFd, path::PathBuf, time::Duration};
+use std::{os::fd::OwnedFd, path::PathBuf, time::Duration};
 
 use aya::maps::{MapData, RingBuf};
 use tokio::{
@@ -18,18 +18,20 @@ use super::{
     governor::Governor,
     launch::Launched,
     live::{GcController, LiveReader},
-    loader::{self, ProbeGroup},
-    register,
+    loader, register,
     signals::Stops,
     target::{self, Image},
     work::WorkGauge,
 };
 use crate::{
     aggregate::{Aggregator, GcTracker, GoRules, StwRules, stacks},
-    inspect::{self, Inspection, MapImpl},
+    catalogue::ProbeGroup,
+    inspect::{self, Inspection},
     report::{
-        Format, Interval, Reporter, StopReason, Summary, TraceMeta, file::ReportFile, findings,
-        pprof::Binary, profile::GrowthProfile, sampling::SamplingSummary, sites::Resolutions,
+        Format, Interval, StopReason, Summary, TraceMeta, build,
+        file::ReportFile,
+        sampling::SamplingSummary,
+        sink::{FlamegraphSink, PprofSink, ReportSink, Sink, SinkError},
     },
 };
 
@@ -48,8 +50,8 @@ pub struct TraceOptions {
     pub max_overhead: f64,
     /// Governor off: every probe stays attached whatever it costs.
     pub exact: bool,
-    /// Opt-in probes to attach besides the default ones.
-    pub probes: Vec<OptInProbe>,
+    /// Opt-in probe groups to attach besides the default ones.
+    pub probes: Vec<ProbeGroup>,
     /// Attached shares fixed for some groups, whatever the budget (for tests of the switching
     /// itself; hidden from the help).
     pub forced_duty: Vec<(ProbeGroup, f64)>,
@@ -62,57 +64,21 @@ pub struct TraceOptions {
     pub go_version: Option<String>,
 }
 
-/// Probes that are off by default because they can fire on a hot path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum OptInProbe {
-    /// `runtime.makemap` and `makemap_small`: maps made per call site (finds map churn).
-    Create,
-    /// `runtime.mapassign*`: inserts and updates per map, counted in the kernel.
-    Assign,
-    /// `runtime.evacuate*` (classic maps): how long each growth kept its old buckets alive.
-    Evacuate,
-}
-
-/// The default groups, plus the opt-in ones this binary can have.
+/// The default groups, plus the opt-in ones asked for that this binary has.
 fn probe_groups(
     opts: &TraceOptions,
     inspection: &Inspection,
     notes: &mut Vec<String>,
 ) -> Vec<ProbeGroup> {
-    let mut groups = ProbeGroup::DEFAULT.to_vec();
-    let no_evacuation = if inspection.map_impl == MapImpl::Swiss {
-        "evacuation is not traced: Swiss maps rehash a table at once, so no old array is kept alive"
-    } else {
-        "evacuation is not traced: no runtime.evacuate function was found"
-    };
-    let opt_in = [
-        (
-            OptInProbe::Create,
-            ProbeGroup::Create,
-            &inspection.create_probes,
-            "map creation is not traced: runtime.makemap or makemap_small was not found",
-        ),
-        (
-            OptInProbe::Evacuate,
-            ProbeGroup::Evacuate,
-            &inspection.evacuate_probes,
-            no_evacuation,
-        ),
-        (
-            OptInProbe::Assign,
-            ProbeGroup::Assign,
-            &inspection.assign_probes,
-            "map assignments are not counted: no runtime.mapassign function was found",
-        ),
-    ];
-    for (probe, group, sites, missing) in opt_in {
-        if !opts.probes.contains(&probe) {
+    let mut groups = Vec::new();
+    for group in ProbeGroup::ALL {
+        if group.opt_in().is_some() && !opts.probes.contains(&group) {
             continue;
         }
-        if sites.is_empty() {
-            notes.push(missing.into());
-        } else {
-            groups.push(group);
+        let planned = inspection.probes.iter().any(|s| s.group() == group);
+        match group.unplanned(inspection.map_impl) {
+            Some(why) if !planned => notes.push(why.into()),
+            _ => groups.push(group),
         }
     }
     groups
@@ -142,9 +108,8 @@ struct Attached {
     agg: Aggregator,
     duty: DutyCycle,
     live: LiveReader,
-    reporter: Reporter,
-    output: Option<ReportFile>,
-    profiles: crate::report::profile_files::Profiles,
+    /// The report (first) and the profiles.
+    sinks: Vec<Box<dyn Sink>>,
     notes: Vec<String>,
     hit_cost: Duration,
     bias: Option<u64>,
@@ -215,21 +180,7 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
         })?;
     // Before anything is attached, so that an unwritable destination costs the target nothing
     // and an earlier report under that name survives a failed start.
-    let mut output = opts.output.as_deref().map(ReportFile::create).transpose()?;
-    let profiles = crate::report::profile_files::Profiles {
-        pprof: opts.pprof.as_deref().map(ReportFile::create).transpose()?,
-        flamegraph: opts
-            .flamegraph
-            .as_deref()
-            .map(ReportFile::create)
-            .transpose()?,
-    };
-    let sink: Box<dyn io::Write + Send> = match &mut output {
-        Some(file) => Box::new(io::BufWriter::new(file.writer()?)),
-        None if opts.report_to_stderr => Box::new(io::stderr()),
-        None => Box::new(io::stdout()),
-    };
-    let reporter = Reporter::new(opts.format, sink);
+    let sinks = open_sinks(opts)?;
     let mut notes = inspection.notes.clone();
     let bias = super::bias::load_bias(pid, image.id().ino, inspection.first_load_vaddr);
     let mut config = inspection.config;
@@ -334,13 +285,14 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
         notes.push(note);
     }
     // Whoever switches probe groups (the governor, or a fixed duty cycle) attaches them again.
-    super::privileges::drop_after_attach(duty.governed(), loaded.mode(), output.is_some());
+    let files = opts.output.is_some() || opts.pprof.is_some() || opts.flamegraph.is_some();
+    super::privileges::drop_after_attach(duty.governed(), loaded.mode(), files);
     let ring = loaded.take_events()?;
     let live = LiveReader::new(
         pid,
         image.id(),
         config,
-        inspection.map_impl == MapImpl::Swiss,
+        inspection.map_impl,
         rules,
         inspection
             .gc_controller_address
@@ -360,9 +312,7 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
         agg,
         duty,
         live,
-        reporter,
-        output,
-        profiles,
+        sinks,
         notes,
         hit_cost,
         bias,
@@ -499,8 +449,10 @@ async fn event_loop(
                     }
                 }
                 let interval = Interval::new(elapsed, &stats, &t.agg, &t.loaded.counters());
-                if let Err(e) = t.reporter.interval(&interval) {
-                    return Ok(output_failed(&mut t.notes, &e));
+                for sink in &mut t.sinks {
+                    if let Err(e) = sink.interval(&interval) {
+                        return Ok(output_failed(&mut t.notes, e));
+                    }
                 }
             }
             arrival = stops.next() => match (arrival?, launched) {
@@ -530,13 +482,31 @@ fn exec_stop(t: &mut Attached) -> StopReason {
 
 /// Where the report could not be written: `output_closed` for a reader that went away (the
 /// usual end of `mapleak trace … | head`), else an error.
-fn output_failed(notes: &mut Vec<String>, e: &io::Error) -> StopReason {
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        StopReason::OutputClosed
-    } else {
-        notes.push(format!("the report could not be written: {e}"));
-        StopReason::Error
+fn output_failed(notes: &mut Vec<String>, e: SinkError) -> StopReason {
+    match e {
+        SinkError::Closed => StopReason::OutputClosed,
+        SinkError::Failed(why) => {
+            notes.push(why);
+            StopReason::Error
+        }
     }
+}
+
+/// The report's sink and the profiles asked for, each file created now.
+fn open_sinks(opts: &TraceOptions) -> Result<Vec<Box<dyn Sink>>, TraceError> {
+    let output = opts.output.as_deref().map(ReportFile::create).transpose()?;
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(ReportSink::new(
+        opts.format,
+        output,
+        opts.report_to_stderr,
+    )?)];
+    if let Some(path) = &opts.pprof {
+        sinks.push(Box::new(PprofSink(ReportFile::create(path)?)));
+    }
+    if let Some(path) = &opts.flamegraph {
+        sinks.push(Box::new(FlamegraphSink(ReportFile::create(path)?)));
+    }
+    Ok(sinks)
 }
 
 /// Detaches every probe, then builds and writes the final report.
@@ -548,9 +518,7 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
         mut loaded,
         agg,
         duty,
-        mut reporter,
-        output,
-        profiles,
+        sinks,
         mut notes,
         hit_cost,
         bias,
@@ -574,136 +542,65 @@ fn finish(opts: &TraceOptions, t: Attached, stopped: Stopped) -> Outcome {
             stacks::MAX_STACKS
         ));
     }
-    let meta = TraceMeta {
-        pid,
-        go_version: inspection.go_version.clone(),
-        map_impl: inspection.map_impl.as_str(),
-        // The time the probes were attached, not the time it took to detach them.
-        duration_ns: (stopped.at - started).as_nanos() as u64,
-        stop: stopped.reason,
-        notes,
-    };
-    let sampling = SamplingSummary {
-        governor: duty.governed(),
-        max_overhead: opts.max_overhead,
-        hit_cost_ns: hit_cost.as_nanos() as u64,
-        groups: duty.sampler.summary(),
-    };
-    let mut summary = Summary::new(&meta, &agg, &counters, opts.top, sampling);
-    // Symbolized from the pinned image: the file the probes were planned for, even if the
-    // target exited or replaced it since.
-    let elf = inspect::GoElf::parse(&inspection.path, image.bytes()).ok();
-    let minor = inspection.version.minor;
-    let mut resolver = super::stacks::StackResolver {
-        stacks: agg.stacks(),
-        symbolizer: elf
-            .as_ref()
-            .and_then(|e| inspect::symbolize::Symbolizer::for_elf(e, minor).ok()),
-        bias: bias.unwrap_or(0),
-        ownership: crate::report::owner::Ownership::for_build(&inspection.build),
-    };
-    let types = elf
-        .as_ref()
-        .and_then(|e| inspect::types::TypeNames::for_elf(e, minor));
-    let res = Resolutions::build(&agg, |s| resolver.resolve(s)).name_types(&agg, |addr| {
-        types
-            .as_ref()?
-            .map_name(addr.checked_sub(bias.unwrap_or(0))?)
-    });
-    summary.name_maps(&res);
-    summary.sites = crate::report::sites::sites(&agg, &res, opts.top);
-    let profile_failure = profiles.wanted().then(|| {
-        let mut profile = GrowthProfile::build(&agg, &res);
-        profile.duration_ns = summary.duration_ns;
-        let since_start = stopped.at.elapsed().as_nanos() as u64 + summary.duration_ns;
-        profile.time_unix_ns = std::time::SystemTime::now()
+    let duration_ns = (stopped.at - started).as_nanos() as u64;
+    let since_start = stopped.at.elapsed().as_nanos() as u64 + duration_ns;
+    let report = build::build(build::Gathered {
+        meta: TraceMeta {
+            pid,
+            go_version: inspection.go_version.clone(),
+            map_impl: inspection.map_impl,
+            // The time the probes were attached, not the time it took to detach them.
+            duration_ns,
+            stop: stopped.reason,
+            notes,
+        },
+        agg: &agg,
+        counters,
+        sampling: SamplingSummary {
+            governor: duty.governed(),
+            max_overhead: opts.max_overhead,
+            hit_cost_ns: hit_cost.as_nanos() as u64,
+            groups: duty.sampler.summary(),
+        },
+        top: opts.top,
+        inspection: &inspection,
+        image: image.bytes(),
+        image_shown: &image.shown,
+        bias,
+        allocated_bytes: duty.allocated_bytes(),
+        started_unix_ns: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
-            .saturating_sub(since_start);
-        profile.sampled = summary
-            .sampling
-            .groups
-            .iter()
-            .find(|g| g.group == "growth" && g.sampled)
-            .map(|g| {
-                format!(
-                    "the growth probes were attached {:.1}% of the time: values are what they saw, not scaled",
-                    g.attached_fraction * 100.0
-                )
-            });
-        let (text_start, text_end, text_offset) =
-            elf.as_ref().and_then(|e| e.text_segment()).unwrap_or_default();
-        let binary = Binary {
-            path: image.shown.clone(),
-            build_id: elf.as_ref().and_then(|e| e.go_build_id()),
-            text_start,
-            text_end,
-            text_offset,
-        };
-        let title = format!("map growth in pid {pid} ({})", image.shown);
-        profiles.write(&profile, &binary, &title).err()
-    })
-    .flatten();
-    let group = |name: &str| summary.sampling.groups.iter().find(|g| g.group == name);
-    let share = |name: &str| group(name).map(|g| g.attached_fraction);
-    // What the whole trace held against what was seen, by the group's own estimate.
-    let scale = |name: &str| {
-        group(name)
-            .filter(|g| g.sampled && g.observed_events > 0)
-            .map_or(1.0, |g| {
-                g.estimated_events as f64 / g.observed_events as f64
-            })
-    };
-    let allocated_bytes = duty.allocated_bytes();
-    let found = findings::findings(&findings::Inputs {
-        agg: &agg,
-        res: &res,
-        swiss: inspection.map_impl == MapImpl::Swiss,
-        go_minor: inspection.version.minor,
-        duration_ns: summary.duration_ns,
-        growth_share: share("growth").unwrap_or(1.0),
-        create_share: share("create"),
-        gc_share: share("gc").unwrap_or(1.0),
-        growth_scale: scale("growth"),
-        create_scale: scale("create"),
-        allocated_bytes,
+            .saturating_sub(since_start),
+        profile: sinks.iter().any(|s| s.wants_profile()),
     });
-    summary.findings = found.findings;
-    if found.outside > 0 {
-        summary.notes.push(format!(
-            "{} finding(s) left out: they rest on code outside the program (the standard library, another module or the runtime) with no line of the program's own below",
-            found.outside
-        ));
-    }
-    if found.minor > 0 {
-        summary.notes.push(format!(
-            "{} finding(s) left out: each would save less than 1 MiB or 0.5% of what the process allocated or holds",
-            found.minor
-        ));
-    }
-    let mut failure = match summary.stop_reason {
-        StopReason::Error => summary.notes.last().cloned(),
+    let mut failure = match report.summary.stop_reason {
+        StopReason::Error => report.summary.notes.last().cloned(),
         StopReason::OutputClosed => {
             Some("the report's reader closed its end: the trace stopped there".into())
         }
         _ => None,
     };
-    if let Some(why) = profile_failure {
-        failure.get_or_insert(why);
-    }
-    let written = match summary.stop_reason {
-        StopReason::OutputClosed => Ok(()),
-        _ => reporter.summary(&summary),
-    };
-    drop(reporter);
-    if let Err(e) = written {
-        failure.get_or_insert_with(|| format!("cannot write the report: {e}"));
-    } else if let Some(file) = output
-        && let Err(e) = file.commit()
+    let mut sinks = sinks.into_iter();
+    // The report's reader, if gone, hears nothing more; the profiles are written all the same.
+    if let Some(first) = sinks.next()
+        && report.summary.stop_reason != StopReason::OutputClosed
+        && let Err(e) = first.finish(&report)
     {
-        failure.get_or_insert_with(|| e.to_string());
+        failure.get_or_insert(match e {
+            SinkError::Closed => "the report's reader closed its end".to_owned(),
+            SinkError::Failed(why) => why,
+        });
     }
-    Outcome { summary, failure }
+    for sink in sinks {
+        if let Err(SinkError::Failed(why)) = sink.finish(&report) {
+            failure.get_or_insert(why);
+        }
+    }
+    Outcome {
+        summary: report.summary,
+        failure,
+    }
 }
 
 /// What is read from the target and the kernel's maps rather than streamed: memory, live map

@@ -152,7 +152,9 @@ pub fn exe_path(pid: u32) -> String {
 /// none) the machine's memory and swap, which its last allocations had to fit in.
 pub fn address_bound(pid: u32) -> Option<(u64, u64)> {
     let now = monotonic_ns();
-    let bytes = address_space(pid).or_else(|| (!is_alive(pid)).then(machine_memory).flatten())?;
+    // An exiting or exited process has no address space left to read: the machine's memory
+    // still bounds what it held.
+    let bytes = address_space(pid).or_else(machine_memory)?;
     Some((bytes, now))
 }
 
@@ -219,6 +221,10 @@ fn parse_rollup(rollup: &str) -> Option<Resident> {
 pub fn address_space(pid: u32) -> Option<u64> {
     let statm = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
     let pages: u64 = statm.split_whitespace().next()?.parse().ok()?;
+    // A process past exit_mm (exiting, or a zombie) reads as no pages at all.
+    if pages == 0 {
+        return None;
+    }
     // SAFETY: sysconf has no preconditions.
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
     pages.checked_mul(page)
@@ -366,6 +372,10 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         assert!(!is_alive(pid));
+        // A zombie maps nothing: its growths are bounded by the machine, not refused by 0.
+        assert_eq!(address_space(pid), None);
+        assert_eq!(address_bound(pid).map(|(b, _)| b), machine_memory());
+        assert!(machine_memory().is_some_and(|b| b > 0));
         child.wait().unwrap();
         assert!(!is_alive(pid));
     }

@@ -247,15 +247,25 @@ impl Bounds {
             _ => (CEILING_BYTES, "1 TiB: the process's memory was not read"),
         };
         let grown = s["maps"]["grow_bytes"].as_f64().unwrap_or(0.0);
-        let share = s["sampling"]["groups"]
+        let growth = s["sampling"]["groups"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|g| g["group"] == "growth")
+            .filter(|g| g["group"] == "growth");
+        let share = growth
+            .clone()
             .filter_map(|g| g["attached_fraction"].as_f64())
             .fold(1.0f64, f64::min)
             // A share this small makes any estimate meaningless anyway.
             .max(1e-3);
+        // mapleak scales by the heap the target allocated in and out of the windows, which can
+        // stand for more than the attached share: its own ratio bounds the estimates too.
+        let ratio = growth
+            .filter_map(|g| {
+                let observed = g["observed_events"].as_f64().filter(|o| *o > 0.0)?;
+                Some(g["estimated_events"].as_f64()? / observed)
+            })
+            .fold(1.0f64, f64::max);
         Bounds {
             held,
             held_from,
@@ -263,7 +273,7 @@ impl Bounds {
                 .resident
                 .filter(|r| *r > 0)
                 .map_or(CEILING_BYTES, |r| r as f64),
-            allocated: grown / share,
+            allocated: grown * (1.0 / share).max(ratio),
             seconds: s["duration_ns"].as_f64().unwrap_or(0.0) / 1e9,
             swiss: s["map_impl"] == "swiss",
         }
@@ -365,7 +375,9 @@ fn numbers(kind: &str, ev: &Value, b: &Bounds) -> Vec<String> {
         }
         if name.contains("bytes") {
             if name.ends_with("per_sec") {
-                if v * b.seconds > b.allocated * 1.01 + 1.0 {
+                // Churn counts each map's 48-byte header besides its growth.
+                let headers = num("maps_per_sec").unwrap_or(0.0) * b.seconds * 48.0;
+                if v * b.seconds > b.allocated * 1.01 + headers + 1.0 {
                     out.push(format!(
                         "{name} {}/s over {:.1} s exceeds all map growth the trace can stand for ({})",
                         human_bytes(v),

@@ -28,7 +28,7 @@ fn a_symtab_that_misplaces_a_function_is_ignored_for_it() {
     let bytes = std::fs::read(&exe).unwrap();
     let good = inspect_bytes("good", &bytes).unwrap();
     let grow = &good.probes[0];
-    assert_eq!(grow.symbol, "runtime.hashGrow");
+    assert_eq!(grow.symbol(), "runtime.hashGrow");
     assert_eq!(grow.source, SymbolSource::Symtab);
     assert!(grow.post_prologue > 0, "hashGrow has a stack check");
     assert!(good.notes.iter().all(|n| !n.contains(".symtab puts")));
@@ -62,13 +62,7 @@ fn every_probe_offset_is_an_instruction_boundary_from_the_entry() {
         let bytes = std::fs::read(&exe).unwrap();
         let got = inspect_bytes("x", &bytes).unwrap();
         let elf = GoElf::parse("x", &bytes).unwrap();
-        let sites = got
-            .probes
-            .iter()
-            .chain(&got.create_probes)
-            .chain(&got.assign_probes)
-            .chain(&got.evacuate_probes);
-        for site in sites {
+        for site in &got.probes {
             let code = elf.code(site.address, site.size).unwrap();
             let mut decoder = Decoder::with_ip(64, code, 0, DecoderOptions::NONE);
             let starts: Vec<u64> = decoder.iter().map(|i| i.ip()).collect();
@@ -76,9 +70,52 @@ fn every_probe_offset_is_an_instruction_boundary_from_the_entry() {
                 assert!(
                     starts.contains(&off),
                     "{version} {}+{off:#x} is inside an instruction",
-                    site.symbol
+                    site.symbol()
                 );
             }
         }
     }
+}
+
+#[test]
+fn the_json_lists_each_group_where_it_always_was() {
+    let exe = testgo::fixture("1.21.13", "", &[], &[]).expect("Go 1.21.13 is installed");
+    let got = inspect_bytes("x", &std::fs::read(&exe).unwrap()).unwrap();
+    let json = serde_json::to_string(&got).unwrap();
+    let at = |key: &str| {
+        json.find(&format!("\"{key}\":"))
+            .unwrap_or_else(|| panic!("{key} in {json}"))
+    };
+    let keys = [
+        "build",
+        "probes",
+        "create_probes",
+        "assign_probes",
+        "evacuate_probes",
+        "numgc_address",
+    ];
+    assert!(keys.windows(2).all(|k| at(k[0]) < at(k[1])), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let symbols = |key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["symbol"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        symbols("probes"),
+        [
+            "runtime.hashGrow",
+            "runtime.stopTheWorldWithSema",
+            "runtime.startTheWorldWithSema"
+        ]
+    );
+    assert_eq!(
+        symbols("create_probes"),
+        ["runtime.makemap", "runtime.makemap_small"]
+    );
+    assert_eq!(symbols("assign_probes").len(), 5);
+    assert_eq!(symbols("evacuate_probes").len(), 4);
 }

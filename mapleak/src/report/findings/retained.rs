@@ -25,7 +25,8 @@ pub(super) fn retained_capacity(i: &Inputs, sites: &Sites) -> Vec<Proposal> {
             if live.entries.saturating_mul(RETAINED_MAX_LIVE_SHARE) >= m.entries {
                 continue;
             }
-            let Some((_, needed)) = sizing::presized(i.agg.rules(), &m.id, i.swiss, live.entries)
+            let Some((_, needed)) =
+                sizing::presized(i.agg.rules(), &m.id, i.map_impl, live.entries)
             else {
                 continue;
             };

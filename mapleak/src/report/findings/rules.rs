@@ -9,6 +9,7 @@ use mapleak_common::Site;
 use super::{Evidence, Finding, FindingKind, Saving, SavingOf};
 use crate::{
     aggregate::{Aggregator, MapState},
+    inspect::MapImpl,
     report::sites::{Resolutions, SiteTotals, SourceSite, maps_by_site, stats_by_site},
 };
 
@@ -23,7 +24,7 @@ const MIN_SAVING_SHARE: f64 = 0.005;
 pub struct Inputs<'a> {
     pub agg: &'a Aggregator,
     pub res: &'a Resolutions,
-    pub swiss: bool,
+    pub map_impl: MapImpl,
     pub go_minor: u32,
     pub duration_ns: u64,
     /// Share of the trace the growth group was attached.

@@ -56,7 +56,7 @@ fn unsized_map(
     let hint = nearest_rank(&sizes, 0.9);
     let median = nearest_rank(&sizes, 0.5);
     let covered: Vec<&MapRecord> = records.iter().filter(|r| r.reached <= hint).collect();
-    let (_, per_map) = sizing::presized(i.agg.rules(), &maps[0].id, i.swiss, hint)?;
+    let (_, per_map) = sizing::presized(i.agg.rules(), &maps[0].id, i.map_impl, hint)?;
     // Savings measured on the maps in detail, scaled to all of the site's growth.
     let scale = total_events as f64 / seen_events.max(1) as f64;
     let scaled = |n: u64| (n as f64 * scale).round() as u64;

@@ -67,7 +67,7 @@ fn inputs<'a>(
     Inputs {
         agg,
         res,
-        swiss: false,
+        map_impl: crate::inspect::MapImpl::Classic,
         go_minor: 22,
         duration_ns,
         growth_share: 1.0,

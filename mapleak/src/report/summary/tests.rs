@@ -24,7 +24,7 @@ fn summary() -> Summary {
     let meta = TraceMeta {
         pid: 42,
         go_version: "go1.22.10".into(),
-        map_impl: "classic",
+        map_impl: crate::inspect::MapImpl::Classic,
         duration_ns: 1_000,
         stop: StopReason::TargetExited,
         notes: vec![],
@@ -91,12 +91,17 @@ fn text_summary_says_when_counts_are_sampled() {
         max_overhead: 0.01,
         hit_cost_ns: 10_000,
         groups: vec![crate::report::sampling::GroupSampling {
-            group: "growth",
+            group: crate::catalogue::ProbeGroup::Growth,
             attached_fraction: 0.12,
             sampled: true,
+            hits: 40,
             observed_events: 40,
             estimated_events: 300,
-            ..Default::default()
+            observed_bytes: 0,
+            estimated_bytes: 0,
+            estimated_events_interval: None,
+            estimated_bytes_interval: None,
+            scaled_by: crate::report::sampling::ScaledBy::Allocation,
         }],
     };
     let text = crate::report::text::summary(&s);

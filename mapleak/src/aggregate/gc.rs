@@ -169,7 +169,8 @@ pub struct GcTracker {
     unpaired: u64,
     /// Longest GC pause since [`GcTracker::take_interval_max`] was last called.
     interval_max_ns: u64,
-    /// Map growth bytes seen since the trace began, for the growth between two cycles' ends.
+    /// What the allocator handed out for the map growth seen since the trace began, for the
+    /// growth between two cycles' ends against `totalAlloc`'s.
     grow_bytes_total: u64,
     /// The last cycle whose cost was read, and the growth seen by then.
     last_cost: Option<(CycleCost, u64)>,
@@ -221,8 +222,9 @@ impl GcTracker {
     }
 
     /// A map grew at `ts`.
-    pub fn on_growth(&mut self, map: u64, bytes: u64) {
-        self.grow_bytes_total += bytes;
+    /// A map grew by `bytes` of arrays, for which the allocator handed out `heap_bytes`.
+    pub fn on_growth(&mut self, map: u64, bytes: u64, heap_bytes: u64) {
+        self.grow_bytes_total += heap_bytes;
         self.window_events += 1;
         self.window_bytes += bytes;
         *self.window_maps.entry(map).or_default() += bytes;

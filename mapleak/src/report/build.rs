@@ -127,14 +127,15 @@ pub fn build(g: Gathered) -> Report {
     }
 }
 
-/// What the GC cost over the trace, beside the map growth: what the growth probes saw, scaled
-/// by their own estimate when they were sampled.
+/// What the GC cost over the trace, beside the map growth: what the allocator handed out for
+/// the growths the probes saw, scaled by their own estimate when they were sampled.
 fn gc_cost(summary: &Summary, g: &Gathered) -> GcCost {
     let growth = summary
         .sampling
         .group(ProbeGroup::Growth)
         .filter(|s| s.sampled && s.observed_events > 0);
-    let seen = summary.maps.grow_bytes;
+    // As the allocator counts it, to be set against totalAlloc.
+    let seen = g.agg.totals().grow_heap_bytes;
     let map_bytes = growth.map_or(seen, |s| {
         (seen as f64 * s.estimated_events as f64 / s.observed_events as f64).round() as u64
     });

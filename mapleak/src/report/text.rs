@@ -338,7 +338,9 @@ fn findings_section(out: &mut String, s: &Summary) {
             bytes(f.saving.bytes),
             f.suggestion
         );
-        if let Some(gc) = f.gc.filter(|_| f.kind != super::findings::FindingKind::GcPressure) {
+        if let Some(gc) =
+            f.gc.filter(|_| f.kind != super::findings::FindingKind::GcPressure)
+        {
             let _ = writeln!(
                 out,
                 "   GC: about {:.1} fewer cycles a minute and {} less GC CPU",

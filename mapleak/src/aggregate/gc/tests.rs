@@ -67,13 +67,13 @@ fn cycles_are_numbered_from_numgc_and_pauses_use_the_runtime_timestamp() {
 #[test]
 fn growth_is_attributed_to_the_window_and_the_mark_phase() {
     let mut t = GcTracker::new(GO127);
-    t.on_growth(0xa, 100);
-    t.on_growth(0xb, 300);
+    t.on_growth(0xa, 100, 100);
+    t.on_growth(0xb, 300, 300);
     t.on_stw(&stw(STW_STOP, 1_000, [2, 0, 0], 0, 0));
     restart(&mut t, 2_000, [0, 2, 1_000], 2_500, 0);
-    t.on_growth(0xa, 50); // during mark
+    t.on_growth(0xa, 50, 50); // during mark
     t.on_stw(&stw(STW_STOP, 9_000, [1, 0, 0], 0, 0));
-    t.on_growth(0xc, 7); // during mark termination: not marking any more
+    t.on_growth(0xc, 7, 7); // during mark termination: not marking any more
     restart(&mut t, 9_500, [9_600, 1, 9_000], 9_600, 1);
     let c = &t.cycles()[0];
     assert_eq!((c.map_grow_events, c.map_grow_bytes), (2, 400));
@@ -154,10 +154,10 @@ fn a_stop_during_mark_does_not_end_the_mark_phase() {
     // again after, and the cycle goes on.
     t.on_stw(&stw(STW_STOP, 50_000, [7, 0, 0], 6, 0));
     assert!(!t.marking());
-    t.on_growth(0xa, 10);
+    t.on_growth(0xa, 10, 10);
     restart(&mut t, 51_000, [0, 7, 50_500], 52_000, 6);
     assert!(t.marking());
-    t.on_growth(0xa, 20);
+    t.on_growth(0xa, 20, 20);
     t.on_stw(&stw(STW_STOP, 100_000, [1, 0, 0], 6, 0));
     restart(&mut t, 101_000, [104_000, 1, 100_200], 104_000, 7);
     let c = &t.cycles()[0];
@@ -316,7 +316,7 @@ fn each_cycle_gets_its_cost_and_the_allocation_since_the_last() {
         4,
         cost_read(5, 10_000_000, 100 * MIB, 8 * MIB, 4 * MIB),
     );
-    t.on_growth(0xa, 3 * MIB);
+    t.on_growth(0xa, 3 * MIB, 3 * MIB);
     costed_cycle(
         &mut t,
         20_000_000,

@@ -166,9 +166,8 @@ pub fn findings(i: &Inputs) -> Found {
     found.findings = kept;
     if let Some(gc) = i.gc {
         super::pressure::gc_savings(&mut found.findings, gc);
-        let pressure = super::pressure::gc_pressure(&found.findings, gc, |b| {
-            i.allocation_saving(b)
-        });
+        let pressure =
+            super::pressure::gc_pressure(&found.findings, gc, |b| i.allocation_saving(b));
         found
             .findings
             .extend(pressure.into_iter().filter(worth_a_change));

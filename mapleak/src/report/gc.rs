@@ -32,6 +32,11 @@ pub struct GcSummary {
     /// the growth probes were sampled.
     pub map_alloc_share: Option<f64>,
     pub map_alloc_estimated: bool,
+    /// The two sides of that share: what the allocator handed out for map growth (whole
+    /// size-class slots, a Swiss growth's tables and directory), and all the process allocated
+    /// (`totalAlloc`), over the trace.
+    pub map_alloc_bytes: u64,
+    pub allocated_bytes: Option<u64>,
     /// Cycles whose cost was read, their CPU by kind, the mean room per cycle (goal − live)
     /// and the cycles map growth accounts for.
     pub cost_cycles: u64,
@@ -146,6 +151,8 @@ impl GcSummary {
         self.cpu_fraction = cost.cpu_fraction;
         self.map_alloc_share = cost.map_alloc_share;
         self.map_alloc_estimated = cost.map_estimated;
+        self.map_alloc_bytes = cost.map_bytes;
+        self.allocated_bytes = cost.allocated_bytes;
         self.cost_cycles = cost.cycles;
         self.assist_cpu_ns = cost.assist_ns;
         self.background_cpu_ns = cost.background_ns;

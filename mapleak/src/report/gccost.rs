@@ -138,12 +138,13 @@ impl GcCost {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::aggregate::{StwRules, gc::cost::CycleCost};
 
-    /// Ten cycles' costs as the model sees them, each with a 6 MiB runway and 2 ms of GC CPU.
-    fn model(map_bytes: u64, allocated: Option<u64>) -> GcCost {
+    /// Ten cycles' costs as the model sees them, each with a 6 MiB runway and 2 ms of GC CPU,
+    /// over 10 s of two Ps.
+    pub(crate) fn model(map_bytes: u64, allocated: Option<u64>) -> GcCost {
         let costs: Vec<CycleCost> = (0..10)
             .map(|n| CycleCost {
                 cycle: n + 1,

@@ -134,7 +134,7 @@ fn believe(c: &GcCost, numgc: u32, ts_ns: u64) -> Result<CycleCost, Refused> {
     let pause = stw * (c.t_mark - c.t_sweep_term) + stw * (c.t_end - c.t_mark_term);
     let limiter = (c.read & GC_COST_LIMITER != 0 && c.limiter_enabled <= 1)
         // lastEnabledCycle is numgc + 1 when the limiter turned on: this cycle's number.
-        .then(|| c.limiter_enabled == 1 || c.limiter_last_enabled_cycle == numgc);
+        .then_some(c.limiter_enabled == 1 || c.limiter_last_enabled_cycle == numgc);
     Ok(CycleCost {
         cycle: numgc,
         ts_ns,

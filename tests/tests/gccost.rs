@@ -174,6 +174,69 @@ fn check_share(config: &GoConfig) {
     }
 }
 
+/// `gc_pressure` on maps grown from empty. Its fix's saving against what a twin that pre-sizes
+/// the same maps allocates less (`MemStats.TotalAlloc`), and the cycles that saving is worth
+/// against the run's own cycles per byte (`MemStats.NumGC`): both count work, not time. The
+/// twin's own cycle count moves with the pacer's timing, so it is printed, not judged.
+fn check_pressure(config: &GoConfig) {
+    let delta = |lines: &[String], name| {
+        let (before, after) = pair(lines, name).unwrap_or_else(|| panic!("no {name} line"));
+        (after - before) as f64
+    };
+    let (report, lines, _) = trace(config, &["pressure", "500", "20000"], &[]);
+    let (cycles, allocated) = (delta(&lines, "numgc"), delta(&lines, "totalalloc"));
+    let findings = report.summary["findings"].as_array().unwrap();
+    let pressure = findings
+        .iter()
+        .find(|f| f["kind"] == "gc_pressure")
+        .unwrap_or_else(|| panic!("no gc_pressure: {findings:?}"));
+    let fix = findings
+        .iter()
+        .find(|f| f["kind"] == "unsized_map" && f["function"] == "main.pressure")
+        .unwrap_or_else(|| panic!("no unsized_map in main.pressure: {findings:?}"));
+    let at = format!(
+        "main.pressure {}:{}",
+        fix["file"].as_str().unwrap(),
+        fix["line"]
+    );
+    assert!(
+        pressure["evidence"]["fixes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["at"] == at.as_str() && f["kind"] == "unsized_map"),
+        "gc_pressure does not name {at}: {pressure}"
+    );
+    let share = pressure["evidence"]["map_alloc_share"].as_f64().unwrap();
+    assert!(share > 0.5, "map growth is {share} of allocation");
+    let saving = fix["saving"]["bytes"].as_f64().unwrap();
+    let predicted = fix["gc"]["cycles"].as_f64().expect("the fix's GC saving");
+    // The run's own rate: cycles per byte allocated, over the whole workload.
+    let expected = saving * cycles / allocated;
+    assert!(
+        (predicted - expected).abs() <= 0.2 * expected,
+        "predicted {predicted:.1} fewer cycles; at the run's {cycles} cycles for {allocated} B, {saving} B is {expected:.1}"
+    );
+
+    let (twin, lines, _) = trace(config, &["pressure", "500", "20000", "presized"], &[]);
+    let twin_findings = twin.summary["findings"].as_array().unwrap();
+    assert!(
+        !twin_findings.iter().any(|f| f["kind"] == "gc_pressure"),
+        "{twin_findings:?}"
+    );
+    // Pre-sizing saves the growth's intermediate arrays, and with classic maps the overflow
+    // buckets they filled, which a size hint's saving does not count.
+    let saved = allocated - delta(&lines, "totalalloc");
+    assert!(
+        saving <= saved * 1.02 && saving >= saved * 0.8,
+        "the fix saves {saving} B; pre-sized, the twin allocated {saved} B less"
+    );
+    eprintln!(
+        "cycles: {cycles}, pre-sized {}; predicted saving {predicted:.1}",
+        delta(&lines, "numgc")
+    );
+}
+
 fn name(config: &GoConfig) -> String {
     format!(
         "go {}{}",
@@ -204,4 +267,9 @@ fn gogc_and_gomemlimit_are_the_runtimes_on_every_go() {
 #[test]
 fn map_alloc_share_is_growth_over_total_alloc_on_every_go() {
     every_go("map alloc share", check_share);
+}
+
+#[test]
+fn gc_pressure_predicts_the_cycles_a_presized_twin_saves_on_every_go() {
+    every_go("gc pressure", check_pressure);
 }

@@ -100,7 +100,7 @@ pub struct GcPressure {
     pub map_bytes: u64,
     pub allocated_bytes: u64,
     pub map_alloc_share: f64,
-    /// The cycles read, the mean room per cycle (goal − live), and the cycles map growth
+    /// The cycles read, the allocation per cycle (its runway), and the cycles map growth
     /// accounts for, over the trace and per minute.
     pub gc_cycles: u64,
     pub runway_bytes: u64,

@@ -37,7 +37,7 @@ pub struct GcSummary {
     /// (`totalAlloc`), over the trace.
     pub map_alloc_bytes: u64,
     pub allocated_bytes: Option<u64>,
-    /// Cycles whose cost was read, their CPU by kind, the mean room per cycle (goal − live)
+    /// Cycles whose cost was read, their CPU by kind, the allocation per cycle (its runway)
     /// and the cycles map growth accounts for.
     pub cost_cycles: u64,
     pub assist_cpu_ns: u64,

@@ -2,12 +2,15 @@
 //! much of it the maps' growth accounts for.
 //!
 //! A cycle starts once the heap has grown from what the last cycle left live towards the next
-//! goal, so the heap allocated per cycle is about its runway, `goal − live`, and `B` bytes of
-//! allocation account for about `B / (goal − live)` cycles: mapleak takes the runway as the
-//! mean over the traced cycles of each cycle's goal less the previous cycle's marked heap.
-//! A change that allocates `B` bytes less would run that many fewer cycles, each costing the
-//! mean GC CPU per cycle (the mark work of a cycle scales with the live heap, not with what was
-//! allocated between cycles).
+//! goal, so each cycle lets about a runway of allocation through: `goal − live`, less the
+//! margin the pacer keeps by triggering before the goal. `B` bytes of allocation therefore
+//! account for about `B / runway` cycles. mapleak takes the runway as the median of what the
+//! process allocated from one cycle's end to the next (`totalAlloc`, read with each cycle),
+//! which includes the pacer's margin and shrugs off the odd forced cycle; without two
+//! consecutive cycles read, as the median of each cycle's goal less the previous cycle's marked
+//! heap. A change that allocates `B` bytes less would run that many fewer cycles, each costing
+//! the mean GC CPU per cycle (the mark work of a cycle scales with the live heap, not with what
+//! was allocated between cycles).
 
 use serde::Serialize;
 
@@ -48,7 +51,7 @@ pub struct GcCost {
     /// allocations when a span leaves its cache, so its counter lags by a few spans).
     pub map_alloc_share: Option<f64>,
     pub map_estimated: bool,
-    /// Mean room per cycle, `goal − live` (see the module's documentation).
+    /// Allocation per cycle, the runway (see the module's documentation).
     pub runway_bytes: Option<u64>,
     /// Cycles the maps' growth accounts for.
     pub map_gc_cycles: Option<f64>,
@@ -79,10 +82,13 @@ impl GcCost {
         } else {
             (available > 0.0).then(|| busy as f64 / available)
         };
+        let median = |mut v: Vec<u64>| {
+            v.sort_unstable();
+            v.get(v.len() / 2).copied().filter(|&r| r > 0)
+        };
+        let allocated: Vec<u64> = gc.cycles().iter().filter_map(|c| c.alloc_bytes).collect();
         let runways: Vec<u64> = gc.cycles().iter().filter_map(|c| c.runway_bytes).collect();
-        let runway_bytes = (!runways.is_empty())
-            .then(|| runways.iter().sum::<u64>() / runways.len() as u64)
-            .filter(|&r| r > 0);
+        let runway_bytes = median(allocated).or_else(|| median(runways));
         Self {
             cycles: costs.len() as u64,
             assist_ns: sum(|c| c.assist_ns),

@@ -212,7 +212,7 @@ fn gc_cost_line(out: &mut String, g: &super::gc::GcSummary) {
         Some(p) => p.to_string(),
         None => "?".to_owned(),
     };
-    let limit = g.gomemlimit_bytes.map_or("none".to_owned(), bytes);
+    let limit = g.gomemlimit_bytes.map_or("unset".to_owned(), bytes);
     let maps = match (g.map_alloc_share, g.map_gc_cycles) {
         (Some(share), Some(cycles)) => format!(
             "; map growth is {}{} of allocation, about {cycles:.1} of the cycles",

@@ -11,7 +11,16 @@ use mapleak_tests::{
 /// Runs `gccost ARGS…` under a trace that ends, by Ctrl-C, once the workload is done and while
 /// the process still lives: its counters are read at the end.
 fn trace(config: &GoConfig, args: &[&str], env: &[(&str, &str)]) -> (Report, Vec<String>, Output) {
-    let exe = build(&config.fixture("gccost", Mode::Normal));
+    trace_built(config, Mode::Normal, args, env)
+}
+
+fn trace_built(
+    config: &GoConfig,
+    mode: Mode,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Report, Vec<String>, Output) {
+    let exe = build(&config.fixture("gccost", mode));
     let mut fixture = Fixture::start(&exe, args, env);
     let tracer = Tracer::attach(fixture.pid(), &[]);
     fixture.go();
@@ -52,9 +61,10 @@ fn ns(row: &serde_json::Value, key: &str) -> u64 {
 
 /// Each cycle's CPU as gctrace prints it (within its truncation) and its goal in whole MiB; the
 /// assist time summed over the cycles as the fixture's runtime/metrics read it, to the ns.
-fn check_cost(config: &GoConfig) {
-    let (report, lines, out) = trace(
+fn check_cost(config: &GoConfig, mode: Mode) {
+    let (report, lines, out) = trace_built(
         config,
+        mode,
         &["cost", "200000", "1000"],
         &[("GODEBUG", "gctrace=1")],
     );
@@ -254,9 +264,19 @@ fn every_go(what: &'static str, check: fn(&GoConfig)) {
     failures.assert_none();
 }
 
+/// Stripped builds too: `runtime.work` and `gcCPULimiter` are then found in the GC's code.
 #[test]
 fn cycle_costs_match_gctrace_and_runtime_metrics_on_every_go() {
-    every_go("gc cost", check_cost);
+    mapleak_tests::require_root();
+    let mut failures = Failures::new("gc cost");
+    for config in MATRIX {
+        for mode in [Mode::Normal, Mode::Stripped] {
+            failures.check(&format!("{} {mode:?}", name(config)), || {
+                check_cost(config, mode)
+            });
+        }
+    }
+    failures.assert_none();
 }
 
 #[test]

@@ -45,9 +45,48 @@ pub struct Config {
     pub hmap_hash0: u16,
     pub swiss_map_seed: u16,
     pub _pad: [u16; 2],
+    /// Where the runtime keeps its accounting of each GC cycle's cost.
+    pub gc_cost: GcCostLayout,
 }
 
-const _: () = assert!(core::mem::size_of::<Config>() == 72);
+const _: () = assert!(core::mem::size_of::<Config>() == 72 + 64);
+
+/// The runtime's accounting of a GC cycle's cost, read by the start-the-world probe once the
+/// cycle has ended: run-time addresses of `runtime.work`, `runtime.gcController` and
+/// `runtime.gcCPULimiter` (0: unknown, and nothing of that struct is read), and the offsets in
+/// them of what is read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GcCostLayout {
+    pub work_addr: u64,
+    pub controller_addr: u64,
+    pub limiter_addr: u64,
+    /// `workType`: `cycles`, `stwprocs`, `maxprocs`, `tSweepTerm`, `tMark`, `tMarkTerm`, `tEnd`.
+    pub work_cycles: u16,
+    pub work_stwprocs: u16,
+    pub work_maxprocs: u16,
+    pub work_t_sweep_term: u16,
+    pub work_t_mark: u16,
+    pub work_t_mark_term: u16,
+    pub work_t_end: u16,
+    /// `gcControllerState`: `gcPercent`, `memoryLimit`, `lastHeapGoal`, `heapMarked`,
+    /// `totalAlloc`, `assistTime`, `dedicatedMarkTime`, `fractionalMarkTime`, `idleMarkTime`.
+    pub gc_percent: u16,
+    pub memory_limit: u16,
+    pub last_heap_goal: u16,
+    pub heap_marked: u16,
+    pub total_alloc: u16,
+    pub assist_time: u16,
+    pub dedicated_time: u16,
+    pub fractional_time: u16,
+    pub idle_time: u16,
+    /// `gcCPULimiterState`: `enabled`, `lastEnabledCycle`.
+    pub limiter_enabled: u16,
+    pub limiter_last_enabled_cycle: u16,
+    pub _pad: [u16; 2],
+}
+
+const _: () = assert!(core::mem::size_of::<GcCostLayout>() == 64);
 
 /// Words the growth probes read at once from the start of a classic `hmap` (for `count`,
 /// `flags`, `B`, `noverflow`, `hash0`), of a Swiss `Map` (`used`, `seed`, `dirLen`,

@@ -202,9 +202,55 @@ pub struct StwEvent {
     /// [`STW_STOP`], [`STW_START`] or [`STW_RETURN`].
     pub op: u8,
     pub _pad: [u8; 7],
+    /// At a start only: the cost of the GC cycle that ended last, when it could be read.
+    pub cost: GcCost,
 }
 
-const _: () = assert!(core::mem::size_of::<StwEvent>() == 16 + 32 + 16 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<StwEvent>() == 16 + 32 + 16 + 8 + 8 + 128);
+
+/// [`GcCost::read`]: which parts were read.
+pub const GC_COST_WORK: u32 = 1;
+pub const GC_COST_CONTROLLER: u32 = 2;
+pub const GC_COST_LIMITER: u32 = 4;
+
+/// The runtime's own accounting of the last GC cycle, read at the entry of
+/// `startTheWorldWithSema` while the world is still stopped, and only when `work.cycles` equals
+/// `memstats.numgc`: from the end of a cycle's mark termination until the next cycle's
+/// sweep-termination stop (which counts `work.cycles` up before zeroing the mark times), these
+/// figures are that cycle's. Raw values: user space checks them before believing any.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GcCost {
+    /// [`GC_COST_WORK`] | [`GC_COST_CONTROLLER`] | [`GC_COST_LIMITER`]: the parts read whole.
+    pub read: u32,
+    /// `work.cycles`.
+    pub cycles: u32,
+    /// `work.stwprocs` and `work.maxprocs`.
+    pub stwprocs: i32,
+    pub maxprocs: i32,
+    /// `work.tSweepTerm`, `tMark`, `tMarkTerm`, `tEnd` (`nanotime()`).
+    pub t_sweep_term: i64,
+    pub t_mark: i64,
+    pub t_mark_term: i64,
+    pub t_end: i64,
+    /// `gcController.assistTime`, `dedicatedMarkTime`, `fractionalMarkTime`, `idleMarkTime`.
+    pub assist_ns: i64,
+    pub dedicated_ns: i64,
+    pub fractional_ns: i64,
+    pub idle_ns: i64,
+    /// `gcController.lastHeapGoal`, `heapMarked`, `totalAlloc`, `memoryLimit`, `gcPercent`.
+    pub heap_goal: u64,
+    pub heap_marked: u64,
+    pub total_alloc: u64,
+    pub memory_limit: i64,
+    pub gc_percent: i32,
+    /// `gcCPULimiter.lastEnabledCycle` and `.enabled`.
+    pub limiter_last_enabled_cycle: u32,
+    pub limiter_enabled: u8,
+    pub _pad: [u8; 7],
+}
+
+const _: () = assert!(core::mem::size_of::<GcCost>() == 128);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 16);
 const _: () = assert!(core::mem::align_of::<EventHeader>() == 8);
 const _: () = assert!(core::mem::size_of::<ClassicGrowEvent>() == 16 + 48 + 8 + 8);

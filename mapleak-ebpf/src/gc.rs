@@ -4,7 +4,8 @@
 
 use aya_ebpf::programs::ProbeContext;
 use mapleak_common::{
-    EventKind, ProbeId, STW_RETURN, STW_START, STW_STOP, StwEvent,
+    Config, EventKind, GC_COST_CONTROLLER, GC_COST_LIMITER, GC_COST_WORK, GcCost, ProbeId,
+    STW_RETURN, STW_START, STW_STOP, StwEvent,
     probe::{COUNTER_LOST, COUNTER_READ_ERRORS},
 };
 
@@ -68,9 +69,69 @@ fn emit(ctx: &ProbeContext, op: u8) -> Result<(), u32> {
         gcphase,
         op,
         _pad: [0; 7],
+        cost: if op == STW_START {
+            gc_cost(cfg, numgc)
+        } else {
+            GcCost::default()
+        },
     };
     let mut entry = EVENTS.reserve::<StwEvent>(0).ok_or(COUNTER_LOST)?;
     entry.write(event);
     entry.submit(wakeup());
     Ok(())
+}
+
+/// The last cycle's cost, read while the world is still stopped. The runtime counts
+/// `work.cycles` up at a cycle's sweep termination and `memstats.numgc` up at its mark
+/// termination: only while they agree do the mark times and phase clocks belong to the cycle
+/// `numgc` names (a restart after sweep termination, or a mark termination that found work left,
+/// sees them disagree, and reads nothing). A part that cannot be read is left out whole.
+#[inline(always)]
+fn gc_cost(cfg: &Config, numgc: u32) -> GcCost {
+    let l = &cfg.gc_cost;
+    let mut cost = GcCost::default();
+    let Ok(cycles) = read::<u32>(l.work_addr, l.work_cycles) else {
+        return cost;
+    };
+    if numgc == u32::MAX || cycles != numgc {
+        return cost;
+    }
+    cost.cycles = cycles;
+    let work = (|| -> Result<(), i64> {
+        cost.stwprocs = read(l.work_addr, l.work_stwprocs)?;
+        cost.maxprocs = read(l.work_addr, l.work_maxprocs)?;
+        cost.t_sweep_term = read(l.work_addr, l.work_t_sweep_term)?;
+        cost.t_mark = read(l.work_addr, l.work_t_mark)?;
+        cost.t_mark_term = read(l.work_addr, l.work_t_mark_term)?;
+        cost.t_end = read(l.work_addr, l.work_t_end)?;
+        Ok(())
+    })();
+    if work.is_ok() {
+        cost.read |= GC_COST_WORK;
+    }
+    let c = l.controller_addr;
+    let controller = (|| -> Result<(), i64> {
+        cost.gc_percent = read(c, l.gc_percent)?;
+        cost.memory_limit = read(c, l.memory_limit)?;
+        cost.heap_goal = read(c, l.last_heap_goal)?;
+        cost.heap_marked = read(c, l.heap_marked)?;
+        cost.total_alloc = read(c, l.total_alloc)?;
+        cost.assist_ns = read(c, l.assist_time)?;
+        cost.dedicated_ns = read(c, l.dedicated_time)?;
+        cost.fractional_ns = read(c, l.fractional_time)?;
+        cost.idle_ns = read(c, l.idle_time)?;
+        Ok(())
+    })();
+    if controller.is_ok() {
+        cost.read |= GC_COST_CONTROLLER;
+    }
+    let limiter = (|| -> Result<(), i64> {
+        cost.limiter_enabled = read(l.limiter_addr, l.limiter_enabled)?;
+        cost.limiter_last_enabled_cycle = read(l.limiter_addr, l.limiter_last_enabled_cycle)?;
+        Ok(())
+    })();
+    if limiter.is_ok() {
+        cost.read |= GC_COST_LIMITER;
+    }
+    cost
 }

@@ -5,7 +5,7 @@ use aya_ebpf::{
     macros::map,
     maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
-use mapleak_common::{Config, ProbeId, probe::COUNTER_SLOTS};
+use mapleak_common::{Config, GcCostLayout, ProbeId, probe::COUNTER_SLOTS};
 
 /// Events to user space. User space resizes it at load time (`--ring-size`).
 #[map]
@@ -94,11 +94,37 @@ static CONFIG: Config = Config {
     hmap_hash0: 0,
     swiss_map_seed: 0,
     _pad: [0; 2],
+    gc_cost: GcCostLayout {
+        work_addr: 0,
+        controller_addr: 0,
+        limiter_addr: 0,
+        work_cycles: 0,
+        work_stwprocs: 0,
+        work_maxprocs: 0,
+        work_t_sweep_term: 0,
+        work_t_mark: 0,
+        work_t_mark_term: 0,
+        work_t_end: 0,
+        gc_percent: 0,
+        memory_limit: 0,
+        last_heap_goal: 0,
+        heap_marked: 0,
+        total_alloc: 0,
+        assist_time: 0,
+        dedicated_time: 0,
+        fractional_time: 0,
+        idle_time: 0,
+        limiter_enabled: 0,
+        limiter_last_enabled_cycle: 0,
+        _pad: [0; 2],
+    },
 };
 
 #[inline(always)]
-pub fn config() -> Config {
-    // SAFETY: CONFIG is a plain static; the volatile read keeps the compiler from folding the
-    // zero initialiser that user space replaces before load.
-    unsafe { core::ptr::read_volatile(&CONFIG) }
+pub fn config() -> &'static Config {
+    let at: *const Config = &CONFIG;
+    // SAFETY: a volatile read of a local pointer to a plain static: its value is opaque to the
+    // compiler, which therefore cannot fold the zero initialiser that user space replaces before
+    // load into the field reads, and no copy of the whole struct lands on the 512-byte stack.
+    unsafe { &*core::ptr::read_volatile(&at) }
 }

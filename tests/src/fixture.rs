@@ -219,9 +219,14 @@ impl Fixture {
 
     /// Like [`Fixture::go_and_wait`], keeping standard error too (e.g. gctrace lines).
     pub fn go_and_collect(mut self) -> Output {
-        let mut stdin = self.stdin.take().expect("stdin still open");
-        stdin.write_all(b"go\n").expect("write to fixture");
-        drop(stdin);
+        self.go();
+        self.collect()
+    }
+
+    /// Closes standard input and collects what the fixture prints from here until it exits,
+    /// standard error whole.
+    pub fn collect(mut self) -> Output {
+        drop(self.stdin.take());
         let mut stderr_pipe = self.child.stderr.take().expect("piped stderr");
         // Read stderr on a thread so that neither pipe can fill up and block the fixture.
         let stderr = std::thread::spawn(move || {

@@ -57,6 +57,45 @@ pub fn parse(stderr: &str) -> BTreeMap<u32, [Clock; 3]> {
         .collect()
 }
 
+/// What a gctrace line says a cycle cost: the cpu figures `d+e/f/g+h` (sweep-termination
+/// pause, assist, background, idle, mark-termination pause) and the "MB goal".
+#[derive(Clone, Copy, Debug)]
+pub struct Cost {
+    pub sweep_term: Clock,
+    pub assist: Clock,
+    pub background: Clock,
+    pub idle: Clock,
+    pub mark_term: Clock,
+    pub goal_mb: u64,
+}
+
+/// `gc N @…: … ms clock, d+e/f/g+h ms cpu, …, G MB goal, …` → N ↦ its [`Cost`].
+pub fn parse_cost(stderr: &str) -> BTreeMap<u32, Cost> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("gc ")?;
+            let n: u32 = rest.split_whitespace().next()?.parse().ok()?;
+            let fields: Vec<&str> = l.split(": ").nth(1)?.split(", ").collect();
+            let cpu = fields.iter().find_map(|f| f.strip_suffix(" ms cpu"))?;
+            let goal = fields.iter().find_map(|f| f.strip_suffix(" MB goal"))?;
+            let [d, efg, h]: [&str; 3] = cpu.split('+').collect::<Vec<_>>().try_into().ok()?;
+            let [e, f, g]: [&str; 3] = efg.split('/').collect::<Vec<_>>().try_into().ok()?;
+            Some((
+                n,
+                Cost {
+                    sweep_term: Clock::parse(d)?,
+                    assist: Clock::parse(e)?,
+                    background: Clock::parse(f)?,
+                    idle: Clock::parse(g)?,
+                    mark_term: Clock::parse(h)?,
+                    goal_mb: goal.parse().ok()?,
+                },
+            ))
+        })
+        .collect()
+}
+
 /// How the trace ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum End {

@@ -176,8 +176,13 @@ impl GoConfig {
     }
 
     pub fn build(&self, mode: Mode) -> GoBuild<'static> {
+        self.fixture("mapgrow", mode)
+    }
+
+    /// Fixture `name` built by this configuration.
+    pub fn fixture(&self, name: &'static str, mode: Mode) -> GoBuild<'static> {
         GoBuild {
-            name: "mapgrow",
+            name,
             go: self.go,
             flags: mode.flags(),
             env: if self.noswissmap {

@@ -2,7 +2,7 @@
 
 use super::{
     growth::{Detail, GrowKind, Growth},
-    malloc::roundupsize,
+    malloc::{roundupsize, slot_size},
 };
 use crate::{
     gofacts,
@@ -39,7 +39,9 @@ impl GoRules {
 pub fn classic_growth(rules: &GoRules, event: &ClassicGrowEvent) -> Option<Growth> {
     let doubling = over_load_factor(rules, event.count.saturating_add(1), event.b)?;
     let new_b = if doubling { event.b + 1 } else { event.b };
-    let buckets = bucket_count(rules, new_b, event.bucket_size, event.bucket_ptr_bytes == 0)?;
+    let noscan = event.bucket_ptr_bytes == 0;
+    let buckets = bucket_count(rules, new_b, event.bucket_size, noscan)?;
+    let bytes = buckets.checked_mul(event.bucket_size)?;
     Some(Growth {
         kind: if doubling {
             GrowKind::Double
@@ -48,7 +50,8 @@ pub fn classic_growth(rules: &GoRules, event: &ClassicGrowEvent) -> Option<Growt
         },
         entries: event.count,
         units: buckets,
-        bytes: buckets.checked_mul(event.bucket_size)?,
+        bytes,
+        heap_bytes: slot_size(bytes, noscan, rules.malloc_headers),
         detail: Detail::Classic {
             old_b: event.b,
             new_b,

@@ -10,6 +10,10 @@ use hdrhistogram::Histogram;
 use crate::gofacts;
 use mapleak_common::{STW_RETURN, STW_START, STW_STOP, StwEvent};
 
+pub mod cost;
+
+use cost::{CycleCost, Refused};
+
 /// How a release passes the stop reason and the stop timestamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StwRules {
@@ -81,6 +85,16 @@ pub struct Cycle {
     pub mark_grow_bytes: u64,
     /// Maps that grew most in the window, `(address, bytes)`, most first.
     pub top_maps: Vec<(u64, u64)>,
+    /// What the runtime accounted to the cycle, read as it ended.
+    pub cost: Option<CycleCost>,
+    /// From the previous cycle's end to this one's (both read): the heap the process
+    /// allocated, and the map growth seen meanwhile.
+    pub alloc_bytes: Option<u64>,
+    pub map_alloc_bytes: Option<u64>,
+    /// The room the cycle gave allocation: its goal less what the previous cycle left live.
+    /// A cycle starts when the heap has grown towards its goal, so allocating this much takes
+    /// about one cycle.
+    pub runway_bytes: Option<u64>,
 }
 
 /// Non-GC stops by reason.
@@ -141,6 +155,17 @@ pub struct GcTracker {
     unpaired: u64,
     /// Longest GC pause since [`GcTracker::take_interval_max`] was last called.
     interval_max_ns: u64,
+    /// What the allocator handed out for the map growth seen since the trace began, for the
+    /// growth between two cycles' ends against `totalAlloc`'s.
+    grow_bytes_total: u64,
+    /// The last cycle whose cost was read, and the growth seen by then.
+    last_cost: Option<(CycleCost, u64)>,
+    /// The cycle whose cost was last read, believed or not.
+    last_read_cycle: Option<u32>,
+    /// Cycle costs read and believed, and refused (with the first reason).
+    costs_read: u64,
+    costs_refused: u64,
+    first_refusal: Option<Refused>,
 }
 
 /// What the stop probe saw.
@@ -173,11 +198,19 @@ impl GcTracker {
             window_maps: HashMap::default(),
             unpaired: 0,
             interval_max_ns: 0,
+            grow_bytes_total: 0,
+            last_cost: None,
+            last_read_cycle: None,
+            costs_read: 0,
+            costs_refused: 0,
+            first_refusal: None,
         }
     }
 
     /// A map grew at `ts`.
-    pub fn on_growth(&mut self, map: u64, bytes: u64) {
+    /// A map grew by `bytes` of arrays, for which the allocator handed out `heap_bytes`.
+    pub fn on_growth(&mut self, map: u64, bytes: u64, heap_bytes: u64) {
+        self.grow_bytes_total += heap_bytes;
         self.window_events += 1;
         self.window_bytes += bytes;
         *self.window_maps.entry(map).or_default() += bytes;
@@ -200,6 +233,9 @@ impl GcTracker {
 
     pub fn on_stw(&mut self, e: &StwEvent) {
         let ts = e.header.ts_ns;
+        if e.op == STW_START {
+            self.on_cost(e);
+        }
         match e.op {
             STW_STOP => {
                 if self.stop.is_some() {
@@ -304,6 +340,52 @@ impl GcTracker {
             self.open = None;
             self.sweep_end_ns = None;
         }
+    }
+
+    /// The cost of the cycle that ended last, once per cycle: any restart of the world until
+    /// the next cycle begins reads the same figures.
+    fn on_cost(&mut self, e: &StwEvent) {
+        let Some(read) = cost::check(&e.cost, e.numgc, e.header.ts_ns) else {
+            return;
+        };
+        if self.last_read_cycle.replace(e.numgc) == Some(e.numgc) {
+            return;
+        }
+        let prev = self
+            .last_cost
+            .filter(|(p, _)| p.cycle.wrapping_add(1) == e.numgc);
+        let read = read.and_then(|c| match prev {
+            Some((p, _)) if c.total_alloc < p.total_alloc => Err(Refused::WentBack),
+            _ => Ok(c),
+        });
+        let c = match read {
+            Ok(c) => c,
+            Err(why) => {
+                self.costs_refused += 1;
+                self.first_refusal.get_or_insert(why);
+                return;
+            }
+        };
+        self.costs_read += 1;
+        if let Some(row) = self.cycles.iter_mut().rev().find(|r| r.cycle == c.cycle) {
+            row.cost = Some(c);
+            if let Some((p, grown)) = prev {
+                row.alloc_bytes = Some(c.total_alloc - p.total_alloc);
+                row.map_alloc_bytes = Some(self.grow_bytes_total - grown);
+                row.runway_bytes = c.heap_goal.checked_sub(p.heap_marked).filter(|&r| r > 0);
+            }
+        }
+        self.last_cost = Some((c, self.grow_bytes_total));
+    }
+
+    /// The last cycle whose cost was read.
+    pub fn last_cost(&self) -> Option<&CycleCost> {
+        self.last_cost.as_ref().map(|(c, _)| c)
+    }
+
+    /// Cycle costs believed, refused, and the first reason for a refusal.
+    pub fn cost_reads(&self) -> (u64, u64, Option<Refused>) {
+        (self.costs_read, self.costs_refused, self.first_refusal)
     }
 
     fn open_cycle(&mut self, ts: u64, numgc: u32) {

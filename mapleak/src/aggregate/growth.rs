@@ -43,6 +43,10 @@ pub struct Growth {
     pub units: u64,
     /// Bytes of the new bucket or group array.
     pub bytes: u64,
+    /// What the allocator hands out for the growth, as `totalAlloc` counts it: the arrays
+    /// rounded up to their size class or pages, and a Swiss growth's new tables and directory.
+    /// `bytes` stays the arrays' own size, which the report has always shown.
+    pub heap_bytes: u64,
     pub detail: Detail,
 }
 

@@ -43,9 +43,29 @@ pub fn roundupsize(size: u64, noscan: bool, malloc_headers: bool) -> u64 {
     size_class(size + header) - header
 }
 
+/// What an allocation of `size` bytes takes from the heap, as `totalAlloc` counts it: its size
+/// class's whole slot (malloc header included), or its pages.
+pub fn slot_size(size: u64, noscan: bool, malloc_headers: bool) -> u64 {
+    let usable = roundupsize(size, noscan, malloc_headers);
+    let small = usable <= MAX_SMALL_SIZE;
+    if small && malloc_headers && !noscan && size > MIN_SIZE_FOR_MALLOC_HEADER {
+        usable + MALLOC_HEADER_SIZE
+    } else {
+        usable
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_holds_the_header_too() {
+        assert_eq!(slot_size(17_408, false, true), 18_432);
+        assert_eq!(slot_size(17_408, true, true), 18_432);
+        assert_eq!(slot_size(600, false, false), 640);
+        assert_eq!(slot_size(40_000, false, true), 40_960);
+    }
 
     #[test]
     fn rounds_to_size_classes_and_pages() {

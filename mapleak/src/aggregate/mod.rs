@@ -35,6 +35,8 @@ pub struct Totals {
     pub grow_events: u64,
     pub same_size_grows: u64,
     pub grow_bytes: u64,
+    /// What the allocator handed out for those growths (see `Growth::heap_bytes`).
+    pub grow_heap_bytes: u64,
     /// Distinct map instances that grew.
     pub maps_seen: u64,
     /// Instances dropped from per-map detail to bound the tracer's memory.
@@ -365,13 +367,14 @@ impl Aggregator {
     fn grow(&mut self, id: MapIdentity, growth: &Growth, ts: u64) {
         self.totals.grow_events += 1;
         self.totals.grow_bytes += growth.bytes;
+        self.totals.grow_heap_bytes += growth.heap_bytes;
         if growth.kind.is_same_size() {
             self.totals.same_size_grows += 1;
         }
         self.interval.grow_events += 1;
         self.interval.grow_bytes += growth.bytes;
         let marking = self.gc.marking();
-        self.gc.on_growth(id.addr, growth.bytes);
+        self.gc.on_growth(id.addr, growth.bytes, growth.heap_bytes);
         let birth = self.births.get(id.addr);
         let mut new_map = false;
         let state = self.maps.entry(id.addr).or_insert_with(|| {

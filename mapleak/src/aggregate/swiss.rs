@@ -39,15 +39,46 @@ pub fn swiss_growth(e: &SwissGrowEvent) -> Option<Growth> {
         }
     };
     let units = slots / GROUP_SLOTS;
+    let bytes = units.checked_mul(e.group_size)?;
     Some(Growth {
         kind,
         entries: e.used,
         units,
-        bytes: units.checked_mul(e.group_size)?,
+        bytes,
+        heap_bytes: heap_bytes(kind, bytes, e.dir_len, dir_len)?,
         detail: Detail::Swiss {
             table_capacity,
             dir_len,
         },
+    })
+}
+
+/// `internal/runtime/maps.table`: five small fields and a groups reference (Go 1.24–1.27).
+const TABLE_STRUCT_BYTES: u64 = 32;
+const POINTER_BYTES: u64 = 8;
+
+/// What malloc hands out for a growth of `bytes` of groups (`newarray`, its whole size-class
+/// slot), with the tables `newTable` makes and the directory the growth makes
+/// (`dir_len` entries, when it changed from `old_dir_len`, or growToTable's first).
+///
+/// Whether the group type holds pointers is not in the event: its arrays are sized as if it
+/// did, which matters only where an 8-byte malloc header tips a size over its class.
+fn heap_bytes(kind: GrowKind, bytes: u64, old_dir_len: u64, dir_len: u64) -> Option<u64> {
+    let array = |b: u64| super::malloc::slot_size(b, false, true);
+    let table = super::malloc::slot_size(TABLE_STRUCT_BYTES, false, true);
+    Some(match kind {
+        GrowKind::Small => array(bytes),
+        GrowKind::Table => array(bytes) + table + array(POINTER_BYTES),
+        GrowKind::Grow => array(bytes) + table,
+        GrowKind::Split => {
+            let directory = if dir_len != old_dir_len {
+                array(dir_len.checked_mul(POINTER_BYTES)?)
+            } else {
+                0
+            };
+            2 * (array(bytes / 2) + table) + directory
+        }
+        GrowKind::Double | GrowKind::SameSize => return None,
     })
 }
 
@@ -68,6 +99,24 @@ mod tests {
             global_depth: global,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn heap_bytes_are_what_malloc_hands_out() {
+        let heap = |op, cap, dir_len, local, global| {
+            swiss_growth(&event(op, cap, dir_len, local, global))
+                .unwrap()
+                .heap_bytes
+        };
+        // One group of 136 B in the 144 B class; two in 288 B, with a 32 B table and an 8 B
+        // directory.
+        assert_eq!(heap(SwissOp::GrowToSmall, 0, 0, 0, 0), 144);
+        assert_eq!(heap(SwissOp::GrowToTable, 0, 0, 0, 0), 288 + 32 + 8);
+        // 128 groups, 17 408 B + an 8 B malloc header, take an 18 432 B slot.
+        assert_eq!(heap(SwissOp::Rehash, 512, 1, 0, 0), 18_432 + 32);
+        // A split: two such tables, and a directory of 2 pointers (16 B) when it doubles.
+        assert_eq!(heap(SwissOp::Rehash, 1024, 1, 0, 0), 2 * (18_432 + 32) + 16);
+        assert_eq!(heap(SwissOp::Rehash, 1024, 8, 2, 3), 2 * (18_432 + 32));
     }
 
     #[test]

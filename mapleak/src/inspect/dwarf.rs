@@ -17,7 +17,10 @@ use gimli::{
 use mapleak_common::Config;
 use object::{CompressionFormat, Object, ObjectSection};
 
-use super::{GoElf, InspectError, MapImpl, offsets::GcControllerFields};
+use super::{
+    GoElf, InspectError, MapImpl,
+    offsets::{GcControllerFields, GcCostFields},
+};
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 
@@ -98,6 +101,19 @@ dwarf_offsets!(
         total_alloc,
         total_free,
         mapped_ready,
+        assist_time,
+        dedicated_mark_time,
+        fractional_mark_time,
+        idle_mark_time,
+        work_cycles,
+        work_stwprocs,
+        work_maxprocs,
+        work_t_sweep_term,
+        work_t_mark,
+        work_t_mark_term,
+        work_t_end,
+        limiter_enabled,
+        limiter_last_enabled_cycle,
     ],
 );
 
@@ -150,6 +166,17 @@ impl DwarfOffsets {
         out
     }
 
+    /// The `workType` and `gcCPULimiterState` offsets DWARF supplied.
+    pub fn gc_cost(&self) -> GcCostFields {
+        let mut out = GcCostFields::default();
+        for &(_, _, field) in GcCostFields::MEMBERS {
+            if let (Some(slot), Some(value)) = (slot(field), out.field_mut(field)) {
+                *value = (slot.get)(self).map(u64::from);
+            }
+        }
+        out
+    }
+
     /// How many offsets DWARF supplied.
     pub fn found(&self) -> usize {
         SLOTS.iter().filter(|s| (s.get)(self).is_some()).count()
@@ -169,6 +196,30 @@ struct Wanted {
 const GC_CONTROLLER: Wanted = Wanted {
     name: "runtime.gcControllerState",
     members: GcControllerFields::MEMBERS,
+};
+
+/// What the start-the-world probe reads of a GC cycle's cost besides `gcController`: the
+/// cycle count, the P counts and phase clocks gctrace computes pause CPU from, and the CPU
+/// limiter's state.
+const WORK: Wanted = Wanted {
+    name: "runtime.workType",
+    members: &[
+        ("cycles", "work_cycles"),
+        ("stwprocs", "work_stwprocs"),
+        ("maxprocs", "work_maxprocs"),
+        ("tSweepTerm", "work_t_sweep_term"),
+        ("tMark", "work_t_mark"),
+        ("tMarkTerm", "work_t_mark_term"),
+        ("tEnd", "work_t_end"),
+    ],
+};
+
+const LIMITER: Wanted = Wanted {
+    name: "runtime.gcCPULimiterState",
+    members: &[
+        ("enabled", "limiter_enabled"),
+        ("lastEnabledCycle", "limiter_last_enabled_cycle"),
+    ],
 };
 
 const HMAP: Wanted = Wanted {
@@ -243,7 +294,7 @@ fn wanted(go_minor: u32, map_impl: MapImpl) -> Vec<Wanted> {
     } else {
         ABI_TYPE
     };
-    let mut list = vec![GC_CONTROLLER, abi_type];
+    let mut list = vec![GC_CONTROLLER, WORK, LIMITER, abi_type];
     let map_type = match (map_impl, go_minor) {
         (MapImpl::Classic, ..=20) => Some(("runtime.maptype", RUNTIME_MAPTYPE_MEMBERS)),
         (MapImpl::Classic, 21..=23) => Some(("internal/abi.MapType", ABI_CLASSIC_MAPTYPE_MEMBERS)),
@@ -560,6 +611,15 @@ mod tests {
                     differ.push(field);
                 }
             }
+            let want_cost = offsets::GcCostFields::table(&version);
+            let found_cost = offsets.gc_cost();
+            for ((field, table), (_, dwarf)) in
+                want_cost.fields().into_iter().zip(found_cost.fields())
+            {
+                if table.is_none() || dwarf != table {
+                    differ.push(field);
+                }
+            }
             eprintln!(
                 "{}{tag}: {} offsets from DWARF, missing {missing:?}, differ {differ:?}",
                 version.raw,
@@ -686,6 +746,15 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn dwarf_gc_cost_members_are_wanted() {
+        for &(strukt, member, field) in GcCostFields::MEMBERS {
+            let wanted = [WORK, LIMITER];
+            let w = wanted.iter().find(|w| w.name == strukt).expect(strukt);
+            assert!(w.members.contains(&(member, field)), "{strukt}.{member}");
         }
     }
 

@@ -11,6 +11,11 @@
 //!   `work.tSweepTerm`/`work.tMarkTerm` and then `work.pauseStart`; `gcStart` also zeroes
 //!   `work.pauseNS`, the word before it (which the stop probes read with it).
 //!
+//! * `work.tSweepTerm`: `gcStart` zeroes `work.pauseNS` and stores `nanotime()` into
+//!   `work.tSweepTerm`, 32 bytes below it; `gcMarkDone` stores the time into `work.tMarkTerm`
+//!   (16 bytes above `tSweepTerm`) and `gcMarkTermination` into `work.tEnd` (24 above), in every
+//!   release: the four phase clocks and `pauseNS` keep their order and spacing.
+//!
 //! Each is in every Go release mapleak supports; the tests check them against `.symtab`.
 
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
@@ -137,6 +142,43 @@ pub fn pause_start_address(start: &[u8], start_at: u64, done: &[u8], done_at: u6
     let mut found: Vec<u64> = second_of_paired_stores(&start)
         .into_iter()
         .filter(|a| in_done.contains(a) && zeroed.contains(&a.wrapping_sub(8)))
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    (found.len() == 1).then(|| found[0])
+}
+
+/// Targets of the RIP-relative 8-byte stores in `insns`: of a register (`true`) or of an
+/// immediate 0 (`false`).
+fn qword_stores(insns: &[Instruction]) -> Vec<(u64, bool)> {
+    insns
+        .iter()
+        .filter_map(qword_store)
+        .map(|(at, reg)| (at, reg.is_some()))
+        .collect()
+}
+
+/// Link-time address of `runtime.work.tSweepTerm`, from the code of `gcStart`, `gcMarkDone` and
+/// `gcMarkTermination`: the one register store in `gcStart` whose neighbours fit the clocks'
+/// layout — `pauseNS` 32 bytes above zeroed there, `tMarkTerm` 16 above stored in `gcMarkDone`,
+/// `tEnd` 24 above stored in `gcMarkTermination`. Exactly one candidate, or nothing.
+pub fn sweep_term_address(
+    (start, start_at): (&[u8], u64),
+    (done, done_at): (&[u8], u64),
+    (term, term_at): (&[u8], u64),
+) -> Option<u64> {
+    let start = qword_stores(&decode(start, start_at)?);
+    let done = qword_stores(&decode(done, done_at)?);
+    let term = qword_stores(&decode(term, term_at)?);
+    let stored = |list: &[(u64, bool)], at: u64| list.contains(&(at, true));
+    let mut found: Vec<u64> = start
+        .iter()
+        .filter(|&&(t, reg)| {
+            reg && start.contains(&(t.wrapping_add(32), false))
+                && stored(&done, t.wrapping_add(16))
+                && stored(&term, t.wrapping_add(24))
+        })
+        .map(|&(t, _)| t)
         .collect();
     found.sort_unstable();
     found.dedup();

@@ -5,6 +5,7 @@ pub mod dwarf;
 pub mod elf;
 pub mod file;
 pub mod gccontroller;
+pub mod gccost;
 pub mod gcdata;
 pub mod identify;
 pub mod offsets;

@@ -4,8 +4,11 @@ use mapleak_common::Config;
 use serde::Serialize;
 
 use super::{
-    BuildInfo, GoElf, GoVersion, InspectError, VersionSource, dwarf, elf::FuncSym, gccontroller,
-    gcdata, identify, offsets, offsets::GcControllerFields, prologue, symbols,
+    BuildInfo, GoElf, GoVersion, InspectError, VersionSource, dwarf,
+    elf::FuncSym,
+    gccontroller, gccost, gcdata, identify, offsets,
+    offsets::{GcControllerFields, GcCostFields, OffsetTable},
+    prologue, symbols,
 };
 use crate::catalogue::{self, Placement, ProbeGroup, ProbeSpec, WhenMissing};
 use crate::gofacts;
@@ -102,6 +105,15 @@ pub struct Inspection {
     /// Offsets of every `gcControllerState` field user space reads: the two above, and the
     /// runtime's heap accounting (in use, free, released, the goal's inputs, GOGC, GOMEMLIMIT).
     pub gc_controller_fields: GcControllerFields,
+    /// Link-time addresses of `runtime.work` and `runtime.gcCPULimiter`, and the offsets in
+    /// them the start-the-world probe reads each GC cycle's cost at.
+    pub work_address: Option<u64>,
+    pub gc_cpu_limiter_address: Option<u64>,
+    pub gc_cost_fields: GcCostFields,
+    /// The probe's reads of each cycle's cost, without addresses; `None` when an offset is
+    /// unknown.
+    #[serde(skip)]
+    pub gc_cost_layout: Option<mapleak_common::GcCostLayout>,
     /// What mapleak cannot observe in this binary, and why.
     pub notes: Vec<String>,
     #[serde(skip)]
@@ -210,7 +222,24 @@ pub fn inspect_bytes_as(
     let numgc_address = lookup(&found, GC_MARK_TERMINATION)
         .and_then(|f| gcdata::numgc_address(elf.code(f.address, f.size)?, f.address));
     let (pause_start_address, gcphase_address) = old_gc_data(&elf, &found, &version, &mut notes);
-    let (config, offsets, gc_controller) = struct_offsets(&elf, &version, map_impl, &mut notes);
+    let (config, offsets, gc_controller, gc_cost_fields) =
+        struct_offsets(&elf, &version, map_impl, &mut notes);
+    let gc_code = [GC_START, GC_MARK_DONE, GC_MARK_TERMINATION].map(|name| {
+        let f = lookup(&found, name)?;
+        Some((elf.code(f.address, f.size)?, f.address))
+    });
+    let gc_cost = gccost::plan(
+        &elf,
+        &version,
+        gc_code
+            .iter()
+            .copied()
+            .collect::<Option<Vec<_>>>()
+            .and_then(|c| c.try_into().ok()),
+        &gc_controller,
+        &gc_cost_fields,
+    );
+    notes.extend(gc_cost.notes.iter().cloned());
     if numgc_address.is_none() {
         notes.push(format!(
             "GC cycles are not numbered: memstats.numgc was not found in {GC_MARK_TERMINATION}"
@@ -264,6 +293,10 @@ pub fn inspect_bytes_as(
         heap_marked_offset: gc_controller.heap_marked,
         total_alloc_offset: gc_controller.total_alloc,
         gc_controller_fields: gc_controller,
+        work_address: gc_cost.work_address,
+        gc_cpu_limiter_address: gc_cost.limiter_address,
+        gc_cost_fields,
+        gc_cost_layout: gc_cost.layout,
         notes,
         config,
         version,
@@ -272,17 +305,9 @@ pub fn inspect_bytes_as(
 
 /// DWARF's offsets where it has them, else the table's; pushes onto `differ` each one where both
 /// are known and disagree.
-fn prefer(
-    table: GcControllerFields,
-    found: &dwarf::DwarfOffsets,
-    differ: &mut Vec<&'static str>,
-) -> GcControllerFields {
+fn prefer<T: OffsetTable>(table: T, found: T, differ: &mut Vec<&'static str>) -> T {
     let mut out = table;
-    for ((field, table), (_, found)) in table
-        .fields()
-        .into_iter()
-        .zip(found.gc_controller().fields())
-    {
+    for ((field, table), (_, found)) in table.fields().into_iter().zip(found.fields()) {
         if found.zip(table).is_some_and(|(f, t)| f != t) {
             differ.push(field);
         }
@@ -294,31 +319,34 @@ fn prefer(
 }
 
 /// Offsets from the binary's DWARF where it has them (checked against the table: a difference is
-/// worth knowing), else from the per-version table; `gcController`'s last, for user space.
+/// worth knowing), else from the per-version table; `gcController`'s and the GC cost's last, for
+/// user space and the start-the-world probe.
 fn struct_offsets(
     elf: &GoElf,
     version: &GoVersion,
     map_impl: MapImpl,
     notes: &mut Vec<String>,
-) -> (Config, OffsetsSource, GcControllerFields) {
+) -> (Config, OffsetsSource, GcControllerFields, GcCostFields) {
     let table = offsets::config();
     let gc_controller = GcControllerFields::table(version);
+    let gc_cost = GcCostFields::table(version);
     match dwarf::struct_offsets(elf, version.minor, map_impl) {
         Ok(Some(found)) => {
             let (config, mut differ) = found.apply(table);
-            let gc_controller = prefer(gc_controller, &found, &mut differ);
+            let gc_controller = prefer(gc_controller, found.gc_controller(), &mut differ);
+            let gc_cost = prefer(gc_cost, found.gc_cost(), &mut differ);
             if !differ.is_empty() {
                 notes.push(format!(
                     "struct offsets from DWARF differ from mapleak's {version} table for {}; using DWARF's",
                     differ.join(", ")
                 ));
             }
-            (config, OffsetsSource::Dwarf, gc_controller)
+            (config, OffsetsSource::Dwarf, gc_controller, gc_cost)
         }
-        Ok(None) => (table, OffsetsSource::Table, gc_controller),
+        Ok(None) => (table, OffsetsSource::Table, gc_controller, gc_cost),
         Err(e) => {
             notes.push(format!("{e}; using mapleak's {version} offsets"));
-            (table, OffsetsSource::Table, gc_controller)
+            (table, OffsetsSource::Table, gc_controller, gc_cost)
         }
     }
 }

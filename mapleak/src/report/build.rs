@@ -5,6 +5,7 @@
 
 use super::{
     KernelCounters, Summary, TraceMeta, findings,
+    gccost::{CostInputs, GcCost},
     owner::Ownership,
     pprof::Binary,
     profile::GrowthProfile,
@@ -95,7 +96,19 @@ pub fn build(g: Gathered) -> Report {
             });
         profile
     });
-    add_findings(&mut summary, &g, &res);
+    let cost = gc_cost(&summary, &g);
+    let newest_heap = agg
+        .memory()
+        .heap()
+        .map(|h| (h.ts_ns, h.heap.gc_percent, h.heap.limit()));
+    summary.gc.set_cost(agg.gc(), &cost, newest_heap);
+    if let (_, refused @ 1.., Some(why)) = agg.gc().cost_reads() {
+        summary.notes.push(format!(
+            "{refused} GC cycle cost reading(s) not believed, the first for {}",
+            why.why()
+        ));
+    }
+    add_findings(&mut summary, &g, &res, &cost);
     let (text_start, text_end, text_offset) = elf
         .as_ref()
         .and_then(|e| e.text_segment())
@@ -114,7 +127,34 @@ pub fn build(g: Gathered) -> Report {
     }
 }
 
-fn add_findings(summary: &mut Summary, g: &Gathered, res: &Resolutions) {
+/// What the GC cost over the trace, beside the map growth: what the allocator handed out for
+/// the growths the probes saw, scaled by their own estimate when they were sampled.
+fn gc_cost(summary: &Summary, g: &Gathered) -> GcCost {
+    let growth = summary
+        .sampling
+        .group(ProbeGroup::Growth)
+        .filter(|s| s.sampled && s.observed_events > 0);
+    // As the allocator counts it, to be set against totalAlloc.
+    let seen = g.agg.totals().grow_heap_bytes;
+    let map_bytes = growth.map_or(seen, |s| {
+        (seen as f64 * s.estimated_events as f64 / s.observed_events as f64).round() as u64
+    });
+    let i = g.inspection;
+    GcCost::new(
+        g.agg.gc(),
+        CostInputs {
+            duration_ns: summary.duration_ns,
+            allocated_bytes: g.allocated_bytes,
+            map_bytes,
+            map_estimated: growth.is_some(),
+            readable: i.gc_cost_layout.is_some()
+                && i.work_address.is_some()
+                && i.gc_controller_address.is_some(),
+        },
+    )
+}
+
+fn add_findings(summary: &mut Summary, g: &Gathered, res: &Resolutions, cost: &GcCost) {
     let sampling = &summary.sampling;
     let share = |name| sampling.group(name).map(|s| s.attached_fraction);
     // What the whole trace held against what was seen, by the group's own estimate.
@@ -138,6 +178,7 @@ fn add_findings(summary: &mut Summary, g: &Gathered, res: &Resolutions) {
         growth_scale: scale(ProbeGroup::Growth),
         create_scale: scale(ProbeGroup::Create),
         allocated_bytes: g.allocated_bytes,
+        gc: (cost.cycles > 0).then_some(cost),
     });
     summary.findings = found.findings;
     if found.outside > 0 {

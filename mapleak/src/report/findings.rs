@@ -5,6 +5,7 @@
 mod churn;
 mod gc;
 mod memory;
+mod pressure;
 mod retained;
 mod rules;
 mod sizing;
@@ -23,6 +24,7 @@ pub enum FindingKind {
     GrowthInGc,
     SameSizeGrowth,
     UnreleasedMemory,
+    GcPressure,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -50,6 +52,10 @@ pub struct Finding {
     /// makes in a library, another caller): folded into this one, their savings included.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<Folded>,
+    /// What the allocation saved would save the GC (`unsized_map`, `map_churn`), when the
+    /// cycles' cost was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gc: Option<crate::report::gccost::GcSaving>,
 }
 
 /// A finding folded into another at the same line.
@@ -85,6 +91,41 @@ pub enum Evidence {
     GrowthInGc(GrowthInGc),
     SameSizeGrowth(SameSizeGrowth),
     UnreleasedMemory(UnreleasedMemory),
+    GcPressure(GcPressure),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GcPressure {
+    /// Map growth's bytes and share of all the process allocated during the trace.
+    pub map_bytes: u64,
+    pub allocated_bytes: u64,
+    pub map_alloc_share: f64,
+    /// The cycles read, the allocation per cycle (its runway), and the cycles map growth
+    /// accounts for, over the trace and per minute.
+    pub gc_cycles: u64,
+    pub runway_bytes: u64,
+    pub map_gc_cycles: f64,
+    pub map_gc_cycles_per_min: f64,
+    /// The GC's CPU (idle marking excluded), its share of the CPU the process could use, and
+    /// the part of it map growth accounts for.
+    pub gc_cpu_ns: u64,
+    pub gc_cpu_fraction: f64,
+    pub map_gc_cpu_ns: u64,
+    /// The findings that would cut it, most saving first, and what they save together.
+    pub fixes: Vec<GcFix>,
+    pub fixes_gc_cycles_per_min: f64,
+    pub fixes_gc_cpu_ns: u64,
+}
+
+/// A finding that would cut the GC's work, as `gc_pressure` names it.
+#[derive(Clone, Debug, Serialize)]
+pub struct GcFix {
+    pub kind: FindingKind,
+    /// `function file:line`.
+    pub at: String,
+    pub saving_bytes: u64,
+    pub gc_cycles_per_min: f64,
+    pub gc_cpu_ns: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]

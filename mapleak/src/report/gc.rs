@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::gccost::GcCost;
 use crate::aggregate::{
     GcTracker,
     gc::{Cycle, reason_name},
@@ -21,6 +22,32 @@ pub struct GcSummary {
     pub per_cycle: Vec<CycleRow>,
     /// Cycles whose window had more map growth than the median window, against the rest.
     pub growth_bursts: BurstComparison,
+    /// GOGC (-1: off) and GOMEMLIMIT (null: unset) in effect at the end of the trace: the
+    /// newest of the last cycle's reading and the last reading of the runtime's accounting.
+    pub gogc: Option<i32>,
+    pub gomemlimit_bytes: Option<u64>,
+    /// The GC's share of the CPU the process could use over the trace (see [`GcCost`]).
+    pub cpu_fraction: Option<f64>,
+    /// Map growth's share of all heap allocation over the trace; `map_alloc_estimated` when
+    /// the growth probes were sampled.
+    pub map_alloc_share: Option<f64>,
+    pub map_alloc_estimated: bool,
+    /// The two sides of that share: what the allocator handed out for map growth (whole
+    /// size-class slots, a Swiss growth's tables and directory), and all the process allocated
+    /// (`totalAlloc`), over the trace.
+    pub map_alloc_bytes: u64,
+    pub allocated_bytes: Option<u64>,
+    /// Cycles whose cost was read, their CPU by kind, the allocation per cycle (its runway)
+    /// and the cycles map growth accounts for.
+    pub cost_cycles: u64,
+    pub assist_cpu_ns: u64,
+    pub background_cpu_ns: u64,
+    pub idle_cpu_ns: u64,
+    pub pause_cpu_ns: u64,
+    pub runway_bytes: Option<u64>,
+    pub map_gc_cycles: Option<f64>,
+    /// Cycle costs read but not believed.
+    pub cost_refused: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -35,6 +62,19 @@ pub struct CycleRow {
     pub mark_grow_events: u64,
     pub mark_grow_bytes: u64,
     pub top_maps: Vec<MapBytes>,
+    /// The runtime's accounting of the cycle (null when it could not be read): mark assist,
+    /// background (dedicated + fractional) and idle mark CPU, pause CPU as gctrace computes it,
+    /// the cycle's heap goal, and whether the GC CPU limiter was on.
+    pub assist_cpu_ns: Option<u64>,
+    pub background_cpu_ns: Option<u64>,
+    pub idle_cpu_ns: Option<u64>,
+    pub pause_cpu_ns: Option<u64>,
+    pub heap_goal_bytes: Option<u64>,
+    pub limiter: Option<bool>,
+    /// Heap allocated since the previous cycle ended, and map growth's share of it (null when
+    /// the previous cycle was not read, or the growth probes were sampled).
+    pub alloc_bytes: Option<u64>,
+    pub map_alloc_share: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -86,6 +126,45 @@ impl GcSummary {
             unpaired: gc.unpaired(),
             per_cycle: gc.cycles().iter().map(CycleRow::from).collect(),
             growth_bursts: BurstComparison::new(&complete),
+            cost_refused: gc.cost_reads().1,
+            ..Self::default()
+        }
+    }
+
+    /// The GC's cost over the trace, and the settings in effect at its end (`newest_heap`: the
+    /// last reading of the runtime's accounting, its time and GOGC and GOMEMLIMIT).
+    pub fn set_cost(
+        &mut self,
+        gc: &GcTracker,
+        cost: &GcCost,
+        newest_heap: Option<(u64, i32, Option<u64>)>,
+    ) {
+        let last_cycle = gc
+            .last_cost()
+            .map(|c| (c.ts_ns, c.gc_percent, c.memory_limit));
+        let newest = match (last_cycle, newest_heap) {
+            (Some(c), Some(h)) => Some(if h.0 >= c.0 { h } else { c }),
+            (c, h) => c.or(h),
+        };
+        self.gogc = newest.map(|n| n.1);
+        self.gomemlimit_bytes = newest.and_then(|n| n.2);
+        self.cpu_fraction = cost.cpu_fraction;
+        self.map_alloc_share = cost.map_alloc_share;
+        self.map_alloc_estimated = cost.map_estimated;
+        self.map_alloc_bytes = cost.map_bytes;
+        self.allocated_bytes = cost.allocated_bytes;
+        self.cost_cycles = cost.cycles;
+        self.assist_cpu_ns = cost.assist_ns;
+        self.background_cpu_ns = cost.background_ns;
+        self.idle_cpu_ns = cost.idle_ns;
+        self.pause_cpu_ns = cost.pause_ns;
+        self.runway_bytes = cost.runway_bytes;
+        self.map_gc_cycles = cost.map_gc_cycles;
+        if cost.map_estimated {
+            // What the probes saw of a cycle is a sample, not its growth.
+            for row in &mut self.per_cycle {
+                row.map_alloc_share = None;
+            }
         }
     }
 }
@@ -130,6 +209,18 @@ impl From<&Cycle> for CycleRow {
                     bytes: *bytes,
                 })
                 .collect(),
+            assist_cpu_ns: c.cost.map(|k| k.assist_ns),
+            background_cpu_ns: c.cost.map(|k| k.background_ns),
+            idle_cpu_ns: c.cost.map(|k| k.idle_ns),
+            pause_cpu_ns: c.cost.map(|k| k.pause_ns),
+            heap_goal_bytes: c.cost.map(|k| k.heap_goal),
+            limiter: c.cost.and_then(|k| k.limiter),
+            alloc_bytes: c.alloc_bytes,
+            map_alloc_share: c
+                .alloc_bytes
+                .zip(c.map_alloc_bytes)
+                .filter(|&(a, _)| a > 0)
+                .map(|(a, m)| (m as f64 / a as f64).min(1.0)),
         }
     }
 }

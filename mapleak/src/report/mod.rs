@@ -6,6 +6,7 @@ pub mod file;
 pub mod findings;
 pub mod flamegraph;
 pub mod gc;
+pub mod gccost;
 pub mod owner;
 pub mod pprof;
 pub mod profile;

@@ -202,6 +202,42 @@ pub fn summary(s: &Summary) -> String {
     out
 }
 
+/// What the GC cost, as the runtime accounts for it, and how much of it map growth drives.
+fn gc_cost_line(out: &mut String, g: &super::gc::GcSummary) {
+    let Some(fraction) = g.cpu_fraction else {
+        return;
+    };
+    let gogc = match g.gogc {
+        Some(-1) => "off".to_owned(),
+        Some(p) => p.to_string(),
+        None => "?".to_owned(),
+    };
+    let limit = g.gomemlimit_bytes.map_or("unset".to_owned(), bytes);
+    let maps = match (g.map_alloc_share, g.map_gc_cycles) {
+        (Some(share), Some(cycles)) => format!(
+            "; map growth is {}{} of allocation, about {cycles:.1} of the cycles",
+            if g.map_alloc_estimated { "about " } else { "" },
+            super::units::percent(share)
+        ),
+        (Some(share), None) => format!(
+            "; map growth is {}{} of allocation",
+            if g.map_alloc_estimated { "about " } else { "" },
+            super::units::percent(share)
+        ),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "gc cost: {} of CPU over {} cycles (assist {}, background {}, pause {}; idle {}); GOGC {gogc}, GOMEMLIMIT {limit}{maps}",
+        super::units::percent(fraction),
+        count(g.cost_cycles),
+        duration(g.assist_cpu_ns),
+        duration(g.background_cpu_ns),
+        duration(g.pause_cpu_ns),
+        duration(g.idle_cpu_ns),
+    );
+}
+
 /// Longest-pause cycles first, each beside the map growth that preceded it.
 fn gc_section(out: &mut String, s: &Summary) {
     let g = &s.gc;
@@ -218,6 +254,7 @@ fn gc_section(out: &mut String, s: &Summary) {
         duration(g.pause_p99_ns),
         duration(g.pause_max_ns),
     );
+    gc_cost_line(out, g);
     let b = &g.growth_bursts;
     if b.after_burst.cycles > 0 {
         let _ = writeln!(
@@ -301,6 +338,16 @@ fn findings_section(out: &mut String, s: &Summary) {
             bytes(f.saving.bytes),
             f.suggestion
         );
+        if let Some(gc) =
+            f.gc.filter(|_| f.kind != super::findings::FindingKind::GcPressure)
+        {
+            let _ = writeln!(
+                out,
+                "   GC: about {:.1} fewer cycles a minute and {} less GC CPU",
+                gc.cycles_per_min,
+                duration(gc.cpu_ns)
+            );
+        }
     }
     if s.findings.len() > FINDINGS_SHOWN {
         let _ = writeln!(

@@ -191,6 +191,19 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
             config.numgc_addr = at(inspection.numgc_address);
             config.pause_start_addr = at(inspection.pause_start_address);
             config.gcphase_addr = at(inspection.gcphase_address);
+            // Nothing of a struct whose address or offsets are unknown is read.
+            if let (Some(layout), Some(work), Some(controller)) = (
+                inspection.gc_cost_layout,
+                inspection.work_address,
+                inspection.gc_controller_address,
+            ) {
+                config.gc_cost = mapleak_common::GcCostLayout {
+                    work_addr: work + bias,
+                    controller_addr: controller + bias,
+                    limiter_addr: at(inspection.gc_cpu_limiter_address),
+                    ..layout
+                };
+            }
         }
         None => notes.push(format!(
             "GC cycles are not numbered: pid {pid}'s executable mapping was not found"

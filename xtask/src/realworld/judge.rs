@@ -301,6 +301,12 @@ enum Measure {
     Released,
     /// Allocation over the trace: at most the map growth the trace can stand for.
     Allocated,
+    /// Map growth as the allocator hands it out (size-class slots, pages, a Swiss growth's
+    /// tables): the growth rounded up, by at most a quarter (an array just over 32 KiB takes
+    /// whole pages).
+    Slots,
+    /// All the process allocated, maps or not: only the ceiling bounds it.
+    Process,
 }
 
 fn measure(kind: &str, field: &str) -> Measure {
@@ -315,6 +321,8 @@ fn measure(kind: &str, field: &str) -> Measure {
             Measure::Held
         }
         "unreleased_memory" => Measure::Held,
+        "gc_pressure" if field == "map_bytes" => Measure::Slots,
+        "gc_pressure" if matches!(field, "allocated_bytes" | "runway_bytes") => Measure::Process,
         _ if field.starts_with("held") || field.contains("live") => Measure::Held,
         _ => Measure::Allocated,
     }
@@ -394,6 +402,11 @@ fn numbers(kind: &str, ev: &Value, b: &Bounds) -> Vec<String> {
                         b.allocated * 1.01 + 1.0,
                         "all map growth the trace can stand for",
                     ),
+                    Measure::Slots => (
+                        b.allocated * 1.25 + 1.0,
+                        "all map growth the trace can stand for, in whole slots",
+                    ),
+                    Measure::Process => (CEILING_BYTES, "1 TiB"),
                 };
                 if v > bound {
                     out.push(format!(

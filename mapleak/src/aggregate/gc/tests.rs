@@ -67,13 +67,13 @@ fn cycles_are_numbered_from_numgc_and_pauses_use_the_runtime_timestamp() {
 #[test]
 fn growth_is_attributed_to_the_window_and_the_mark_phase() {
     let mut t = GcTracker::new(GO127);
-    t.on_growth(0xa, 100);
-    t.on_growth(0xb, 300);
+    t.on_growth(0xa, 100, 100);
+    t.on_growth(0xb, 300, 300);
     t.on_stw(&stw(STW_STOP, 1_000, [2, 0, 0], 0, 0));
     restart(&mut t, 2_000, [0, 2, 1_000], 2_500, 0);
-    t.on_growth(0xa, 50); // during mark
+    t.on_growth(0xa, 50, 50); // during mark
     t.on_stw(&stw(STW_STOP, 9_000, [1, 0, 0], 0, 0));
-    t.on_growth(0xc, 7); // during mark termination: not marking any more
+    t.on_growth(0xc, 7, 7); // during mark termination: not marking any more
     restart(&mut t, 9_500, [9_600, 1, 9_000], 9_600, 1);
     let c = &t.cycles()[0];
     assert_eq!((c.map_grow_events, c.map_grow_bytes), (2, 400));
@@ -154,10 +154,10 @@ fn a_stop_during_mark_does_not_end_the_mark_phase() {
     // again after, and the cycle goes on.
     t.on_stw(&stw(STW_STOP, 50_000, [7, 0, 0], 6, 0));
     assert!(!t.marking());
-    t.on_growth(0xa, 10);
+    t.on_growth(0xa, 10, 10);
     restart(&mut t, 51_000, [0, 7, 50_500], 52_000, 6);
     assert!(t.marking());
-    t.on_growth(0xa, 20);
+    t.on_growth(0xa, 20, 20);
     t.on_stw(&stw(STW_STOP, 100_000, [1, 0, 0], 6, 0));
     restart(&mut t, 101_000, [104_000, 1, 100_200], 104_000, 7);
     let c = &t.cycles()[0];
@@ -237,4 +237,110 @@ fn a_mark_termination_of_another_cycle_is_not_this_ones_mark_end() {
     let c = &t.cycles()[0];
     assert_eq!((c.cycle, c.mark_ns, c.mark_term_pause_ns), (5, 0, 0));
     assert!(!t.marking());
+}
+
+/// The words the start-the-world probe reads at the end of cycle `n`, which ran from `at` to
+/// `at + 1 ms` on 2 Ps, having allocated up to `total_alloc`, with `goal` and `marked`.
+fn cost_read(n: u32, at: i64, total_alloc: u64, goal: u64, marked: u64) -> mapleak_common::GcCost {
+    use mapleak_common::{GC_COST_CONTROLLER, GC_COST_WORK};
+    mapleak_common::GcCost {
+        read: GC_COST_WORK | GC_COST_CONTROLLER,
+        cycles: n,
+        stwprocs: 2,
+        maxprocs: 2,
+        t_sweep_term: at,
+        t_mark: at + 20_000,
+        t_mark_term: at + 900_000,
+        t_end: at + 1_000_000,
+        assist_ns: 100_000,
+        dedicated_ns: 400_000,
+        fractional_ns: 50_000,
+        idle_ns: 10_000,
+        heap_goal: goal,
+        heap_marked: marked,
+        total_alloc,
+        memory_limit: i64::MAX,
+        gc_percent: 100,
+        ..Default::default()
+    }
+}
+
+/// A cycle ending at `at + 1 ms` whose restart carries its cost.
+fn costed_cycle(t: &mut GcTracker, at: u64, numgc: u32, cost: mapleak_common::GcCost) {
+    t.on_stw(&stw(STW_STOP, at, [2, 0, 0], numgc, 0));
+    restart(t, at + 30_000, [0, 2, at + 10_000], at + 50_000, numgc);
+    t.on_stw(&stw(STW_STOP, at + 900_000, [1, 0, 0], numgc, 0));
+    let mut start = stw(
+        STW_START,
+        at + 1_010_000,
+        [at + 1_000_000, 1, at + 900_000],
+        numgc + 1,
+        0,
+    );
+    start.cost = cost;
+    t.on_stw(&start);
+    t.on_stw(&stw(
+        STW_RETURN,
+        at + 1_020_000,
+        [at + 1_000_000, 0, 0],
+        numgc + 1,
+        0,
+    ));
+    // A later stop before the next cycle restarts the world with the same figures: read once.
+    t.on_stw(&stw(STW_STOP, at + 2_000_000, [7, 0, 0], numgc + 1, 0));
+    let mut again = stw(
+        STW_START,
+        at + 2_010_000,
+        [0, 7, at + 2_000_000],
+        numgc + 1,
+        0,
+    );
+    again.cost = cost;
+    t.on_stw(&again);
+    t.on_stw(&stw(
+        STW_RETURN,
+        at + 2_020_000,
+        [at + 2_010_000, 0, 0],
+        numgc + 1,
+        0,
+    ));
+}
+
+#[test]
+fn each_cycle_gets_its_cost_and_the_allocation_since_the_last() {
+    const MIB: u64 = 1 << 20;
+    let mut t = GcTracker::new(GO127);
+    costed_cycle(
+        &mut t,
+        10_000_000,
+        4,
+        cost_read(5, 10_000_000, 100 * MIB, 8 * MIB, 4 * MIB),
+    );
+    t.on_growth(0xa, 3 * MIB, 3 * MIB);
+    costed_cycle(
+        &mut t,
+        20_000_000,
+        5,
+        cost_read(6, 20_000_000, 112 * MIB, 10 * MIB, 4 * MIB),
+    );
+    let c = t.cycles();
+    assert_eq!((c[0].cycle, c[1].cycle), (5, 6));
+    let first = c[0].cost.unwrap();
+    assert_eq!(first.busy_ns(), 100_000 + 450_000 + 2 * (20_000 + 100_000));
+    // The first has no cycle before it to count from.
+    assert_eq!((c[0].alloc_bytes, c[0].runway_bytes), (None, None));
+    assert_eq!(c[1].alloc_bytes, Some(12 * MIB));
+    assert_eq!(c[1].map_alloc_bytes, Some(3 * MIB));
+    assert_eq!(c[1].runway_bytes, Some(6 * MIB));
+    assert_eq!(t.cost_reads(), (2, 0, None));
+    assert_eq!(t.last_cost().map(|c| c.cycle), Some(6));
+    // An allocation counter that goes back is not believed.
+    costed_cycle(
+        &mut t,
+        30_000_000,
+        6,
+        cost_read(7, 30_000_000, 50 * MIB, 10 * MIB, 4 * MIB),
+    );
+    assert_eq!(t.cycles()[2].cost, None);
+    assert_eq!(t.cost_reads(), (2, 1, Some(Refused::WentBack)));
 }

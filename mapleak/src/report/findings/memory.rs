@@ -207,6 +207,7 @@ pub fn unreleased_memory(
         suggestion,
         estimated: false,
         also: Vec::new(),
+        gc: None,
     })
 }
 

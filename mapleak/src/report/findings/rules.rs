@@ -39,6 +39,8 @@ pub struct Inputs<'a> {
     pub create_scale: f64,
     /// Heap bytes the target allocated during the trace, when its runtime's counter was read.
     pub allocated_bytes: Option<u64>,
+    /// What the GC cost over the trace, when its cycles' cost was read.
+    pub gc: Option<&'a crate::report::gccost::GcCost>,
 }
 
 impl Inputs<'_> {
@@ -148,6 +150,7 @@ pub fn findings(i: &Inputs) -> Found {
             suggestion: (p.suggest)(via),
             estimated: p.estimated,
             also: Vec::new(),
+            gc: None,
         };
         found_at.push((finding, grew_at));
     }
@@ -161,6 +164,14 @@ pub fn findings(i: &Inputs) -> Found {
         found.findings.into_iter().partition(worth_a_change);
     found.minor = minor.len() as u64;
     found.findings = kept;
+    if let Some(gc) = i.gc {
+        super::pressure::gc_savings(&mut found.findings, gc);
+        let pressure =
+            super::pressure::gc_pressure(&found.findings, gc, |b| i.allocation_saving(b));
+        found
+            .findings
+            .extend(pressure.into_iter().filter(worth_a_change));
+    }
     found.findings.sort_by(|a, b| {
         b.saving
             .bytes

@@ -76,6 +76,7 @@ fn inputs<'a>(
         create_scale: create_share.map_or(1.0, |s| 1.0 / s),
         gc_share: 1.0,
         allocated_bytes: None,
+        gc: None,
     }
 }
 

@@ -327,3 +327,30 @@ fn sizes_read_well() {
         ["its text says 3 TiB", "its text says 2 TiB"]
     );
 }
+
+/// gc_pressure sets map growth against all the process allocated: that total, and the runway
+/// per cycle, are not map growth and only the ceiling bounds them; its map bytes are.
+#[test]
+fn gc_pressure_bounds_only_its_map_bytes_by_the_growth() {
+    let pressure = |map_bytes: u64| {
+        json!({
+            "kind": "gc_pressure", "function": "", "file": "", "line": 0,
+            "evidence": {"map_bytes": map_bytes, "allocated_bytes": 50u64 << 30,
+                         "map_alloc_share": 0.5, "gc_cycles": 40, "runway_bytes": 1u64 << 30,
+                         "map_gc_cycles": 20.0, "map_gc_cycles_per_min": 120.0,
+                         "gc_cpu_ns": 1_000_000, "gc_cpu_fraction": 0.1,
+                         "map_gc_cpu_ns": 500_000, "fixes": [],
+                         "fixes_gc_cycles_per_min": 60.0, "fixes_gc_cpu_ns": 250_000},
+            "suggestion": "map growth is 50% of all heap allocation", "estimated": true
+        })
+    };
+    let j = judge(Some(&summary(json!([pressure(110 * MIB)]))), &cx());
+    assert!(j.passed(), "{:#?}", j.checks);
+    let j = judge(Some(&summary(json!([pressure(100 << 30)]))), &cx());
+    assert_eq!(failed(&j), ["plausible numbers"]);
+    assert!(
+        j.findings[0].problems[0].starts_with("map_bytes"),
+        "{:?}",
+        j.findings[0].problems
+    );
+}

@@ -258,7 +258,7 @@ fn name(config: &GoConfig) -> String {
 fn every_go(what: &'static str, check: fn(&GoConfig)) {
     mapleak_tests::require_root();
     let mut failures = Failures::new(what);
-    for config in MATRIX {
+    for config in MATRIX.iter() {
         failures.check(&name(config), || check(config));
     }
     failures.assert_none();
@@ -269,7 +269,7 @@ fn every_go(what: &'static str, check: fn(&GoConfig)) {
 fn cycle_costs_match_gctrace_and_runtime_metrics_on_every_go() {
     mapleak_tests::require_root();
     let mut failures = Failures::new("gc cost");
-    for config in MATRIX {
+    for config in MATRIX.iter() {
         for mode in [Mode::Normal, Mode::Stripped] {
             failures.check(&format!("{} {mode:?}", name(config)), || {
                 check_cost(config, mode)

@@ -27,7 +27,7 @@ fn code<'a>(elf: &GoElf<'a>, table: &Pclntab, name: &str) -> (&'a [u8], u64) {
 #[test]
 fn work_and_limiter_decoded_on_every_installed_go_match_symtab() {
     let mut checked = 0;
-    for version in testgo::VERSIONS {
+    for version in testgo::versions() {
         let Some(full) = testgo::fixture(version, "", &[], &[]) else {
             continue;
         };

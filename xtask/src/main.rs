@@ -5,6 +5,7 @@
 mod bench;
 mod demo;
 mod go;
+mod offsets;
 mod realworld;
 mod setup;
 mod test;
@@ -90,6 +91,9 @@ enum Cmd {
     /// Trace real Go programs from the package registries under real workloads and judge
     /// mapleak's findings on them (needs root).
     Realworld(realworld::Args),
+    /// Regenerate the per-release table of the Go runtime's struct offsets from the DWARF of
+    /// every installed Go toolchain.
+    Offsets,
 }
 
 fn main() -> ExitCode {
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
         Cmd::Demo => demo::run(),
         Cmd::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
         Cmd::Realworld(args) => realworld::run(&args),
+        Cmd::Offsets => offsets::regenerate().map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|err| {
         eprintln!("xtask: error: {err:#}");

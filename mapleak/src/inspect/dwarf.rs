@@ -636,6 +636,37 @@ mod tests {
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
+    /// `cargo xtask offsets`: the per-release table (`offsets/releases.txt`) from the DWARF of
+    /// a fixture built by each installed Go, written to `$MAPLEAK_OFFSETS_OUT`.
+    #[test]
+    #[ignore = "run by cargo xtask offsets"]
+    fn regenerate_the_offsets_table() {
+        let Some(out) = std::env::var_os("MAPLEAK_OFFSETS_OUT") else {
+            panic!("MAPLEAK_OFFSETS_OUT names the file to write");
+        };
+        let mut text = String::from(offsets::RELEASES_HEADER);
+        for (go, map_impl, tag, env) in crate::inspect::testgo::builds() {
+            // The runtime's structs do not depend on the map implementation.
+            if !tag.is_empty() {
+                continue;
+            }
+            let exe = fixture(go, tag, &[], env).unwrap_or_else(|| panic!("Go {go} is installed"));
+            let data = std::fs::read(&exe).expect("read fixture");
+            let elf = GoElf::parse(&exe.display().to_string(), &data).expect("parse fixture");
+            let version = version_of(&elf);
+            let offsets = struct_offsets(&elf, version.minor, map_impl)
+                .expect("readable DWARF")
+                .expect("fixture has DWARF");
+            let fields = offsets.gc_controller().fields().into_iter();
+            for (field, offset) in fields.chain(offsets.gc_cost().fields()) {
+                let offset =
+                    offset.unwrap_or_else(|| panic!("{}: no {field} in DWARF", version.raw));
+                text.push_str(&format!("1.{}\t{field}\t{offset:#x}\n", version.minor));
+            }
+        }
+        std::fs::write(&out, text).expect("write the table");
+    }
+
     fn newest_installed() -> Option<&'static str> {
         crate::inspect::testgo::versions()
             .into_iter()

@@ -7,6 +7,8 @@ pub mod findings;
 pub mod flamegraph;
 pub mod gc;
 pub mod gccost;
+#[cfg(test)]
+mod golden;
 pub mod owner;
 pub mod pprof;
 pub mod profile;

@@ -142,6 +142,17 @@ fn a_program_that_exits_at_once_is_traced_from_its_first_instruction() {
         "{}",
         report.summary["memory"]
     );
+    // Read at its first instruction, the runtime had not set GOGC or GOMEMLIMIT yet: those
+    // zeros are not believed. What is said is the runtime's own (GOGC 100, no limit), or nothing.
+    for path in [&["memory", "gogc"][..], &["gc", "gogc"]] {
+        let gogc = &report.summary[path[0]][path[1]];
+        assert!(
+            gogc.is_null() || *gogc == 100,
+            "{path:?}: {}",
+            report.summary
+        );
+    }
+    assert_eq!(report.summary["memory"]["heap_read_errors"], 0);
 }
 
 #[test]

@@ -46,6 +46,9 @@ pub struct RuntimeHeap {
 pub enum Implausible {
     /// The target's memory could not be read there.
     Unread,
+    /// The runtime has not initialised its GC yet (a program stopped at its first instruction
+    /// by `mapleak run`): every field is still zero.
+    NotStarted,
     /// A field the layout does not place, or bytes too short for it.
     Unplaced,
     GcPercent,
@@ -112,6 +115,11 @@ impl RuntimeHeap {
     /// keeps between them; it spins until they hold (`memoryLimitHeapGoal`), and so does the
     /// reader, a few times.
     pub fn check(&self, last: Option<&Self>, address_space: u64) -> Result<(), Implausible> {
+        // gcinit sets GOMEMLIMIT (math.MaxInt64 when unset) and GOGC (100 by default), and the
+        // heap maps its first arena before any of that: zeros are a runtime not started.
+        if self.mapped_ready == 0 || (self.memory_limit == 0 && self.gc_percent == 0) {
+            return Err(Implausible::NotStarted);
+        }
         // setGCPercent stores -1 for any negative value.
         if self.gc_percent < -1 {
             return Err(Implausible::GcPercent);
@@ -336,6 +344,25 @@ mod tests {
         let space = 1 << 40;
         assert_eq!(h.check(None, space), Ok(()));
         let bad = [
+            // Before gcinit: the zeros of a program held at its first instruction.
+            (
+                RuntimeHeap {
+                    gc_percent: 0,
+                    memory_limit: 0,
+                    gc_percent_heap_goal: 0,
+                    sweep_dist_min_trigger: 0,
+                    triggered: 0,
+                    last_heap_goal: 0,
+                    heap_marked: 0,
+                    heap_in_use: 0,
+                    heap_free: 0,
+                    heap_released: 0,
+                    total_alloc: 0,
+                    total_free: 0,
+                    mapped_ready: 0,
+                },
+                Implausible::NotStarted,
+            ),
             (
                 RuntimeHeap {
                     gc_percent: -2,

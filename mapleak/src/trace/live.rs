@@ -104,8 +104,9 @@ impl LiveReader {
                     goal: heap.heap_goal(gc.go_minor),
                     resident,
                 }),
-                // A process that exited or executed another program meanwhile has no heap to
-                // misread.
+                // A runtime not started yet has nothing to read, and a process that exited or
+                // executed another program meanwhile has no heap to misread.
+                Some(Err(Implausible::NotStarted)) => {}
                 Some(Err(_)) if self.image.runs_in(self.pid) => agg.memory_mut().heap_read_failed(),
                 Some(Err(_)) => {}
                 // Only the live heap is placed: read it alone, as it always was.

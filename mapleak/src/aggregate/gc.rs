@@ -483,4 +483,4 @@ impl GcTracker {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -2,7 +2,7 @@
 //! in use, free and released, its goal, GOGC and GOMEMLIMIT. Pure: bytes in, a checked reading
 //! out, so that a torn or garbage read is refused before anything believes it.
 
-use crate::inspect::offsets::GcControllerFields;
+use crate::inspect::offsets::{GcControllerFields, OffsetTable as _};
 
 /// The runtime's page: every heap figure moves by whole pages (`mheap.allocSpan`, `freeSpan`,
 /// the scavenger), on every platform.

@@ -2,7 +2,10 @@ use super::{Error, flags::Listing};
 use std::{fmt::Write as _, io::Write as _};
 
 use crate::{
-    inspect::{self, Inspection, offsets::GcControllerFields},
+    inspect::{
+        self, Inspection,
+        offsets::{GcControllerFields, OffsetTable as _},
+    },
     trace::target,
 };
 

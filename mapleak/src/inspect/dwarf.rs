@@ -19,7 +19,7 @@ use object::{CompressionFormat, Object, ObjectSection};
 
 use super::{
     GoElf, InspectError, MapImpl,
-    offsets::{GcControllerFields, GcCostFields},
+    offsets::{GcControllerFields, GcCostFields, OffsetTable as _},
 };
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
@@ -587,20 +587,32 @@ mod tests {
         GoVersion::parse(&build.go_version).expect("Go version")
     }
 
+    /// The version and DWARF offsets of the map fixture `go` builds; `None` where that Go is
+    /// missing and may be (see `testgo::unavailable`).
+    fn fixture_dwarf(
+        go: &str,
+        tag: &str,
+        env: &[(&str, &str)],
+        map_impl: MapImpl,
+    ) -> Option<(GoVersion, DwarfOffsets)> {
+        let exe = fixture(go, tag, &[], env)?;
+        let data = std::fs::read(&exe).expect("read fixture");
+        let elf = GoElf::parse(&exe.display().to_string(), &data).expect("parse fixture");
+        let version = version_of(&elf);
+        let offsets = struct_offsets(&elf, version.minor, map_impl)
+            .expect("readable DWARF")
+            .expect("fixture has DWARF");
+        Some((version, offsets))
+    }
+
     #[test]
     fn dwarf_of_every_installed_go_confirms_the_offsets_table() {
         let mut failures = Vec::new();
         for (go, map_impl, tag, env) in crate::inspect::testgo::builds() {
             // `None` only where a missing toolchain may be skipped (not under `cargo xtask test`).
-            let Some(exe) = fixture(go, tag, &[], env) else {
+            let Some((version, offsets)) = fixture_dwarf(go, tag, env, map_impl) else {
                 continue;
             };
-            let data = std::fs::read(&exe).expect("read fixture");
-            let elf = GoElf::parse(&exe.display().to_string(), &data).expect("parse fixture");
-            let version = version_of(&elf);
-            let offsets = struct_offsets(&elf, version.minor, map_impl)
-                .expect("readable DWARF")
-                .expect("fixture has DWARF");
             let missing = offsets.missing();
             let table = offsets::config();
             let (config, mut differ) = offsets.apply(table);
@@ -650,13 +662,8 @@ mod tests {
             if !tag.is_empty() {
                 continue;
             }
-            let exe = fixture(go, tag, &[], env).unwrap_or_else(|| panic!("Go {go} is installed"));
-            let data = std::fs::read(&exe).expect("read fixture");
-            let elf = GoElf::parse(&exe.display().to_string(), &data).expect("parse fixture");
-            let version = version_of(&elf);
-            let offsets = struct_offsets(&elf, version.minor, map_impl)
-                .expect("readable DWARF")
-                .expect("fixture has DWARF");
+            let (version, offsets) = fixture_dwarf(go, tag, env, map_impl)
+                .unwrap_or_else(|| panic!("Go {go} is installed"));
             let fields = offsets.gc_controller().fields().into_iter();
             for (field, offset) in fields.chain(offsets.gc_cost().fields()) {
                 let offset =

@@ -66,6 +66,32 @@ pub trait OffsetTable: Copy {
     fn field_mut(&mut self, name: &str) -> Option<&mut Option<u64>>;
 }
 
+/// The table, the field list and the field by name of an offsets struct whose fields are all
+/// `Option<u64>`.
+macro_rules! offset_table {
+    ($t:ident, $($field:ident),*) => {
+        impl $t {
+            /// mapleak's table for `v`; nothing for a release it was not read from.
+            pub fn table(v: &GoVersion) -> Self {
+                from_table(v)
+            }
+        }
+
+        impl OffsetTable for $t {
+            fn fields(&self) -> Vec<(&'static str, Option<u64>)> {
+                vec![$((stringify!($field), self.$field)),*]
+            }
+
+            fn field_mut(&mut self, name: &str) -> Option<&mut Option<u64>> {
+                match name {
+                    $(stringify!($field) => Some(&mut self.$field),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
 /// Declares [`GcControllerFields`] from one list: the Rust name and the member's name in DWARF.
 /// The offsets per release are in `offsets/releases.txt` (1.21 dropped the three words of
 /// `consMarkController` ahead of `gcPercentHeapGoal`).
@@ -81,42 +107,10 @@ macro_rules! gc_controller_fields {
         impl GcControllerFields {
             /// (DWARF member, field) for every field.
             pub const MEMBERS: &[(&str, &str)] = &[$(($member, stringify!($field))),*];
-
-            /// mapleak's table for `v`; nothing for a release it was not read from.
-            pub fn table(v: &GoVersion) -> Self {
-                from_table(v)
-            }
-
-            /// (field, offset) for every field.
-            pub fn fields(&self) -> Vec<(&'static str, Option<u64>)> {
-                vec![$((stringify!($field), self.$field)),*]
-            }
-
-            /// The field called `name`, to fill in.
-            pub fn field_mut(&mut self, name: &str) -> Option<&mut Option<u64>> {
-                match name {
-                    $(stringify!($field) => Some(&mut self.$field),)*
-                    _ => None,
-                }
-            }
         }
+        offset_table!(GcControllerFields, $($field),*);
     };
 }
-
-macro_rules! offset_table {
-    ($($t:ty),*) => {$(
-        impl OffsetTable for $t {
-            fn fields(&self) -> Vec<(&'static str, Option<u64>)> {
-                <$t>::fields(self)
-            }
-            fn field_mut(&mut self, name: &str) -> Option<&mut Option<u64>> {
-                <$t>::field_mut(self, name)
-            }
-        }
-    )*};
-}
-
-offset_table!(GcControllerFields, GcCostFields);
 
 gc_controller_fields! {
     /// GOGC (`atomic.Int32`; -1 is off).
@@ -165,25 +159,8 @@ macro_rules! gc_cost_fields {
             /// (DWARF struct, member, field) for every field.
             pub const MEMBERS: &[(&str, &str, &str)] =
                 &[$(($strukt, $member, stringify!($field))),*];
-
-            /// mapleak's table for `v`; nothing for a release it was not read from.
-            pub fn table(v: &GoVersion) -> Self {
-                from_table(v)
-            }
-
-            /// (field, offset) for every field.
-            pub fn fields(&self) -> Vec<(&'static str, Option<u64>)> {
-                vec![$((stringify!($field), self.$field)),*]
-            }
-
-            /// The field called `name`, to fill in.
-            pub fn field_mut(&mut self, name: &str) -> Option<&mut Option<u64>> {
-                match name {
-                    $(stringify!($field) => Some(&mut self.$field),)*
-                    _ => None,
-                }
-            }
         }
+        offset_table!(GcCostFields, $($field),*);
     };
 }
 

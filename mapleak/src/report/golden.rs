@@ -3,10 +3,7 @@
 //! meant rewrites the file (`MAPLEAK_BLESS=1 cargo test -p mapleak golden`), and the diff says
 //! what changed.
 
-use mapleak_common::{
-    ClassicGrowEvent, EventHeader, EventKind, Frames, MAX_FRAMES, STW_RETURN, STW_START, STW_STOP,
-    StwEvent, WithFrames,
-};
+use mapleak_common::{Frames, MAX_FRAMES, STW_RETURN, STW_START, STW_STOP, WithFrames};
 
 use super::{
     KernelCounters, StopReason, TraceMeta,
@@ -29,37 +26,13 @@ fn grow(map: u64, count: u64, b: u8, ts: u64, pcs: &[u64]) -> Vec<u8> {
     };
     frames.pcs[..pcs.len()].copy_from_slice(pcs);
     encode(&WithFrames {
-        event: ClassicGrowEvent {
-            header: EventHeader {
-                kind: EventKind::ClassicGrow as u32,
-                ts_ns: ts,
-                ..Default::default()
-            },
-            map,
-            map_type: 0x4a_0000,
-            count,
-            bucket_size: 144,
-            b,
-            key_size: 8,
-            value_size: 8,
-            ..Default::default()
-        },
+        event: crate::aggregate::tests::grow(map, count, b, ts),
         frames,
     })
 }
 
 fn stw(op: u8, ts: u64, args: [u64; 3], numgc: u32) -> Vec<u8> {
-    encode(&StwEvent {
-        header: EventHeader {
-            kind: EventKind::Stw as u32,
-            ts_ns: ts,
-            ..Default::default()
-        },
-        args,
-        numgc,
-        op,
-        ..Default::default()
-    })
+    encode(&crate::aggregate::gc::tests::stw(op, ts, args, numgc, 0))
 }
 
 /// One GC cycle as Go 1.21 stops for it: sweep termination (reason 2), mark, mark termination

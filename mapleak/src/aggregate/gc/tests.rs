@@ -11,7 +11,7 @@ const GO119: StwRules = StwRules {
     worldstop_in_start: false,
 };
 
-fn stw(op: u8, ts: u64, args: [u64; 3], numgc: u32, gcphase: u32) -> StwEvent {
+pub(crate) fn stw(op: u8, ts: u64, args: [u64; 3], numgc: u32, gcphase: u32) -> StwEvent {
     StwEvent {
         header: EventHeader {
             kind: EventKind::Stw as u32,

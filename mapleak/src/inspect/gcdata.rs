@@ -248,11 +248,7 @@ mod tests {
         };
         let mut checked = 0;
         for version in testgo::versions() {
-            let Some(full) = testgo::fixture(version, "", &[], &[]) else {
-                continue;
-            };
-            let Some(stripped) = testgo::fixture(version, "-stripped", &["-ldflags=-s -w"], &[])
-            else {
+            let Some((full, stripped)) = testgo::full_and_stripped(version) else {
                 continue;
             };
             let data = std::fs::read(&full).expect("read fixture");

@@ -154,6 +154,14 @@ pub fn fixture(version: &str, tag: &str, flags: &[&str], env: &[(&str, &str)]) -
     program(MAP_PROGRAM, version, tag, flags, env)
 }
 
+/// The map program built by `version` as is and stripped (`-ldflags=-s -w`: no symbols, no
+/// DWARF), or `None` as for [`fixture`].
+pub fn full_and_stripped(version: &str) -> Option<(PathBuf, PathBuf)> {
+    let full = fixture(version, "", &[], &[])?;
+    let stripped = fixture(version, "-stripped", &["-ldflags=-s -w"], &[])?;
+    Some((full, stripped))
+}
+
 /// Like [`fixture`], for another `main.go` (whose `tag` must be its own).
 pub fn program(
     source: &str,

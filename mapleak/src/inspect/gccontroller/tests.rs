@@ -86,10 +86,7 @@ fn placed(elf: &GoElf, address: u64) -> Option<(String, u64)> {
 fn gc_controller_decoded_on_every_installed_go_matches_symtab() {
     let mut checked = 0;
     for version in testgo::versions() {
-        let Some(full) = testgo::fixture(version, "", &[], &[]) else {
-            continue;
-        };
-        let Some(stripped) = testgo::fixture(version, "-stripped", &["-ldflags=-s -w"], &[]) else {
+        let Some((full, stripped)) = testgo::full_and_stripped(version) else {
             continue;
         };
         let full_data = std::fs::read(&full).expect("read fixture");

@@ -28,10 +28,7 @@ fn code<'a>(elf: &GoElf<'a>, table: &Pclntab, name: &str) -> (&'a [u8], u64) {
 fn work_and_limiter_decoded_on_every_installed_go_match_symtab() {
     let mut checked = 0;
     for version in testgo::versions() {
-        let Some(full) = testgo::fixture(version, "", &[], &[]) else {
-            continue;
-        };
-        let Some(stripped) = testgo::fixture(version, "-stripped", &["-ldflags=-s -w"], &[]) else {
+        let Some((full, stripped)) = testgo::full_and_stripped(version) else {
             continue;
         };
         let data = std::fs::read(&full).expect("read fixture");

@@ -20,11 +20,19 @@ fn report_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("mapleak-run-{name}-{}.json", std::process::id()))
 }
 
-/// `mapleak run --exact --format json --output REPORT -- COMMAND…` with `stdin` written to the
+/// `mapleak run FLAGS… --format json --output REPORT -- COMMAND…` with `stdin` written to the
 /// command's standard input, run to completion.
-fn run(report: &Path, command: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+fn run(
+    report: &Path,
+    flags: &[&str],
+    command: &[&str],
+    stdin: &str,
+    env: &[(&str, &str)],
+) -> Output {
     let mut child = Command::new(mapleak_bin())
-        .args(["run", "--exact", "--format", "json", "--output"])
+        .arg("run")
+        .args(flags)
+        .args(["--format", "json", "--output"])
         .arg(report)
         .arg("--")
         .args(command)
@@ -115,7 +123,13 @@ fn a_program_that_exits_at_once_is_traced_from_its_first_instruction() {
     let exe = build(&GoBuild::plain("mapgrow", "1.21.13"));
     let report_file = report_path("first");
     let exe = exe.to_str().unwrap();
-    let out = run(&report_file, &[exe, "fill", "100000", "5"], "go\n", &[]);
+    let out = run(
+        &report_file,
+        &[],
+        &[exe, "fill", "100000", "5"],
+        "go\n",
+        &[],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}: {err}", out.status);
     let lines = stdout_lines(&out);
@@ -164,6 +178,7 @@ fn a_launcher_that_executes_the_program_is_followed_to_it() {
     let exe = exe.to_str().unwrap();
     let out = run(
         &report_file,
+        &[],
         &["env", "MAPLEAK_TEST=1", exe, "fill", "100000", "3"],
         "go\n",
         &[],
@@ -198,6 +213,7 @@ fn mapleak_exits_with_the_programs_status() {
     let report_file = report_path("status");
     let out = run(
         &report_file,
+        &[],
         &[exe.to_str().unwrap(), "fill", "1", "1"],
         "",
         &[],
@@ -264,6 +280,7 @@ fn the_go_command_through_its_python_launcher_has_every_gc_cycle() {
     let report_file = report_path("golist");
     let out = run(
         &report_file,
+        &[],
         &[go.to_str().unwrap(), "list", "-deps", "std"],
         "",
         &[("GODEBUG", "gctrace=1")],
@@ -305,6 +322,7 @@ fn the_go_compiler_compiling_a_package_has_every_gc_cycle_and_its_status() {
     let env = [("GODEBUG", "gctrace=1"), ("GOGC", "25")];
     let out = run(
         &report_file,
+        &[],
         &[c, "-p", "p", "-o", a, p.to_str().unwrap()],
         "",
         &env,
@@ -318,6 +336,24 @@ fn the_go_compiler_compiling_a_package_has_every_gc_cycle_and_its_status() {
     let report = read_report(&report_file);
     assert_every_cycle(&report, &err);
     assert_eq!(report.u64(&["events", "lost"]), 0);
+    // A program mapleak starts is measured exactly unless given a budget: nothing sampled.
+    assert_eq!(
+        report.summary["sampling"]["governor"], false,
+        "{}",
+        report.summary["sampling"]
+    );
+    let governed = run(
+        &report_file,
+        &["--max-overhead", "1"],
+        &[c, "-p", "p", "-o", a, p.to_str().unwrap()],
+        "",
+        &[],
+    );
+    assert!(governed.status.success());
+    assert_eq!(
+        read_report(&report_file).summary["sampling"]["governor"],
+        true
+    );
 
     // A package that does not compile: the compiler's status (2) is mapleak's.
     std::fs::write(
@@ -328,6 +364,7 @@ fn the_go_compiler_compiling_a_package_has_every_gc_cycle_and_its_status() {
     let q = dir.join("q.go");
     let out = run(
         &report_file,
+        &[],
         &[c, "-p", "q", "-o", a, q.to_str().unwrap()],
         "",
         &[],

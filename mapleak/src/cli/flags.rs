@@ -40,9 +40,11 @@ pub struct TraceFlags {
     #[arg(long, default_value_t = 4 << 20, value_parser = parse_ring_size)]
     ring_size: u32,
     /// Most the probes may cost the target, in percent of its CPU time; busier probe groups
-    /// are attached only part of the time and their counts reported as estimates.
-    #[arg(long, default_value_t = 1.0, value_parser = parse_percent)]
-    max_overhead: f64,
+    /// are attached only part of the time and their counts reported as estimates. `trace`: 1
+    /// unless given. `run`: none unless given — a program mapleak starts is being measured, so
+    /// every probe stays attached and every count is exact.
+    #[arg(long, value_parser = parse_percent)]
+    max_overhead: Option<f64>,
     /// Keep every probe attached whatever it costs (exact counts; for debugging and tests).
     #[arg(long)]
     exact: bool,
@@ -63,6 +65,11 @@ pub struct TraceFlags {
 }
 
 impl TraceFlags {
+    /// Whether the command line sets the overhead budget (a budget or a duty cycle).
+    pub fn budget_given(&self) -> bool {
+        self.max_overhead.is_some() || !self.duty.is_empty()
+    }
+
     pub fn options(self, pid: u32) -> TraceOptions {
         TraceOptions {
             pid,
@@ -74,7 +81,7 @@ impl TraceFlags {
             flamegraph: self.flamegraph,
             top: self.top,
             ring_size: self.ring_size,
-            max_overhead: self.max_overhead,
+            max_overhead: self.max_overhead.unwrap_or(DEFAULT_BUDGET),
             exact: self.exact,
             probes: self.probes,
             forced_duty: self.duty,
@@ -97,6 +104,9 @@ fn parse_duty(s: &str) -> Result<(ProbeGroup, f64), String> {
         .ok_or_else(|| format!("{share:?} is not a share above 0 and at most 1"))?;
     Ok((group, share))
 }
+
+/// `trace`'s budget when none is given: 1 % of the target's CPU time, as a share.
+const DEFAULT_BUDGET: f64 = 0.01;
 
 /// The smallest budget the governor can keep: below it, the shortest attached window it allows
 /// already costs more.
@@ -147,5 +157,36 @@ fn parse_ring_size(s: &str) -> Result<u32, String> {
         _ => {
             Err("the ring size must be a power of two from 4096 bytes to 64 MiB (67108864)".into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        flags: TraceFlags,
+    }
+
+    fn flags(args: &[&str]) -> TraceFlags {
+        Flags::try_parse_from(std::iter::once("mapleak").chain(args.iter().copied()))
+            .unwrap()
+            .flags
+    }
+
+    #[test]
+    fn the_budget_is_a_share_given_in_percent() {
+        // The default is the percent a user would type, 1, as the governor's share, 0.01.
+        let default = flags(&[]);
+        assert!(!default.budget_given());
+        assert_eq!(default.options(1).max_overhead, 0.01);
+        let given = flags(&["--max-overhead", "10"]);
+        assert!(given.budget_given());
+        assert_eq!(given.options(1).max_overhead, 0.1);
+        assert!(flags(&["--duty", "growth=0.5"]).budget_given());
     }
 }

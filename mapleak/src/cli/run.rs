@@ -21,7 +21,12 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let mut launched = Launched::spawn(&args.command)?;
+    // A program started to be measured is measured exactly: sampled estimates need many
+    // windows, and a short program's phases (parsing, then compiling, say) grow maps at rates
+    // a few windows do not represent. A budget on the command line brings the governor back.
+    let exact = !args.flags.budget_given();
     let mut opts = args.flags.options(launched.pid());
+    opts.exact |= exact;
     opts.report_to_stderr = true;
     opts.launched = true;
     let runtime = super::runtime()?;

@@ -45,9 +45,12 @@ pub struct Config {
     pub hmap_hash0: u16,
     pub swiss_map_seed: u16,
     pub _pad: [u16; 2],
+    /// Run-time address of `runtime.gcCPULimiter.enabled` (0: unknown): an assist that starts
+    /// while it is set returns at once without paying.
+    pub limiter_enabled_addr: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<Config>() == 72);
+const _: () = assert!(core::mem::size_of::<Config>() == 80);
 
 /// Words the growth probes read at once from the start of a classic `hmap` (for `count`,
 /// `flags`, `B`, `noverflow`, `hash0`), of a Swiss `Map` (`used`, `seed`, `dirLen`,

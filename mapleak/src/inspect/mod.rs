@@ -7,6 +7,7 @@ pub mod file;
 pub mod gccontroller;
 pub mod gcdata;
 pub mod identify;
+pub mod limiter;
 pub mod offsets;
 pub mod pclntab;
 pub mod plan;

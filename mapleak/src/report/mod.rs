@@ -1,11 +1,13 @@
 //! Reports: one data model ([`Summary`], [`Interval`]), built once ([`build`]) and written by
 //! sinks ([`sink`]): text, JSON Lines, pprof, flame graph.
 
+pub mod assist;
 pub mod build;
 pub mod file;
 pub mod findings;
 pub mod flamegraph;
 pub mod gc;
+pub mod latency;
 pub mod owner;
 pub mod pprof;
 pub mod profile;

@@ -191,6 +191,7 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
             config.numgc_addr = at(inspection.numgc_address);
             config.pause_start_addr = at(inspection.pause_start_address);
             config.gcphase_addr = at(inspection.gcphase_address);
+            config.limiter_enabled_addr = at(inspection.limiter_enabled_address);
         }
         None => notes.push(format!(
             "GC cycles are not numbered: pid {pid}'s executable mapping was not found"

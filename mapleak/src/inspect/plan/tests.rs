@@ -109,7 +109,10 @@ fn the_json_lists_each_group_where_it_always_was() {
         [
             "runtime.hashGrow",
             "runtime.stopTheWorldWithSema",
-            "runtime.startTheWorldWithSema"
+            "runtime.startTheWorldWithSema",
+            "runtime.gcAssistAlloc",
+            "runtime.gcMarkDone",
+            "runtime.gcParkAssist"
         ]
     );
     assert_eq!(

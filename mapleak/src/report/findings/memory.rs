@@ -316,6 +316,7 @@ mod tests {
         crate::report::findings::Saving {
             bytes,
             of: crate::report::findings::SavingOf::Memory,
+            ns: None,
             share: None,
         }
     }

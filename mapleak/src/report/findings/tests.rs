@@ -75,6 +75,7 @@ fn inputs<'a>(
         growth_scale: 1.0,
         create_scale: create_share.map_or(1.0, |s| 1.0 / s),
         gc_share: 1.0,
+        assist_share: None,
         allocated_bytes: None,
     }
 }

@@ -295,8 +295,10 @@ pub struct AssistEvent {
     pub goroutine: u64,
     /// From after the entry prologue to the RET: everything the allocation waited for.
     pub duration_ns: u64,
-    /// Of that, inside `runtime.gcMarkDone` (mark termination, which the runtime counts as
-    /// pause when the stop runs here) and parked in `runtime.gcParkAssist`.
+    /// Of that, marking in `runtime.gcAssistAlloc1` (what the runtime counts as assist time),
+    /// inside `runtime.gcMarkDone` (mark termination, which the runtime counts as pause when
+    /// the stop runs here) and parked in `runtime.gcParkAssist`.
+    pub work_ns: u64,
     pub mark_done_ns: u64,
     pub parked_ns: u64,
     /// `gcCPULimiter.enabled` was set at entry: the call returned without paying its debt.
@@ -305,5 +307,5 @@ pub struct AssistEvent {
     pub site: Site,
 }
 
-const _: () = assert!(core::mem::size_of::<AssistEvent>() == 16 + 32 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<AssistEvent>() == 16 + 40 + 8 + 8);
 const _: () = assert!(core::mem::align_of::<AssistEvent>() == 8);

@@ -85,6 +85,10 @@ probe_ids! {
     /// `runtime.gcParkAssist` on an assisting goroutine: parked until credit or the cycle's end.
     AssistPark = 27, Uprobe "assist_park";
     AssistParkReturn = 28, Uprobe "assist_park_ret";
+    /// `runtime.gcAssistAlloc1`, on the system stack of the assisting goroutine's thread: the
+    /// window the runtime itself times as assist (`/cpu/classes/gc/mark/assist`).
+    AssistWork = 29, Uprobe "assist_work";
+    AssistWorkReturn = 30, Uprobe "assist_work_ret";
 }
 
 impl ProbeId {

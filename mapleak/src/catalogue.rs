@@ -99,9 +99,12 @@ pub const CATALOGUE: &[ProbeSpec] = &[
     at("runtime.startTheWorldWithSema",            Gc,
        EntryAndRets { entry: ProbeId::StartTheWorld, rets: ProbeId::StartTheWorldReturn },   Maps::Any),
     // A goroutine made to mark before its allocation returns: entry to RET is what it waited.
-    // The other two run inside an assist on the same goroutine and split that wait.
+    // The other three run inside an assist and split that wait: marking (the runtime's own
+    // assist time), mark termination, parked.
     at("runtime.gcAssistAlloc",                    Assist,
        EntryAndRets { entry: ProbeId::AssistAlloc, rets: ProbeId::AssistAllocReturn },       Maps::Any),
+    at("runtime.gcAssistAlloc1",                   Assist,
+       EntryAndRets { entry: ProbeId::AssistWork, rets: ProbeId::AssistWorkReturn },         Maps::Any),
     at("runtime.gcMarkDone",                       Assist,
        EntryAndRets { entry: ProbeId::AssistMarkDone, rets: ProbeId::AssistMarkDoneReturn }, Maps::Any),
     at("runtime.gcParkAssist",                     Assist,

@@ -80,8 +80,10 @@ pub struct AssistStats {
     /// Wall time from entry to return, summed, and its distribution.
     pub total_ns: u64,
     pub durations: LogHistogram,
-    /// Of `total_ns`: running `gcMarkDone` (mark termination, when this assist finished the
-    /// mark) and parked waiting for credit.
+    /// Of `total_ns`: marking in `gcAssistAlloc1` (the runtime's own assist time), running
+    /// `gcMarkDone` (mark termination, when this assist finished the mark) and parked waiting
+    /// for credit. The rest is stealing credit and waiting to run again after yielding.
+    pub work_ns: u64,
     pub mark_done_ns: u64,
     pub parked_ns: u64,
 }
@@ -91,6 +93,7 @@ impl AssistStats {
         self.calls += other.calls;
         self.limiter_calls += other.limiter_calls;
         self.total_ns += other.total_ns;
+        self.work_ns += other.work_ns;
         self.durations.add(&other.durations);
         self.mark_done_ns += other.mark_done_ns;
         self.parked_ns += other.parked_ns;
@@ -105,6 +108,7 @@ impl AssistStats {
         self.total_ns += e.duration_ns;
         self.durations.record(e.duration_ns);
         // Nested in the assist, so never more than it: a clamp against a torn pairing.
+        self.work_ns += e.work_ns.min(e.duration_ns);
         self.mark_done_ns += e.mark_done_ns.min(e.duration_ns);
         self.parked_ns += e.parked_ns.min(e.duration_ns);
     }
@@ -116,6 +120,7 @@ pub struct AssistTotals {
     pub calls: u64,
     pub limiter_calls: u64,
     pub total_ns: u64,
+    pub work_ns: u64,
     pub mark_done_ns: u64,
     pub parked_ns: u64,
 }
@@ -160,6 +165,7 @@ mod tests {
     fn assist(stack: i64, ns: u64, mark_done: u64, parked: u64, limiter: bool) -> AssistEvent {
         AssistEvent {
             duration_ns: ns,
+            work_ns: ns / 2,
             mark_done_ns: mark_done,
             parked_ns: parked,
             limiter: limiter.into(),
@@ -182,6 +188,7 @@ mod tests {
                 calls: 3,
                 limiter_calls: 1,
                 total_ns: 30_350_000,
+                work_ns: 15_175_000,
                 mark_done_ns: 20_000_000,
                 parked_ns: 200_000,
             }

@@ -24,15 +24,18 @@ pub struct AssistRow {
     pub p50_ns: u64,
     pub p99_ns: u64,
     pub max_ns: u64,
-    /// Of `total_ns`: inside `gcMarkDone`, where the assist that finished the mark ran mark
-    /// termination (which the runtime counts as pause, not assist), and parked in
-    /// `gcParkAssist` waiting for credit.
+    /// Of `total_ns`: marking in `gcAssistAlloc1`, the window the runtime itself times as
+    /// assist (`/cpu/classes/gc/mark/assist`); inside `gcMarkDone`, where the assist that
+    /// finished the mark ran mark termination (which the runtime counts as pause, not assist);
+    /// and parked in `gcParkAssist` waiting for credit. The rest went to stealing credit and to
+    /// waiting to run again after yielding to a preemption request.
+    pub work_ns: u64,
     pub in_mark_termination_ns: u64,
     pub parked_ns: u64,
     /// Calls that returned at once because the GC CPU limiter was on (not in the times).
     pub limiter_calls: u64,
-    /// The share of the time these assists worked (not parked, not terminating the mark) that
-    /// paid for allocations made by the map implementation: assist work is proportional to
+    /// The share of the time these assists marked that paid for allocations made by the map
+    /// implementation: assist work is proportional to
     /// the bytes allocated, so this is map growth's share of the line's allocation while the GC
     /// marked. Null when no assist here did any work.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,20 +48,13 @@ pub struct SiteAssists {
     /// The stack that spent the most time here (whose callers a finding names).
     pub key: Site,
     pub stats: AssistStats,
-    /// Working time (the total less mark termination and parking) of the stacks through map
-    /// code.
+    /// Marking time of the stacks through map code.
     pub map_work_ns: u64,
 }
 
 impl SiteAssists {
-    pub fn work_ns(&self) -> u64 {
-        self.stats
-            .total_ns
-            .saturating_sub(self.stats.mark_done_ns + self.stats.parked_ns)
-    }
-
     pub fn map_growth_share(&self) -> Option<f64> {
-        let work = self.work_ns();
+        let work = self.stats.work_ns;
         (work > 0).then(|| (self.map_work_ns as f64 / work as f64).min(1.0))
     }
 }
@@ -103,33 +99,44 @@ pub fn by_line(
         }
         entry.stats.add(stats);
         if through_map_code(res.frames(key)) {
-            entry.map_work_ns += stats
-                .total_ns
-                .saturating_sub(stats.mark_done_ns + stats.parked_ns);
+            entry.map_work_ns += stats.work_ns;
         }
     }
     out
 }
 
+/// Where assists whose stack has no frame outside the runtime are listed (a walk cut short,
+/// a stack not kept): one row, so that the list adds up to every assist seen.
+fn unattributed() -> SourceSite {
+    SourceSite {
+        function: "(unknown)".to_owned(),
+        file: String::new(),
+        line: 0,
+    }
+}
+
 /// The `assists` list: every call site, most time first (ties: most calls, then the line).
 pub fn rows(agg: &Aggregator, res: &Resolutions) -> Vec<AssistRow> {
-    let mut rows: Vec<AssistRow> = by_line(agg, res, |k| res.site(k).cloned())
-        .into_iter()
-        .map(|(site, a)| AssistRow {
-            map_growth_share: a.map_growth_share(),
-            function: site.function,
-            file: site.file,
-            line: site.line,
-            count: a.stats.calls,
-            total_ns: a.stats.total_ns,
-            p50_ns: a.stats.durations.quantile(0.5),
-            p99_ns: a.stats.durations.quantile(0.99),
-            max_ns: a.stats.durations.max(),
-            in_mark_termination_ns: a.stats.mark_done_ns,
-            parked_ns: a.stats.parked_ns,
-            limiter_calls: a.stats.limiter_calls,
-        })
-        .collect();
+    let mut rows: Vec<AssistRow> = by_line(agg, res, |k| {
+        Some(res.site(k).cloned().unwrap_or_else(unattributed))
+    })
+    .into_iter()
+    .map(|(site, a)| AssistRow {
+        map_growth_share: a.map_growth_share(),
+        function: site.function,
+        file: site.file,
+        line: site.line,
+        count: a.stats.calls,
+        total_ns: a.stats.total_ns,
+        p50_ns: a.stats.durations.quantile(0.5),
+        p99_ns: a.stats.durations.quantile(0.99),
+        max_ns: a.stats.durations.max(),
+        work_ns: a.stats.work_ns,
+        in_mark_termination_ns: a.stats.mark_done_ns,
+        parked_ns: a.stats.parked_ns,
+        limiter_calls: a.stats.limiter_calls,
+    })
+    .collect();
     rows.sort_by(|a, b| {
         b.total_ns
             .cmp(&a.total_ns)
@@ -146,6 +153,7 @@ pub struct AssistOverall {
     pub total_ns: u64,
     pub p99_ns: u64,
     pub max_ns: u64,
+    pub work_ns: u64,
     pub in_mark_termination_ns: u64,
     pub parked_ns: u64,
     pub limiter_calls: u64,
@@ -163,6 +171,7 @@ pub fn overall(agg: &Aggregator, sampled: bool) -> AssistOverall {
         total_ns: all.total_ns,
         p99_ns: all.durations.quantile(0.99),
         max_ns: all.durations.max(),
+        work_ns: all.work_ns,
         in_mark_termination_ns: all.mark_done_ns,
         parked_ns: all.parked_ns,
         limiter_calls: all.limiter_calls,
@@ -201,12 +210,10 @@ mod tests {
     fn the_map_share_is_of_working_time() {
         let mut a = SiteAssists::default();
         a.stats.total_ns = 1_000;
-        a.stats.mark_done_ns = 300;
-        a.stats.parked_ns = 200;
+        a.stats.work_ns = 500;
         a.map_work_ns = 250;
-        assert_eq!(a.work_ns(), 500);
         assert_eq!(a.map_growth_share(), Some(0.5));
-        a.stats.mark_done_ns = 800;
+        a.stats.work_ns = 0;
         assert_eq!(a.map_growth_share(), None);
     }
 }

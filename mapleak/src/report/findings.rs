@@ -192,7 +192,9 @@ pub struct GcAssist {
     pub p50_ns: u64,
     pub p99_ns: u64,
     pub max_ns: u64,
-    /// Of `total_ns`: running mark termination, and parked waiting for credit.
+    /// Of `total_ns`: marking (the runtime's assist time), running mark termination, and
+    /// parked waiting for credit.
+    pub work_ns: u64,
     pub in_mark_termination_ns: u64,
     pub parked_ns: u64,
     /// Calls cut short by the GC CPU limiter (not in the times).

@@ -1,10 +1,7 @@
 //! The LATENCY section: the answer to "my P99 jumped: is it the GC, and who pays?", first in
 //! the text report, in at most two lines.
 
-use super::{
-    summary::Summary,
-    units::{duration, percent},
-};
+use super::{summary::Summary, units::duration};
 
 /// The section, or `None` when there is nothing to say (no assist probes, no GC sentence).
 pub fn section(s: &Summary) -> Option<String> {
@@ -58,7 +55,7 @@ fn assists(s: &Summary) -> Option<String> {
         0 => String::new(),
         n => format!(" and {n} more"),
     };
-    let mut parts = Vec::new();
+    let mut parts = vec![format!("{} marking", duration(all.work_ns))];
     if all.in_mark_termination_ns > 0 {
         parts.push(format!(
             "{} running mark termination",
@@ -68,21 +65,9 @@ fn assists(s: &Summary) -> Option<String> {
     if all.parked_ns > 0 {
         parts.push(format!("{} parked", duration(all.parked_ns)));
     }
-    let of_it = if parts.is_empty() {
-        String::new()
-    } else {
-        format!(", {} of it", parts.join(" and "))
-    };
-    let top_share = if s.assists.len() > 1 && all.total_ns > 0 {
-        format!(
-            ", {} at the first",
-            percent(top.total_ns as f64 / all.total_ns as f64)
-        )
-    } else {
-        String::new()
-    };
+    let of_it = format!("; of it {}", parts.join(", "));
     Some(format!(
-        "goroutines at `{}` {}:{}{more} spent {} in {} GC mark assists{seen} (P99 {}, max {}{top_share}{of_it})",
+        "goroutines at `{}` {}:{}{more} spent {} in {} GC mark assists{seen} (P99 {}, max {}{of_it})",
         top.function,
         short_file(&top.file),
         top.line,

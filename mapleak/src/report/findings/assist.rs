@@ -51,6 +51,7 @@ pub(super) fn gc_assist(i: &Inputs) -> Vec<Proposal> {
             p50_ns: s.durations.quantile(0.5),
             p99_ns: s.durations.quantile(0.99),
             max_ns: s.durations.max(),
+            work_ns: s.work_ns,
             in_mark_termination_ns: s.mark_done_ns,
             parked_ns: s.parked_ns,
             limiter_calls: s.limiter_calls,
@@ -81,21 +82,17 @@ fn suggestion(e: &GcAssist, via: &[String]) -> String {
         [] => String::new(),
         [first, ..] => format!(" (they allocate inside {first}, called from here)"),
     };
-    let mut split = Vec::new();
+    let mut split = vec![format!("{} marking", duration(e.work_ns))];
     if e.in_mark_termination_ns > 0 {
         split.push(format!(
-            "{} running mark termination, which the runtime counts as pause",
+            "{} running mark termination (which the runtime counts as pause)",
             duration(e.in_mark_termination_ns)
         ));
     }
     if e.parked_ns > 0 {
         split.push(format!("{} parked", duration(e.parked_ns)));
     }
-    let split = if split.is_empty() {
-        String::new()
-    } else {
-        format!("; {} of it", split.join(" and "))
-    };
+    let split = format!("; of it {}", split.join(", "));
     let what = match e.map_growth_share {
         Some(share) if share >= 0.5 => format!(
             "{} of what these assists paid for was map growth: pre-size the maps made here (the map findings at this line say how), so they are allocated once",

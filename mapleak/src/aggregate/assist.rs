@@ -133,20 +133,16 @@ pub struct Assists {
 
 impl Assists {
     pub fn on_event(&mut self, e: &AssistEvent) {
-        let stats = self.by_stack.entry(e.site).or_default();
-        let before = (
-            stats.calls,
-            stats.total_ns,
-            stats.mark_done_ns,
-            stats.parked_ns,
-        );
-        stats.record(e);
+        let mut one = AssistStats::default();
+        one.record(e);
         let t = &mut self.totals;
-        t.calls += stats.calls - before.0;
-        t.total_ns += stats.total_ns - before.1;
-        t.mark_done_ns += stats.mark_done_ns - before.2;
-        t.parked_ns += stats.parked_ns - before.3;
-        t.limiter_calls += u64::from(e.limiter != 0);
+        t.calls += one.calls;
+        t.limiter_calls += one.limiter_calls;
+        t.total_ns += one.total_ns;
+        t.work_ns += one.work_ns;
+        t.mark_done_ns += one.mark_done_ns;
+        t.parked_ns += one.parked_ns;
+        self.by_stack.entry(e.site).or_default().add(&one);
     }
 
     pub fn totals(&self) -> AssistTotals {

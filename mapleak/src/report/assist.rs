@@ -181,7 +181,104 @@ pub fn overall(agg: &Aggregator, sampled: bool) -> AssistOverall {
 
 #[cfg(test)]
 mod tests {
+    use mapleak_common::AssistEvent;
+
     use super::*;
+    use crate::{
+        aggregate::{Aggregator, GoRules},
+        decode::Event,
+        report::sites::ResolvedStack,
+    };
+
+    fn line(function: &str, line: u32) -> SourceSite {
+        SourceSite {
+            function: function.into(),
+            file: "/src/main.go".into(),
+            line,
+        }
+    }
+
+    fn frame(function: &str) -> StackFrame {
+        StackFrame {
+            pc: "0x401000".into(),
+            function: function.into(),
+            file: "/src/x.go".into(),
+            line: 1,
+            inlined: false,
+        }
+    }
+
+    /// Stacks 1 and 2 end at main.add line 10, 2 through a map's growth; 3 at main.log line
+    /// 20; 4 has no frame outside the runtime.
+    fn resolutions(agg: &Aggregator) -> Resolutions {
+        Resolutions::build(agg, |s| {
+            let (site, runtime) = match s.stack_id {
+                1 => (Some(line("main.add", 10)), "runtime.makeslice"),
+                2 => (Some(line("main.add", 10)), "runtime.hashGrow"),
+                3 => (Some(line("main.log", 20)), "runtime.newobject"),
+                _ => (None, "runtime.malg"),
+            };
+            ResolvedStack {
+                own: site.clone(),
+                site,
+                via: Vec::new(),
+                frames: vec![frame("runtime.gcAssistAlloc"), frame(runtime)],
+            }
+        })
+    }
+
+    fn assist(stack: i64, ns: u64, work: u64) -> Event {
+        Event::Assist(AssistEvent {
+            duration_ns: ns,
+            work_ns: work,
+            site: Site { stack_id: stack },
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn rows_sum_the_stacks_of_a_line_most_time_first_and_add_up() {
+        let mut agg = Aggregator::new(GoRules {
+            load_factor_num: 13,
+            malloc_headers: true,
+        });
+        for e in [
+            assist(1, 1_000_000, 600_000),
+            assist(2, 3_000_000, 1_800_000),
+            assist(2, 2_000_000, 1_200_000),
+            assist(3, 9_000_000, 8_000_000),
+            assist(4, 5_000, 0),
+        ] {
+            agg.record(&e);
+        }
+        let res = resolutions(&agg);
+        let rows = rows(&agg, &res);
+        let places: Vec<(&str, u32, u64, u64)> = rows
+            .iter()
+            .map(|r| (r.function.as_str(), r.line, r.count, r.total_ns))
+            .collect();
+        assert_eq!(
+            places,
+            [
+                ("main.log", 20, 1, 9_000_000),
+                ("main.add", 10, 3, 6_000_000),
+                ("(unknown)", 0, 1, 5_000)
+            ]
+        );
+        let add = &rows[1];
+        assert_eq!(add.work_ns, 3_600_000);
+        assert_eq!(add.max_ns, 3_000_000);
+        // 3.0 of its 3.6 ms of marking paid for a map's growth.
+        let share = add.map_growth_share.unwrap();
+        assert!((share - 3.0 / 3.6).abs() < 1e-9, "{share}");
+        assert_eq!(rows[0].map_growth_share, Some(0.0));
+        assert_eq!(rows[2].map_growth_share, None);
+        // The list adds up to the aggregate's totals.
+        let total: u64 = rows.iter().map(|r| r.total_ns).sum();
+        assert_eq!(total, agg.assists().totals().total_ns);
+        let all = overall(&agg, false);
+        assert_eq!((all.count, all.max_ns), (5, 9_000_000));
+    }
 
     #[test]
     fn map_code_is_told_from_other_runtime_code() {

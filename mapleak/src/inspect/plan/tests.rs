@@ -111,6 +111,7 @@ fn the_json_lists_each_group_where_it_always_was() {
             "runtime.stopTheWorldWithSema",
             "runtime.startTheWorldWithSema",
             "runtime.gcAssistAlloc",
+            "runtime.gcAssistAlloc1",
             "runtime.gcMarkDone",
             "runtime.gcParkAssist"
         ]

@@ -40,14 +40,13 @@ struct Assisting {
     mark_done_ns: u64,
     parked_ns: u64,
     limiter: u64,
-    /// The stack pointer at entry, and how many calls deeper an assist of the same goroutine
-    /// is running inside this one.
-    sp: u64,
+    /// How many calls deeper an assist of the same goroutine is running inside this one.
     nested: u64,
 }
 
-/// A goroutine's assist entered inside its own earlier one is nested only within this long:
-/// an entry older than that was left by a RET missed while the group was detached.
+/// A goroutine's assist entered while its earlier one is in flight is nested in it only within
+/// this long: an entry older than that was left by a RET missed while the group was detached
+/// (which can hide that goroutine's assists for at most this long after).
 const NESTED_WITHIN_NS: u64 = 1_000_000_000;
 
 #[inline(always)]
@@ -72,12 +71,13 @@ fn try_assist_alloc(ctx: &ProbeContext) -> Result<(), u32> {
     }
     let t = now();
     // An allocation inside an assist (a semaphore's first wait in gcMarkDone allocates) can
-    // assist again on the same goroutine, deeper on its stack: that call is part of this one,
-    // whose state must survive it.
+    // assist again on the same goroutine: that call is part of this one, whose state must
+    // survive it. (Not told by the stack pointer: the goroutine's stack may have been moved
+    // since the outer call began, parked, and the nested one can then sit higher.)
     if let Some(outer) = ASSISTING.get_ptr_mut(&g) {
         // SAFETY: a pointer from a successful lookup, written only by this goroutine's probes.
         unsafe {
-            if t.saturating_sub((*outer).start_ns) < NESTED_WITHIN_NS && regs.sp() < (*outer).sp {
+            if t.saturating_sub((*outer).start_ns) < NESTED_WITHIN_NS {
                 (*outer).nested += 1;
                 return Ok(());
             }
@@ -99,7 +99,6 @@ fn try_assist_alloc(ctx: &ProbeContext) -> Result<(), u32> {
         mark_done_ns: 0,
         parked_ns: 0,
         limiter: u64::from(limiter),
-        sp: regs.sp(),
         nested: 0,
     };
     ASSISTING.insert(&g, &state, 0).map_err(|_| COUNTER_LOST)

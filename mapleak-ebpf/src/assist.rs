@@ -45,8 +45,8 @@ struct Assisting {
 }
 
 /// A goroutine's assist entered while its earlier one is in flight is nested in it only within
-/// this long: an entry older than that was left by a RET missed while the group was detached
-/// (which can hide that goroutine's assists for at most this long after).
+/// this long. A safeguard: user space forgets every open call whenever the group is attached
+/// again, so an entry whose RET was missed while detached does not outlive the detachment.
 const NESTED_WITHIN_NS: u64 = 1_000_000_000;
 
 #[inline(always)]

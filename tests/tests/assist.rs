@@ -109,17 +109,34 @@ fn check(config: &GoConfig) {
     let share = top["map_growth_share"].as_f64().expect("a map share");
     assert!(share > 0.95, "map growth share {share}: {top}");
 
-    // The assists' marking time (the runtime's own window, gcAssistAlloc1) against the
-    // runtime's own assist time, summed over every row; and each assist's wall time holds its
-    // marking, mark termination and parking.
+    against_the_runtime(config, &report, &stdout);
+
+    let found = gc_assist_findings(&report);
+    assert_eq!(found.len(), 1, "{}", report.summary["findings"]);
+    let f = found[0];
+    assert_eq!(n(f, "line"), assist_line(), "{f}");
+    assert_eq!(f["saving"]["of"], "latency", "{f}");
+    assert_eq!(n(&f["evidence"], "total_ns"), n(top, "total_ns"), "{f}");
+    assert_eq!(n(&f["evidence"], "p99_ns"), n(top, "p99_ns"), "{f}");
+    assert!(
+        f["evidence"]["map_growth_share"].as_f64() > Some(0.95),
+        "{f}"
+    );
+}
+
+/// The assists' marking time (the runtime's own window, gcAssistAlloc1) against the runtime's
+/// own assist time, summed over every row; and each assist's wall time holds its marking, mark
+/// termination and parking.
+fn against_the_runtime(config: &GoConfig, report: &Report, stdout: &[String]) {
+    let rows = report.summary["assists"].as_array().unwrap();
     let sum = |key: &str| rows.iter().map(|r| n(r, key)).sum::<u64>();
     let (count, total, work) = (sum("count"), sum("total_ns"), sum("work_ns"));
     let (mark_term, parked) = (sum("in_mark_termination_ns"), sum("parked_ns"));
     assert!(work + mark_term + parked <= total, "{rows:?}");
     let hit_cost = report.summary["sampling"]["hit_cost_ns"].as_u64().unwrap();
-    let cycles = stdout_value(&stdout, "cycles ").expect("cycles");
-    let procs = stdout_value(&stdout, "procs ").expect("procs");
-    match stdout_value(&stdout, "assist_ns ") {
+    let cycles = stdout_value(stdout, "cycles ").expect("cycles");
+    let procs = stdout_value(stdout, "procs ").expect("procs");
+    match stdout_value(stdout, "assist_ns ") {
         Some(runtime) => {
             let residue = RESIDUE_NS_PER_P_CYCLE * procs * cycles;
             let bias =
@@ -143,37 +160,24 @@ fn check(config: &GoConfig) {
         // Go 1.19 has no /cpu/classes metrics: the site is the check.
         None => assert!(stdout.iter().any(|l| l == "assist_ns unsupported")),
     }
-
-    let found = gc_assist_findings(&report);
-    assert_eq!(found.len(), 1, "{}", report.summary["findings"]);
-    let f = found[0];
-    assert_eq!(n(f, "line"), assist_line(), "{f}");
-    assert_eq!(f["saving"]["of"], "latency", "{f}");
-    assert_eq!(n(&f["evidence"], "total_ns"), n(top, "total_ns"), "{f}");
-    assert_eq!(n(&f["evidence"], "p99_ns"), n(top, "p99_ns"), "{f}");
-    assert!(
-        f["evidence"]["map_growth_share"].as_f64() > Some(0.95),
-        "{f}"
-    );
 }
 
-/// The same work with the GC off: nothing marks, so nobody assists.
+/// The same work with the GC off: nothing marks while it runs, so its goroutines never assist.
+/// (The fixture's own runtime.GC() at the end marks: a runtime goroutine allocating then can
+/// assist, and the runtime counts it; so the rows are still checked against the runtime's
+/// figure.)
 fn check_gc_off(config: &GoConfig) {
     let (report, stdout) = trace(config, &[("GOGC", "off")]);
-    assert_eq!(report.summary["assists"], serde_json::json!([]));
+    let rows = report.summary["assists"].as_array().unwrap();
+    assert!(
+        rows.iter().all(|r| r["function"] != "main.churn"),
+        "{rows:?}"
+    );
     assert!(gc_assist_findings(&report).is_empty());
-    if let Some(runtime) = stdout_value(&stdout, "assist_ns ") {
-        assert_eq!(runtime, 0);
-    }
-    // The probes were there to see any.
-    let hits: u64 = report.summary["probes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["symbol"] == "runtime.gcAssistAlloc")
-        .map(|p| n(p, "hits"))
-        .sum();
-    assert_eq!(hits, 0, "{}", report.summary["probes"]);
+    against_the_runtime(config, &report, &stdout);
+    // The probes were there to see any. (They may still be hit: the fixture's own
+    // runtime.GC() marks, and the scheduler can allocate on g0 meanwhile, a call that returns
+    // at once and is nobody's assist.)
     assert!(
         report.summary["probes"]
             .as_array()

@@ -57,6 +57,21 @@ pub fn parse(stderr: &str) -> BTreeMap<u32, [Clock; 3]> {
         .collect()
 }
 
+/// `gc N @… P%: … ms clock, d+e/f/g+h ms cpu, …` → N ↦ e: the cycle's mark assist time
+/// (`gcController.assistTime`), as printed and as far as the printing truncated it.
+pub fn assist_cpu(stderr: &str) -> BTreeMap<u32, Clock> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("gc ")?;
+            let n: u32 = rest.split_whitespace().next()?.parse().ok()?;
+            let cpu = l.split(" ms clock, ").nth(1)?.split(" ms cpu").next()?;
+            let assist = cpu.split('+').nth(1)?.split('/').next()?;
+            Some((n, Clock::parse(assist)?))
+        })
+        .collect()
+}
+
 /// How the trace ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum End {

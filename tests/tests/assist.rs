@@ -4,7 +4,7 @@
 //! its twin with the GC off, which must show no assist at all.
 
 use mapleak_tests::{
-    Fixture, GoBuild, Report, Tracer, build,
+    Fixture, GoBuild, Report, Tracer, build, gctrace,
     versions::{GoConfig, MATRIX},
 };
 use serde_json::Value;
@@ -53,12 +53,15 @@ fn stdout_value(lines: &[String], key: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
 }
 
-fn trace(config: &GoConfig, env: &[(&str, &str)]) -> (Report, Vec<String>) {
+/// The fixture traced with `env` (and gctrace on), and its standard output and error.
+fn trace(config: &GoConfig, env: &[(&str, &str)]) -> (Report, Vec<String>, String) {
     let exe = fixture(config);
-    let fixture = Fixture::start(&exe, &[LIVE_MB, FILLS, ENTRIES], env);
+    let mut env = env.to_vec();
+    env.push(("GODEBUG", "gctrace=1"));
+    let fixture = Fixture::start(&exe, &[LIVE_MB, FILLS, ENTRIES], &env);
     let tracer = Tracer::attach(fixture.pid(), &[]);
     let out = fixture.go_and_collect();
-    (tracer.finish(), out.stdout)
+    (tracer.finish(), out.stdout, out.stderr)
 }
 
 fn n(v: &Value, key: &str) -> u64 {
@@ -77,7 +80,7 @@ fn gc_assist_findings(report: &Report) -> Vec<&Value> {
 }
 
 fn check(config: &GoConfig) {
-    let (report, stdout) = trace(config, &[]);
+    let (report, stdout, stderr) = trace(config, &[]);
     let rows = report.summary["assists"].as_array().unwrap();
     let top = rows
         .first()
@@ -109,7 +112,7 @@ fn check(config: &GoConfig) {
     let share = top["map_growth_share"].as_f64().expect("a map share");
     assert!(share > 0.95, "map growth share {share}: {top}");
 
-    against_the_runtime(config, &report, &stdout);
+    against_the_runtime(config, &report, &stdout, &stderr);
 
     let found = gc_assist_findings(&report);
     assert_eq!(found.len(), 1, "{}", report.summary["findings"]);
@@ -125,9 +128,10 @@ fn check(config: &GoConfig) {
 }
 
 /// The assists' marking time (the runtime's own window, gcAssistAlloc1) against the runtime's
-/// own assist time, summed over every row; and each assist's wall time holds its marking, mark
-/// termination and parking.
-fn against_the_runtime(config: &GoConfig, report: &Report, stdout: &[String]) {
+/// own assist time, summed over every row: the fixture's `runtime/metrics` reading (1.20+),
+/// and gctrace's per-cycle assist figures for the cycles after the go-ahead (every version);
+/// and each assist's wall time holds its marking, mark termination and parking.
+fn against_the_runtime(config: &GoConfig, report: &Report, stdout: &[String], stderr: &str) {
     let rows = report.summary["assists"].as_array().unwrap();
     let sum = |key: &str| rows.iter().map(|r| n(r, key)).sum::<u64>();
     let (count, total, work) = (sum("count"), sum("total_ns"), sum("work_ns"));
@@ -136,13 +140,33 @@ fn against_the_runtime(config: &GoConfig, report: &Report, stdout: &[String]) {
     let hit_cost = report.summary["sampling"]["hit_cost_ns"].as_u64().unwrap();
     let cycles = stdout_value(stdout, "cycles ").expect("cycles");
     let procs = stdout_value(stdout, "procs ").expect("procs");
+    let residue = RESIDUE_NS_PER_P_CYCLE * procs * cycles;
+    let bias_per_call = count * (BIAS_NS_PER_CALL + 2 * hit_cost);
+    // gctrace: the cycles the traced work ran in, each figure truncated when printed.
+    let first = stdout_value(stdout, "cycles_before ").expect("cycles_before") as u32 + 1;
+    let printed = gctrace::assist_cpu(stderr);
+    assert!(
+        printed.contains_key(&(cycles as u32)),
+        "no gctrace line for the last cycle"
+    );
+    let (low, unit) = printed.range(first..).fold((0.0, 0.0), |(l, u), (_, c)| {
+        (l + c.printed_ns, u + c.truncation_ns)
+    });
+    let bias = bias_per_call as f64 + low * BIAS_SHARE;
+    assert!(
+        work as f64 + residue as f64 >= low,
+        "the probes saw {work} ns of assist work, gctrace at least {low} ns"
+    );
+    assert!(
+        (work as f64) < low + unit + bias,
+        "the probes saw {work} ns of assist work, gctrace less than {} ns (+ {bias} ns bias allowed)",
+        low + unit
+    );
     match stdout_value(stdout, "assist_ns ") {
         Some(runtime) => {
-            let residue = RESIDUE_NS_PER_P_CYCLE * procs * cycles;
-            let bias =
-                count * (BIAS_NS_PER_CALL + 2 * hit_cost) + (runtime as f64 * BIAS_SHARE) as u64;
+            let bias = bias_per_call + (runtime as f64 * BIAS_SHARE) as u64;
             eprintln!(
-                "go {}: runtime {runtime} ns; probes: {work} ns marking ({:+.1}%), {total} ns in {count} assists, {mark_term} ns mark termination, {parked} ns parked, {} ns other; limiter calls {}",
+                "go {}: runtime {runtime} ns, gctrace {low:.0}+{unit:.0} ns; probes: {work} ns marking ({:+.1}%), {total} ns in {count} assists, {mark_term} ns mark termination, {parked} ns parked, {} ns other; limiter calls {}",
                 config.go,
                 (work as f64 / runtime.max(1) as f64 - 1.0) * 100.0,
                 total - work - mark_term - parked,
@@ -157,8 +181,14 @@ fn against_the_runtime(config: &GoConfig, report: &Report, stdout: &[String]) {
                 "the probes saw {work} ns of assist work, the runtime {runtime} ns (+ {bias} ns bias allowed)"
             );
         }
-        // Go 1.19 has no /cpu/classes metrics: the site is the check.
-        None => assert!(stdout.iter().any(|l| l == "assist_ns unsupported")),
+        // Go 1.19 has no /cpu/classes metrics: gctrace is the oracle.
+        None => {
+            eprintln!(
+                "go {}: gctrace {low:.0}+{unit:.0} ns; probes: {work} ns marking in {count} assists",
+                config.go
+            );
+            assert!(stdout.iter().any(|l| l == "assist_ns unsupported"));
+        }
     }
 }
 
@@ -167,14 +197,14 @@ fn against_the_runtime(config: &GoConfig, report: &Report, stdout: &[String]) {
 /// assist, and the runtime counts it; so the rows are still checked against the runtime's
 /// figure.)
 fn check_gc_off(config: &GoConfig) {
-    let (report, stdout) = trace(config, &[("GOGC", "off")]);
+    let (report, stdout, stderr) = trace(config, &[("GOGC", "off")]);
     let rows = report.summary["assists"].as_array().unwrap();
     assert!(
         rows.iter().all(|r| r["function"] != "main.churn"),
         "{rows:?}"
     );
     assert!(gc_assist_findings(&report).is_empty());
-    against_the_runtime(config, &report, &stdout);
+    against_the_runtime(config, &report, &stdout, &stderr);
     // The probes were there to see any. (They may still be hit: the fixture's own
     // runtime.GC() marks, and the scheduler can allocate on g0 meanwhile, a call that returns
     // at once and is nobody's assist.)

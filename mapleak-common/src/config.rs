@@ -45,11 +45,14 @@ pub struct Config {
     pub hmap_hash0: u16,
     pub swiss_map_seed: u16,
     pub _pad: [u16; 2],
+    /// Run-time address of `runtime.gcCPULimiter.enabled` (0: unknown): an assist that starts
+    /// while it is set returns at once without paying.
+    pub limiter_enabled_addr: u64,
     /// Where the runtime keeps its accounting of each GC cycle's cost.
     pub gc_cost: GcCostLayout,
 }
 
-const _: () = assert!(core::mem::size_of::<Config>() == 72 + 64);
+const _: () = assert!(core::mem::size_of::<Config>() == 80 + 64);
 
 /// The runtime's accounting of a GC cycle's cost, read by the start-the-world probe once the
 /// cycle has ended: run-time addresses of `runtime.work`, `runtime.gcController` and

@@ -18,6 +18,8 @@ pub enum EventKind {
     Evacuated = 6,
     /// The traced process executed a new program (`sched_process_exec`).
     Exec = 7,
+    /// A goroutine returned from `runtime.gcAssistAlloc`.
+    Assist = 8,
 }
 
 impl TryFrom<u32> for EventKind {
@@ -32,6 +34,7 @@ impl TryFrom<u32> for EventKind {
             5 => Ok(Self::Create),
             6 => Ok(Self::Evacuated),
             7 => Ok(Self::Exec),
+            8 => Ok(Self::Assist),
             other => Err(other),
         }
     }
@@ -326,3 +329,29 @@ pub struct ExecEvent {
 }
 
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == 16);
+
+/// One mark assist, sent at a RET of `runtime.gcAssistAlloc` with the goroutine's user stack
+/// (walked at the RET: the same frames as at entry, and the runtime caller the entry walk
+/// cannot see). Times are the kernel's monotonic clock, the one Go's `nanotime()` reads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AssistEvent {
+    pub header: EventHeader,
+    /// The goroutine (its `g`), which the entry and the RET were paired by.
+    pub goroutine: u64,
+    /// From after the entry prologue to the RET: everything the allocation waited for.
+    pub duration_ns: u64,
+    /// Of that, marking in `runtime.gcAssistAlloc1` (what the runtime counts as assist time),
+    /// inside `runtime.gcMarkDone` (mark termination, which the runtime counts as pause when
+    /// the stop runs here) and parked in `runtime.gcParkAssist`.
+    pub work_ns: u64,
+    pub mark_done_ns: u64,
+    pub parked_ns: u64,
+    /// `gcCPULimiter.enabled` was set at entry: the call returned without paying its debt.
+    pub limiter: u8,
+    pub _pad: [u8; 7],
+    pub site: Site,
+}
+
+const _: () = assert!(core::mem::size_of::<AssistEvent>() == 16 + 40 + 8 + 8);
+const _: () = assert!(core::mem::align_of::<AssistEvent>() == 8);

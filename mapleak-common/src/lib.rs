@@ -14,9 +14,9 @@ pub mod probe;
 
 pub use config::{Config, GcCostLayout, HMAP_WORDS, SWISS_MAP_WORDS, SWISS_TABLE_WORDS};
 pub use event::{
-    CREATE_MAKEMAP, CREATE_MAKEMAP_SMALL, ClassicGrowEvent, CreateEvent, EvacuatedEvent,
-    EventHeader, EventKind, ExecEvent, Frames, GC_COST_CONTROLLER, GC_COST_LIMITER, GC_COST_WORK,
-    GcCost, MAX_FRAMES, MEM_MADVISE, MEM_MMAP, MEM_MUNMAP, MemEvent, STW_RETURN, STW_START,
-    STW_STOP, Site, StwEvent, SwissGrowEvent, SwissOp, WithFrames,
+    AssistEvent, CREATE_MAKEMAP, CREATE_MAKEMAP_SMALL, ClassicGrowEvent, CreateEvent,
+    EvacuatedEvent, EventHeader, EventKind, ExecEvent, Frames, GC_COST_CONTROLLER, GC_COST_LIMITER,
+    GC_COST_WORK, GcCost, MAX_FRAMES, MEM_MADVISE, MEM_MMAP, MEM_MUNMAP, MemEvent, STW_RETURN,
+    STW_START, STW_STOP, Site, StwEvent, SwissGrowEvent, SwissOp, WithFrames,
 };
 pub use probe::{ProbeId, ProgramKind};

@@ -75,6 +75,20 @@ probe_ids! {
     EvacuateFastStr = 21, Uprobe "evacuate_faststr";
     /// The `sched_process_exec` tracepoint (hits count the target's execs only).
     Exec = 22, TracePoint "proc_exec";
+    /// `runtime.gcAssistAlloc` after its prologue and at every RET: a goroutine's mark assist,
+    /// keyed by the goroutine (it can change threads while it assists).
+    AssistAlloc = 23, Uprobe "assist_alloc";
+    AssistAllocReturn = 24, Uprobe "assist_alloc_ret";
+    /// `runtime.gcMarkDone` on an assisting goroutine: mark termination run inside an assist.
+    AssistMarkDone = 25, Uprobe "assist_mark_done";
+    AssistMarkDoneReturn = 26, Uprobe "assist_mark_done_ret";
+    /// `runtime.gcParkAssist` on an assisting goroutine: parked until credit or the cycle's end.
+    AssistPark = 27, Uprobe "assist_park";
+    AssistParkReturn = 28, Uprobe "assist_park_ret";
+    /// `runtime.gcAssistAlloc1`, on the system stack of the assisting goroutine's thread: the
+    /// window the runtime itself times as assist (`/cpu/classes/gc/mark/assist`).
+    AssistWork = 29, Uprobe "assist_work";
+    AssistWorkReturn = 30, Uprobe "assist_work_ret";
 }
 
 impl ProbeId {

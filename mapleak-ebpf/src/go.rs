@@ -37,6 +37,12 @@ impl<'a> GoRegs<'a> {
         }
     }
 
+    /// R14: the current goroutine's `g` in ABIInternal code.
+    #[inline(always)]
+    pub fn g(&self) -> u64 {
+        self.0.r14
+    }
+
     #[inline(always)]
     pub fn ip(&self) -> u64 {
         self.0.rip

@@ -9,6 +9,7 @@
 mod program;
 
 mod assign;
+mod assist;
 mod calibrate;
 mod classic;
 mod counters;

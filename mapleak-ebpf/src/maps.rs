@@ -94,6 +94,7 @@ static CONFIG: Config = Config {
     hmap_hash0: 0,
     swiss_map_seed: 0,
     _pad: [0; 2],
+    limiter_enabled_addr: 0,
     gc_cost: GcCostLayout {
         work_addr: 0,
         controller_addr: 0,

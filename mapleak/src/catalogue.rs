@@ -5,7 +5,7 @@
 mod group;
 
 use Placement::{Entry, EntryAndRets, Rets};
-use ProbeGroup::{Assign, Create, Evacuate, Gc, Growth};
+use ProbeGroup::{Assign, Assist, Create, Evacuate, Gc, Growth};
 pub use group::{ProbeGroup, WhenMissing};
 use mapleak_common::ProbeId;
 
@@ -98,6 +98,17 @@ pub const CATALOGUE: &[ProbeSpec] = &[
     // Its RETs end the pause as the runtime sees it.
     at("runtime.startTheWorldWithSema",            Gc,
        EntryAndRets { entry: ProbeId::StartTheWorld, rets: ProbeId::StartTheWorldReturn },   Maps::Any),
+    // A goroutine made to mark before its allocation returns: entry to RET is what it waited.
+    // The other three run inside an assist and split that wait: marking (the runtime's own
+    // assist time), mark termination, parked.
+    at("runtime.gcAssistAlloc",                    Assist,
+       EntryAndRets { entry: ProbeId::AssistAlloc, rets: ProbeId::AssistAllocReturn },       Maps::Any),
+    at("runtime.gcAssistAlloc1",                   Assist,
+       EntryAndRets { entry: ProbeId::AssistWork, rets: ProbeId::AssistWorkReturn },         Maps::Any),
+    at("runtime.gcMarkDone",                       Assist,
+       EntryAndRets { entry: ProbeId::AssistMarkDone, rets: ProbeId::AssistMarkDoneReturn }, Maps::Any),
+    at("runtime.gcParkAssist",                     Assist,
+       EntryAndRets { entry: ProbeId::AssistPark, rets: ProbeId::AssistParkReturn },         Maps::Any),
     // Both map implementations keep these two entry points, which the compiler calls for every
     // map it cannot build inline; the map is their result.
     at("runtime.makemap",             Create,   Rets(ProbeId::MakeMapReturn),       Maps::Any),

@@ -2,8 +2,8 @@
 //! untrusted bytes.
 
 use mapleak_common::{
-    ClassicGrowEvent, CreateEvent, EvacuatedEvent, EventHeader, EventKind, ExecEvent, MAX_FRAMES,
-    MemEvent, Site, StwEvent, SwissGrowEvent,
+    AssistEvent, ClassicGrowEvent, CreateEvent, EvacuatedEvent, EventHeader, EventKind, ExecEvent,
+    MAX_FRAMES, MemEvent, Site, StwEvent, SwissGrowEvent,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +15,7 @@ pub enum Event {
     Create(CreateEvent),
     Evacuated(EvacuatedEvent),
     Exec(ExecEvent),
+    Assist(AssistEvent),
 }
 
 impl Event {
@@ -24,6 +25,7 @@ impl Event {
             Event::ClassicGrow(e) => Some(&mut e.site),
             Event::SwissGrow(e) => Some(&mut e.site),
             Event::Create(e) => Some(&mut e.site),
+            Event::Assist(e) => Some(&mut e.site),
             Event::Stw(_) | Event::Mem(_) | Event::Evacuated(_) | Event::Exec(_) => None,
         }
     }
@@ -37,6 +39,7 @@ impl Event {
             Event::Create(e) => &e.header,
             Event::Evacuated(e) => &e.header,
             Event::Exec(e) => &e.header,
+            Event::Assist(e) => &e.header,
         }
     }
 }
@@ -63,6 +66,7 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
         EventKind::Create => Ok(Event::Create(read(record, "map creation event")?)),
         EventKind::Evacuated => Ok(Event::Evacuated(read(record, "evacuation event")?)),
         EventKind::Exec => Ok(Event::Exec(read(record, "exec event")?)),
+        EventKind::Assist => Ok(Event::Assist(read(record, "assist event")?)),
     }
 }
 
@@ -74,6 +78,7 @@ pub fn frames<'r>(record: &'r [u8], event: &Event) -> Option<&'r [u8]> {
         Event::ClassicGrow(_) => size_of::<ClassicGrowEvent>(),
         Event::SwissGrow(_) => size_of::<SwissGrowEvent>(),
         Event::Create(_) => size_of::<CreateEvent>(),
+        Event::Assist(_) => size_of::<AssistEvent>(),
         Event::Stw(_) | Event::Mem(_) | Event::Evacuated(_) | Event::Exec(_) => return None,
     };
     let tail = record.get(event_len..)?;

@@ -96,6 +96,15 @@ pub fn parse_cost(stderr: &str) -> BTreeMap<u32, Cost> {
         .collect()
 }
 
+/// `gc N …` → N ↦ e of `d+e/f/g+h ms cpu`: the cycle's mark assist time
+/// (`gcController.assistTime`), as printed and as far as the printing truncated it.
+pub fn assist_cpu(stderr: &str) -> BTreeMap<u32, Clock> {
+    parse_cost(stderr)
+        .into_iter()
+        .map(|(n, cost)| (n, cost.assist))
+        .collect()
+}
+
 /// How the trace ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum End {

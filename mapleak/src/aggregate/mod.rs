@@ -1,6 +1,7 @@
 //! The aggregator: events in, state out. No I/O, no clock, no aya — unit-tested and benchmarked
 //! without root.
 
+pub mod assist;
 pub mod births;
 pub mod bound;
 pub mod classic;
@@ -169,6 +170,7 @@ pub struct Aggregator {
     gc_at_interval: (u64, u64),
     memory: memory::AddressSpace,
     births: births::Births,
+    assists: assist::Assists,
     types: types::TypeTable,
     stacks: stacks::StackTable,
     /// When the target executed a new program (kernel clock), once it has.
@@ -196,6 +198,7 @@ impl Aggregator {
             gc_at_interval: (0, 0),
             sites: HashMap::default(),
             births: births::Births::new(max_tracked.max(1)),
+            assists: assist::Assists::default(),
             types: types::TypeTable::default(),
             stacks: stacks::StackTable::default(),
             exec_ns: None,
@@ -299,6 +302,10 @@ impl Aggregator {
             Event::Evacuated(e) => {
                 // Sent when the next growth replaced the old array: this one is done.
                 self.on_evacuated(e, true);
+                return;
+            }
+            Event::Assist(e) => {
+                self.assists.on_event(e);
                 return;
             }
             Event::Create(e) => {
@@ -429,6 +436,11 @@ impl Aggregator {
             self.totals.maps_evicted += (before - self.maps.len()) as u64;
             self.history_records = self.maps.values().map(MapState::records).sum();
         }
+    }
+
+    /// Mark assists by the stack that allocated.
+    pub fn assists(&self) -> &assist::Assists {
+        &self.assists
     }
 
     /// Maps made per creation stack (empty unless the creation probe was on).

@@ -14,6 +14,9 @@ pub enum ProbeGroup {
     Growth,
     /// Stop-the-world: a few hits per GC cycle.
     Gc,
+    /// Mark assists: about a hundred calls per GC cycle, ten to twenty times that while the GC
+    /// CPU limiter is on; never per allocation.
+    Assist,
     /// Map creation (opt-in): one hit per map made, a hot path in programs that churn maps.
     Create,
     /// Map assignment (opt-in): one hit per insert or update, the hottest path of all.
@@ -36,9 +39,10 @@ pub enum WhenMissing {
 }
 
 impl ProbeGroup {
-    pub const ALL: [ProbeGroup; 5] = [
+    pub const ALL: [ProbeGroup; 6] = [
         ProbeGroup::Growth,
         ProbeGroup::Gc,
+        ProbeGroup::Assist,
         ProbeGroup::Create,
         ProbeGroup::Assign,
         ProbeGroup::Evacuate,
@@ -54,6 +58,7 @@ impl ProbeGroup {
         match self {
             ProbeGroup::Growth => "growth",
             ProbeGroup::Gc => "gc",
+            ProbeGroup::Assist => "assist",
             ProbeGroup::Create => "create",
             ProbeGroup::Assign => "assign",
             ProbeGroup::Evacuate => "evacuate",
@@ -64,7 +69,7 @@ impl ProbeGroup {
     /// attached only when `--probes` names it, what it shows (the flag's help).
     pub const fn opt_in(self) -> Option<&'static str> {
         match self {
-            ProbeGroup::Growth | ProbeGroup::Gc => None,
+            ProbeGroup::Growth | ProbeGroup::Gc | ProbeGroup::Assist => None,
             ProbeGroup::Create => Some(
                 "`runtime.makemap` and `makemap_small`: maps made per call site (finds map churn)",
             ),
@@ -82,6 +87,9 @@ impl ProbeGroup {
             // Growth is what mapleak is for.
             ProbeGroup::Growth => WhenMissing::Refuse,
             ProbeGroup::Gc => WhenMissing::Note("GC pauses are not traced"),
+            // Without gcAssistAlloc the other two have nothing to split; without one of them
+            // the assists are still timed, only not split.
+            ProbeGroup::Assist => WhenMissing::Note("mark assists are traced only in part"),
             // Maps made by one of the two would be missing from every count per call site.
             ProbeGroup::Create => WhenMissing::DropGroup,
             ProbeGroup::Assign | ProbeGroup::Evacuate => WhenMissing::Skip,
@@ -92,7 +100,7 @@ impl ProbeGroup {
     /// `None` for the default groups, whose losses the plan's notes already state.
     pub const fn unplanned(self, maps: MapImpl) -> Option<&'static str> {
         match (self, maps) {
-            (ProbeGroup::Growth | ProbeGroup::Gc, _) => None,
+            (ProbeGroup::Growth | ProbeGroup::Gc | ProbeGroup::Assist, _) => None,
             (ProbeGroup::Create, _) => {
                 Some("map creation is not traced: runtime.makemap or makemap_small was not found")
             }

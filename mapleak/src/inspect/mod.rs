@@ -8,6 +8,7 @@ pub mod gccontroller;
 pub mod gccost;
 pub mod gcdata;
 pub mod identify;
+pub mod limiter;
 pub mod offsets;
 pub mod pclntab;
 pub mod plan;

@@ -258,6 +258,8 @@ pub fn config() -> Config {
         swiss_table_local_depth: 6,
         hmap_oldbuckets: 24,
         _pad: [0; 2],
+        // An address, set per process.
+        limiter_enabled_addr: 0,
         gc_cost: GcCostLayout::default(),
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{
     BuildInfo, GoElf, GoVersion, InspectError, VersionSource, dwarf,
     elf::FuncSym,
-    gccontroller, gccost, gcdata, identify, offsets,
+    gccontroller, gccost, gcdata, identify, limiter, offsets,
     offsets::{GcControllerFields, GcCostFields, OffsetTable},
     prologue, symbols,
 };
@@ -114,6 +114,9 @@ pub struct Inspection {
     /// unknown.
     #[serde(skip)]
     pub gc_cost_layout: Option<mapleak_common::GcCostLayout>,
+    /// Link-time address of `runtime.gcCPULimiter.enabled` (load bias not applied): an assist
+    /// that starts while it is set returns without paying.
+    pub limiter_enabled_address: Option<u64>,
     /// What mapleak cannot observe in this binary, and why.
     pub notes: Vec<String>,
     #[serde(skip)]
@@ -139,7 +142,7 @@ fn symbol_of<S: serde::Serializer>(spec: &&'static ProbeSpec, s: S) -> Result<S:
 /// The JSON list a group's sites are in: the names predate the catalogue, and tools read them.
 fn list_name(group: ProbeGroup) -> &'static str {
     match group {
-        ProbeGroup::Growth | ProbeGroup::Gc => "probes",
+        ProbeGroup::Growth | ProbeGroup::Gc | ProbeGroup::Assist => "probes",
         ProbeGroup::Create => "create_probes",
         ProbeGroup::Assign => "assign_probes",
         ProbeGroup::Evacuate => "evacuate_probes",
@@ -177,6 +180,7 @@ const GC_MARK_TERMINATION: &str = "runtime.gcMarkTermination";
 /// Where the GC's globals are found in binaries without `.symtab` (see `gcdata`).
 const GC_START: &str = "runtime.gcStart";
 const GC_MARK_DONE: &str = "runtime.gcMarkDone";
+const GC_ASSIST_ALLOC: &str = "runtime.gcAssistAlloc";
 
 pub fn inspect_file(path: &str) -> Result<Inspection, InspectError> {
     inspect_file_as(path, None)
@@ -245,6 +249,7 @@ pub fn inspect_bytes_as(
             "GC cycles are not numbered: memstats.numgc was not found in {GC_MARK_TERMINATION}"
         ));
     }
+    let limiter_enabled_address = limiter_enabled(&elf, &found, &probes, &mut notes);
     let gc_controller_address = gccontroller::address(&elf);
     if gc_controller_address.is_none() {
         notes.push(format!(
@@ -297,6 +302,7 @@ pub fn inspect_bytes_as(
         gc_cpu_limiter_address: gc_cost.limiter_address,
         gc_cost_fields,
         gc_cost_layout: gc_cost.layout,
+        limiter_enabled_address,
         notes,
         config,
         version,
@@ -396,6 +402,33 @@ fn old_gc_data(
         found
     };
     (pause_start, gcphase)
+}
+
+/// Where the assist probes read whether the GC CPU limiter is on, when they are planned: from
+/// `.symtab`, else from the code of `gcAssistAlloc`, which reads it first.
+fn limiter_enabled(
+    elf: &GoElf,
+    found: &Found,
+    probes: &[ProbeSite],
+    notes: &mut Vec<String>,
+) -> Option<u64> {
+    if !probes.iter().any(|p| p.group() == ProbeGroup::Assist) {
+        return None;
+    }
+    let found = elf
+        .data_symbol(limiter::SYMBOL)
+        .map(|a| a + limiter::ENABLED_OFFSET)
+        .or_else(|| {
+            let f = lookup(found, GC_ASSIST_ALLOC)?;
+            limiter::enabled_address(elf.code(f.address, f.size)?, f.address)
+        });
+    if found.is_none() {
+        notes.push(format!(
+            "assists cut short by the GC CPU limiter are not told apart: {} was found neither in .symtab nor in {GC_ASSIST_ALLOC}",
+            limiter::SYMBOL
+        ));
+    }
+    found
 }
 
 type Found<'n> = [(&'n str, FuncSym, SymbolSource)];

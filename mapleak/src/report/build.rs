@@ -4,7 +4,7 @@
 //! over what it gathered, and gets back a report that is complete when built.
 
 use super::{
-    KernelCounters, Summary, TraceMeta, findings,
+    KernelCounters, Summary, TraceMeta, assist, findings,
     gccost::{CostInputs, GcCost},
     owner::Ownership,
     pprof::Binary,
@@ -80,8 +80,13 @@ pub fn build(g: Gathered) -> Report {
     });
     summary.name_maps(&res);
     summary.sites = sites::sites(agg, &res, g.top);
+    summary.assists = assist::rows(agg, &res);
+    if let Some(s) = summary.sampling.group(ProbeGroup::Assist) {
+        summary.assist_overall = Some(assist::overall(agg, s.sampled));
+    }
     let profile = g.profile.then(|| {
         let mut profile = GrowthProfile::build(agg, &res);
+        profile.add_assists(agg, &res);
         profile.duration_ns = summary.duration_ns;
         profile.time_unix_ns = g.started_unix_ns;
         profile.sampled = summary
@@ -175,6 +180,7 @@ fn add_findings(summary: &mut Summary, g: &Gathered, res: &Resolutions, cost: &G
         growth_share: share(ProbeGroup::Growth).unwrap_or(1.0),
         create_share: share(ProbeGroup::Create),
         gc_share: share(ProbeGroup::Gc).unwrap_or(1.0),
+        assist_share: share(ProbeGroup::Assist),
         growth_scale: scale(ProbeGroup::Growth),
         create_scale: scale(ProbeGroup::Create),
         allocated_bytes: g.allocated_bytes,

@@ -2,6 +2,7 @@
 //! behind it and the expected saving. Pure rules over the aggregate; thresholds keep a finding
 //! for what is worth a code change, because a false positive costs a user's trust.
 
+mod assist;
 mod churn;
 mod gc;
 mod memory;
@@ -25,6 +26,7 @@ pub enum FindingKind {
     SameSizeGrowth,
     UnreleasedMemory,
     GcPressure,
+    GcAssist,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -68,10 +70,16 @@ pub struct Folded {
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Saving {
+    /// 0 for a finding about time (`of: latency`).
     pub bytes: u64,
     pub of: SavingOf,
+    /// `of: latency`: the wall time goroutines waited, over the trace, that the change would
+    /// cut.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ns: Option<u64>,
     /// `bytes` as a share of all the process allocated during the trace (`of: allocation`) or
-    /// of its resident memory (`of: memory`), when that is known.
+    /// of its resident memory (`of: memory`), when that is known; `ns` as a share of the
+    /// trace's duration (`of: latency`; above 1 when several goroutines wait at once).
     pub share: Option<f64>,
 }
 
@@ -80,6 +88,8 @@ pub struct Saving {
 pub enum SavingOf {
     Allocation,
     Memory,
+    /// Time goroutines waited (mark assists), not bytes.
+    Latency,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -91,6 +101,7 @@ pub enum Evidence {
     GrowthInGc(GrowthInGc),
     SameSizeGrowth(SameSizeGrowth),
     UnreleasedMemory(UnreleasedMemory),
+    GcAssist(GcAssist),
     GcPressure(GcPressure),
 }
 
@@ -212,6 +223,29 @@ pub struct SameSizeGrowth {
     pub maps: u64,
     /// Of the site's growth.
     pub share_of_site_bytes: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GcAssist {
+    /// Assists the line's goroutines made, the wall time they waited in them and per call.
+    pub count: u64,
+    pub total_ns: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+    /// Of `total_ns`: marking (the runtime's assist time), running mark termination, and
+    /// parked waiting for credit.
+    pub work_ns: u64,
+    pub in_mark_termination_ns: u64,
+    pub parked_ns: u64,
+    /// Calls cut short by the GC CPU limiter (not in the times).
+    pub limiter_calls: u64,
+    /// `total_ns` over the trace's duration.
+    pub share_of_trace: f64,
+    /// The share of the line's allocation during mark that was map growth, from the assists'
+    /// stacks (see the `assists` list); null when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map_growth_share: Option<f64>,
 }
 
 #[cfg(test)]

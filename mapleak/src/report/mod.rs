@@ -1,6 +1,7 @@
 //! Reports: one data model ([`Summary`], [`Interval`]), built once ([`build`]) and written by
 //! sinks ([`sink`]): text, JSON Lines, pprof, flame graph.
 
+pub mod assist;
 pub mod build;
 pub mod file;
 pub mod findings;
@@ -9,6 +10,7 @@ pub mod gc;
 pub mod gccost;
 #[cfg(test)]
 mod golden;
+pub mod latency;
 pub mod owner;
 pub mod pprof;
 pub mod profile;

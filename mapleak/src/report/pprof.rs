@@ -1,6 +1,7 @@
 //! The growth profile as a pprof profile (`profile.proto`, gzipped), the format `go tool
 //! pprof`, Pyroscope, Parca and speedscope read: sample types `grow_events`/count and
-//! `grow_space`/bytes (the default), one sample per distinct stack, inlined frames as the lines
+//! `grow_space`/bytes (the default), and `assist_time`/nanoseconds (mark assists, on the stacks
+//! of the allocations that paid them), one sample per distinct stack, inlined frames as the lines
 //! of one location, innermost first, as Go's own profiles have them.
 
 mod proto;
@@ -58,6 +59,7 @@ fn profile(p: &GrowthProfile, binary: &Binary) -> proto::Profile {
     let sample_type = vec![
         value_type(&mut strings, "grow_events", "count"),
         value_type(&mut strings, "grow_space", "bytes"),
+        value_type(&mut strings, "assist_time", "nanoseconds"),
     ];
     let mapping = proto::Mapping {
         id: 1,
@@ -120,6 +122,7 @@ fn profile(p: &GrowthProfile, binary: &Binary) -> proto::Profile {
             value: vec![
                 i64::try_from(s.grow_events).unwrap_or(i64::MAX),
                 i64::try_from(s.grow_bytes).unwrap_or(i64::MAX),
+                i64::try_from(s.assist_ns).unwrap_or(i64::MAX),
             ],
         });
     }

@@ -12,6 +12,9 @@ pub struct ProfileSample {
     pub frames: Vec<StackFrame>,
     pub grow_events: u64,
     pub grow_bytes: u64,
+    /// Wall time goroutines spent in mark assists with this stack (the stack walked at the
+    /// assist's return: its allocation, then the code that made it).
+    pub assist_ns: u64,
 }
 
 /// The growth profile of one trace.
@@ -35,6 +38,7 @@ impl GrowthProfile {
                 frames: res.frames(key).to_vec(),
                 grow_events: s.grow_events,
                 grow_bytes: s.bytes,
+                assist_ns: 0,
             })
             .collect();
         // Largest first, then by frames: the same trace writes the same file.
@@ -47,6 +51,28 @@ impl GrowthProfile {
             samples,
             ..Default::default()
         }
+    }
+
+    /// Adds every stack's assist time, as samples of their own: an assist's stack is an
+    /// allocation's, not a growth's.
+    pub fn add_assists(&mut self, agg: &Aggregator, res: &Resolutions) {
+        let mut assists: Vec<ProfileSample> = agg
+            .assists()
+            .stacks()
+            .filter(|(_, s)| s.total_ns > 0)
+            .map(|(key, s)| ProfileSample {
+                frames: res.frames(key).to_vec(),
+                grow_events: 0,
+                grow_bytes: 0,
+                assist_ns: s.total_ns,
+            })
+            .collect();
+        assists.sort_by(|a, b| {
+            b.assist_ns
+                .cmp(&a.assist_ns)
+                .then_with(|| frames_key(&a.frames).cmp(&frames_key(&b.frames)))
+        });
+        self.samples.extend(assists);
     }
 
     pub fn total_events(&self) -> u64 {

@@ -53,6 +53,7 @@ impl Resolutions {
             .sites()
             .map(|(k, _)| *k)
             .chain(agg.creations().map(|(k, _)| *k))
+            .chain(agg.assists().stacks().map(|(k, _)| *k))
             .chain(agg.top_maps(usize::MAX).into_iter().map(|m| m.site));
         for key in keys {
             map.entry(key).or_insert_with(|| resolve(&key));

@@ -70,6 +70,12 @@ pub struct Summary {
     pub memory: MemorySummary,
     /// Growth by call site, most bytes first.
     pub sites: Vec<super::sites::SiteRow>,
+    /// Mark assists by call site, most time first: which code pays for the GC.
+    pub assists: Vec<super::assist::AssistRow>,
+    /// Every assist summed, for the LATENCY section; `None` when the assist probes were not
+    /// attached.
+    #[serde(skip)]
+    pub assist_overall: Option<super::assist::AssistOverall>,
     /// What to change, with the evidence and the saving expected.
     pub findings: Vec<super::findings::Finding>,
     /// What share of the trace each probe group saw; counts of a sampled group are estimates.
@@ -324,6 +330,8 @@ impl Summary {
             stw_other: super::gc::other_stw(agg.gc()),
             memory: MemorySummary::new(agg.memory()),
             sites: Vec::new(),
+            assists: Vec::new(),
+            assist_overall: None,
             findings: Vec::new(),
             sampling,
             notes: meta.notes.clone(),

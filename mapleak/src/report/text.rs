@@ -55,6 +55,9 @@ pub fn summary(s: &Summary) -> String {
             super::StopReason::Error => "stopped by an error",
         }
     );
+    if let Some(latency) = super::latency::section(s) {
+        out.push_str(&latency);
+    }
     let _ = writeln!(
         out,
         "map growth: {} grows ({} same-size) in {} maps, {} allocated",
@@ -321,10 +324,15 @@ fn findings_section(out: &mut String, s: &Summary) {
         let of = match f.saving.of {
             super::findings::SavingOf::Allocation => "allocation",
             super::findings::SavingOf::Memory => "memory",
+            super::findings::SavingOf::Latency => "waiting",
         };
-        let share = f.saving.share.map_or(String::new(), |s| {
-            format!(", {} of the process's", super::units::percent(s))
+        let share = f.saving.share.map_or(String::new(), |s| match f.saving.of {
+            super::findings::SavingOf::Latency => {
+                format!(", {} of the trace", super::units::percent(s))
+            }
+            _ => format!(", {} of the process's", super::units::percent(s)),
         });
+        let saved = f.saving.ns.map_or_else(|| bytes(f.saving.bytes), duration);
         let _ = writeln!(
             out,
             "{}. {}{} at {place}: saves {} of {of}{share}\n   {}",
@@ -335,7 +343,7 @@ fn findings_section(out: &mut String, s: &Summary) {
             } else {
                 ""
             },
-            bytes(f.saving.bytes),
+            saved,
             f.suggestion
         );
         if let Some(gc) =

@@ -36,6 +36,10 @@ fn observed(group: ProbeGroup, agg: &Aggregator, hits: u64) -> (u64, u64) {
         ProbeGroup::Growth => (t.grow_events, t.grow_bytes),
         ProbeGroup::Gc => (agg.gc().cycles_seen(), agg.gc().pause_total_ns()),
         ProbeGroup::Create => (t.maps_created, 0),
+        ProbeGroup::Assist => {
+            let a = agg.assists().totals();
+            (a.calls + a.limiter_calls, 0)
+        }
         // Counted in the kernel: every hit is an assignment or an evacuation.
         ProbeGroup::Assign | ProbeGroup::Evacuate => (hits, 0),
     }

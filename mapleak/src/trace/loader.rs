@@ -233,6 +233,9 @@ impl Loaded {
 
     fn switch_group(&mut self, group: ProbeGroup, on: bool) -> Result<(), TraceError> {
         let pid = NonZeroU32::new(self.pid).ok_or(TraceError::NoSuchProcess(self.pid))?;
+        if on {
+            self.forget_open_calls(group);
+        }
         for i in 0..self.uprobes.len() {
             if self.uprobes[i].group != group || self.uprobes[i].link.is_some() == on {
                 continue;
@@ -452,6 +455,8 @@ impl Loaded {
             .collect()
     }
 }
+
+mod open_calls;
 
 #[cfg(test)]
 mod tests;

@@ -204,6 +204,7 @@ fn start(opts: &TraceOptions) -> Result<(Attached, Streams), TraceError> {
                     ..layout
                 };
             }
+            config.limiter_enabled_addr = at(inspection.limiter_enabled_address);
         }
         None => notes.push(format!(
             "GC cycles are not numbered: pid {pid}'s executable mapping was not found"

@@ -45,6 +45,19 @@ impl Row {
         (max - min) / 2.0 / median(&mut walls)
     }
 
+    /// Per round, what one probe hit of `tracer` cost the target in CPU (ns): its CPU time over
+    /// the same round's untraced run, spread over every probe of the tracer that fired.
+    fn cost_per_hit(&self, tracer: Tracer) -> Vec<f64> {
+        self.of(tracer)
+            .iter()
+            .zip(self.of(Tracer::Untraced))
+            .filter_map(|(t, u)| {
+                let hits = t.growth_hits? + t.other_hits.iter().map(|(_, h)| h).sum::<u64>();
+                (hits > 0).then(|| (t.cpu - u.cpu) * t.inserts as f64 / hits as f64)
+            })
+            .collect()
+    }
+
     /// The median of `tracer`'s growth-probe hits.
     fn growth_hits(&self, tracer: Tracer) -> u64 {
         let mut hits: Vec<u64> = self
@@ -134,8 +147,11 @@ impl Report {
         let mut cpu = String::from(
             "| workload | mapleak default | mapleak `--exact` | bpftrace |\n|---|---|---|---|\n",
         );
+        let mut per_hit = String::from(
+            "| workload | probe hits per run, `--exact` (median) | target CPU per hit, `--exact` |\n|---|---|---|\n",
+        );
         let mut hits = String::from(
-            "| workload | mapleak default (growth probes attached) | mapleak `--exact` | bpftrace | mapleak's GC and syscall probes, `--exact` |\n\
+            "| workload | mapleak default (growth probes attached) | mapleak `--exact` | bpftrace | mapleak's other probes (GC, assists, syscalls), `--exact` |\n\
              |---|---|---|---|---|\n",
         );
         for row in &self.rows {
@@ -175,6 +191,25 @@ impl Report {
                 .iter()
                 .map(|r| r.other_hits.iter().map(|(_, h)| h).sum())
                 .collect();
+            let mut all_hits: Vec<u64> = row
+                .of(Tracer::MapleakExact)
+                .iter()
+                .map(|r| {
+                    r.growth_hits.unwrap_or(0) + r.other_hits.iter().map(|(_, h)| h).sum::<u64>()
+                })
+                .collect();
+            let mut costs = row.cost_per_hit(Tracer::MapleakExact);
+            if !costs.is_empty() && !all_hits.is_empty() {
+                for c in &mut costs {
+                    *c /= 1000.0;
+                }
+                per_hit.push_str(&format!(
+                    "| {} | {} | {} µs |\n",
+                    row.workload.name(),
+                    grouped(median_u64(&mut all_hits)),
+                    with_range(&mut costs, 2)
+                ));
+            }
             hits.push_str(&format!(
                 "| {} | {}{attached} | {} | {} | {} |\n",
                 row.workload.name(),
@@ -206,6 +241,11 @@ impl Report {
              Growth-probe hits per run (median):\n\
              \n\
              {hits}\
+             \n\
+             What one probe hit costs the target under `--exact` (its CPU time over the untraced \
+             run's, over every mapleak probe that fired; where few fire, this is mostly noise):\n\
+             \n\
+             {per_hit}\
              \n\
              {}\n\
              \n\

@@ -16,7 +16,12 @@ pub const BUDGETS: [f64; 3] = [0.1, 1.0, 10.0];
 /// What the measurement may exceed the budget by (the goal).
 const SLACK: f64 = 0.02;
 /// The workloads worth sweeping: where probes fire often enough to need the governor.
-pub const WORKLOADS: [Workload; 3] = [Workload::Churn, Workload::Stack, Workload::Parallel];
+pub const WORKLOADS: [Workload; 4] = [
+    Workload::Churn,
+    Workload::Stack,
+    Workload::Parallel,
+    Workload::Assist,
+];
 
 pub struct Sweep {
     runs: u32,

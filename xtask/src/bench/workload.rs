@@ -38,15 +38,18 @@ pub enum Workload {
     Stack,
     /// Churn on 8 goroutines.
     Parallel,
+    /// Large maps filled by 2 goroutines over a large pointer-rich live heap: GC mark assists.
+    Assist,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 6] = [
         Workload::Presized,
         Workload::Churn,
         Workload::Large,
         Workload::Stack,
         Workload::Parallel,
+        Workload::Assist,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +59,7 @@ impl Workload {
             Workload::Large => "large",
             Workload::Stack => "stack",
             Workload::Parallel => "parallel",
+            Workload::Assist => "assist",
         }
     }
 
@@ -73,6 +77,9 @@ impl Workload {
                 "stack: 200 000 `map[int]int{}` filled with 200 ints each inside their function (on the stack)"
             }
             Workload::Parallel => "parallel: churn's 150 000 maps made on 8 goroutines",
+            Workload::Assist => {
+                "assist: 2 goroutines fill 50 `map[int]int{}` of 200 000 ints each over a 64 MiB pointer-rich live heap (GC mark assists)"
+            }
         }
     }
 }

@@ -109,7 +109,11 @@ fn the_json_lists_each_group_where_it_always_was() {
         [
             "runtime.hashGrow",
             "runtime.stopTheWorldWithSema",
-            "runtime.startTheWorldWithSema"
+            "runtime.startTheWorldWithSema",
+            "runtime.gcAssistAlloc",
+            "runtime.gcAssistAlloc1",
+            "runtime.gcMarkDone",
+            "runtime.gcParkAssist"
         ]
     );
     assert_eq!(

@@ -317,6 +317,7 @@ mod tests {
         crate::report::findings::Saving {
             bytes,
             of: crate::report::findings::SavingOf::Memory,
+            ns: None,
             share: None,
         }
     }

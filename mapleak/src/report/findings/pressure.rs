@@ -181,6 +181,7 @@ mod tests {
             saving: Saving {
                 bytes,
                 of: SavingOf::Allocation,
+                ns: None,
                 share: None,
             },
             suggestion: String::new(),
@@ -194,6 +195,7 @@ mod tests {
         Saving {
             bytes,
             of: SavingOf::Allocation,
+            ns: None,
             share: Some(bytes as f64 / (60 * MIB) as f64),
         }
     }

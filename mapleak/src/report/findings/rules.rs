@@ -33,6 +33,8 @@ pub struct Inputs<'a> {
     pub create_share: Option<f64>,
     /// Same for the GC group: the share of the trace whose mark phases were seen.
     pub gc_share: f64,
+    /// Same for the assist group; `None` when its probes were not attached.
+    pub assist_share: Option<f64>,
     /// How many times what the growth and creation groups saw the whole trace held (their
     /// estimates over their observed counts; 1 when attached throughout).
     pub growth_scale: f64,
@@ -57,6 +59,7 @@ impl Inputs<'_> {
         Saving {
             bytes,
             of: SavingOf::Allocation,
+            ns: None,
             share: self
                 .allocated_bytes
                 .filter(|&total| total > 0)
@@ -69,6 +72,7 @@ impl Inputs<'_> {
         Saving {
             bytes,
             of: SavingOf::Memory,
+            ns: None,
             share: self
                 .agg
                 .memory()
@@ -121,6 +125,7 @@ pub fn findings(i: &Inputs) -> Found {
     proposals.extend(super::churn::map_churn(i, &sites));
     proposals.extend(super::retained::retained_capacity(i, &sites));
     proposals.extend(super::gc::growth_in_gc(i, &sites));
+    proposals.extend(super::assist::gc_assist(i));
     let mut found = Found {
         findings: Vec::new(),
         outside: 0,
@@ -172,10 +177,13 @@ pub fn findings(i: &Inputs) -> Found {
             .findings
             .extend(pressure.into_iter().filter(worth_a_change));
     }
+    // Time and bytes do not compare: what makes goroutines wait comes first, as the report's
+    // LATENCY section does, most time first; then what saves most bytes.
     found.findings.sort_by(|a, b| {
         b.saving
-            .bytes
-            .cmp(&a.saving.bytes)
+            .ns
+            .cmp(&a.saving.ns)
+            .then(b.saving.bytes.cmp(&a.saving.bytes))
             .then(a.kind.cmp(&b.kind))
             .then(a.file.cmp(&b.file))
             .then(a.line.cmp(&b.line))
@@ -193,6 +201,7 @@ fn fold_same_line(mut placed: Vec<(Finding, String)>) -> Vec<Finding> {
         (a.kind, &a.file, a.line, &a.function)
             .cmp(&(b.kind, &b.file, b.line, &b.function))
             .then(b.saving.bytes.cmp(&a.saving.bytes))
+            .then(b.saving.ns.cmp(&a.saving.ns))
     });
     let mut out: Vec<Finding> = Vec::new();
     for (f, grew_at) in placed {
@@ -202,6 +211,7 @@ fn fold_same_line(mut placed: Vec<(Finding, String)>) -> Vec<Finding> {
                     == (f.kind, &f.file, f.line, &f.function) =>
             {
                 first.saving.bytes += f.saving.bytes;
+                first.saving.ns = first.saving.ns.map(|a| a + f.saving.ns.unwrap_or(0));
                 first.saving.share = first.saving.share.zip(f.saving.share).map(|(a, b)| a + b);
                 first.estimated |= f.estimated;
                 first.also.push(super::Folded {
@@ -226,6 +236,9 @@ fn fold_same_line(mut placed: Vec<(Finding, String)>) -> Vec<Finding> {
 }
 
 fn worth_a_change(f: &Finding) -> bool {
+    if f.saving.of == SavingOf::Latency {
+        return super::assist::worth_a_change(&f.saving);
+    }
     f.saving.bytes >= MIN_SAVING_BYTES
         && f.saving.share.is_none_or(|share| share >= MIN_SAVING_SHARE)
 }

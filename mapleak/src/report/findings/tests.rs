@@ -75,6 +75,7 @@ fn inputs<'a>(
         growth_scale: 1.0,
         create_scale: create_share.map_or(1.0, |s| 1.0 / s),
         gc_share: 1.0,
+        assist_share: None,
         allocated_bytes: None,
         gc: None,
     }
@@ -583,4 +584,74 @@ fn growth_in_gc_is_judged_against_the_time_the_gc_probes_saw() {
         e.mark_time_share
     );
     assert!(f.estimated);
+}
+
+fn assists(agg: &mut Aggregator, stack: i64, calls: u64, each_ns: u64) {
+    for _ in 0..calls {
+        agg.record(&crate::decode::Event::Assist(mapleak_common::AssistEvent {
+            duration_ns: each_ns,
+            work_ns: each_ns / 2,
+            site: Site { stack_id: stack },
+            ..Default::default()
+        }));
+    }
+}
+
+fn run_with_assists(agg: &Aggregator, duration_ns: u64) -> Vec<Finding> {
+    let res = resolutions(agg);
+    let i = Inputs {
+        assist_share: Some(1.0),
+        ..inputs(agg, &res, duration_ns, None)
+    };
+    findings(&i).findings
+}
+
+#[test]
+fn goroutines_losing_time_to_assists_are_a_finding_ranked_before_bytes() {
+    let mut agg = Aggregator::new(RULES);
+    // 40 assists of 1 ms at stack 2 (line 12) over a 2 s trace: 2 % of it.
+    assists(&mut agg, 2, 40, 1_000_000);
+    // Unsized maps at stack 1 (line 11): a byte finding.
+    for m in 0..4 {
+        fill(&mut agg, 0xc000_0000 + m * 0x1000, 12, m * 100);
+    }
+    let found = run_with_assists(&agg, 2 * SECOND);
+    assert_eq!(found[0].kind, FindingKind::GcAssist, "{found:?}");
+    assert_eq!((found[0].line, found[0].rank), (12, 1));
+    assert_eq!(found[0].saving.of, SavingOf::Latency);
+    assert_eq!(found[0].saving.ns, Some(40_000_000));
+    let Evidence::GcAssist(e) = &found[0].evidence else {
+        panic!("{:?}", found[0].evidence);
+    };
+    assert_eq!(
+        (e.count, e.total_ns, e.work_ns, e.max_ns),
+        (40, 40_000_000, 20_000_000, 1_000_000)
+    );
+    assert!((e.share_of_trace - 0.02).abs() < 1e-9);
+    assert!(
+        found[0].suggestion.contains("mark assists"),
+        "{}",
+        found[0].suggestion
+    );
+    assert!(found.iter().any(|f| f.kind == FindingKind::UnsizedMap));
+    // Without the assist probes there is no such finding.
+    assert!(!kinds(&run(&agg, 2 * SECOND, None)).contains(&FindingKind::GcAssist));
+}
+
+#[test]
+fn assists_too_few_or_too_short_for_the_trace_are_no_finding() {
+    // Below 1 % of a 10 s trace (40 ms); too few calls; too little time.
+    for (calls, each, duration) in [
+        (40, 1_000_000, 10 * SECOND),
+        (7, 5_000_000, SECOND),
+        (100, 90_000, SECOND),
+    ] {
+        let mut agg = Aggregator::new(RULES);
+        assists(&mut agg, 2, calls, each);
+        let found = run_with_assists(&agg, duration);
+        assert!(
+            found.is_empty(),
+            "{calls} × {each} ns in {duration} ns: {found:?}"
+        );
+    }
 }

@@ -32,11 +32,19 @@ fn inlined_frames_are_the_lines_of_one_location_and_values_sum() {
                 frames: growth.clone(),
                 grow_events: 15,
                 grow_bytes: 1000,
+                assist_ns: 0,
             },
             ProfileSample {
                 frames: growth[..1].to_vec(),
                 grow_events: 1,
                 grow_bytes: 8,
+                assist_ns: 0,
+            },
+            ProfileSample {
+                frames: growth[..1].to_vec(),
+                grow_events: 0,
+                grow_bytes: 0,
+                assist_ns: 340_000_000,
             },
         ],
         sampled: Some("sampled".into()),
@@ -52,12 +60,27 @@ fn inlined_frames_are_the_lines_of_one_location_and_values_sum() {
     let s = |i: i64| decoded.string_table[i as usize].as_str();
     assert_eq!(s(0), "");
     assert_eq!(s(decoded.default_sample_type), "grow_space");
-    assert_eq!(decoded.sample.len(), 2);
-    assert_eq!(decoded.sample[0].value, [15, 1000]);
+    assert_eq!(decoded.sample.len(), 3);
+    assert_eq!(decoded.sample[0].value, [15, 1000, 0]);
+    let types: Vec<(&str, &str)> = decoded
+        .sample_type
+        .iter()
+        .map(|t| (s(t.r#type), s(t.unit)))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("grow_events", "count"),
+            ("grow_space", "bytes"),
+            ("assist_time", "nanoseconds")
+        ]
+    );
+    assert_eq!(decoded.sample[2].value, [0, 0, 340_000_000]);
     // Two locations: the runtime's, and one pc holding the inlined call and its caller.
     assert_eq!(decoded.location.len(), 2);
     assert_eq!(decoded.sample[0].location_id, [1, 2]);
     assert_eq!(decoded.sample[1].location_id, [1]);
+    assert_eq!(decoded.sample[2].location_id, [1]);
     let names: Vec<&str> = decoded.location[1]
         .line
         .iter()

@@ -10,6 +10,7 @@ pub mod event;
 // Read by user space and the tools only; the kernel programs have no use for it.
 #[cfg(not(target_arch = "bpf"))]
 pub mod go_versions;
+pub mod maps;
 pub mod probe;
 
 pub use config::{Config, GcCostLayout, HMAP_WORDS, SWISS_MAP_WORDS, SWISS_TABLE_WORDS};

@@ -9,10 +9,12 @@ use mapleak_common::{
     probe::{COUNTER_LOST, COUNTER_READ_ERRORS},
 };
 
+use mapleak_common::maps::Evacuation;
+
 use crate::{
     counters::{finish, hit},
     go::{GoRegs, header, read},
-    maps::{EVACUATING, EVENTS, Evacuation, config, wakeup},
+    maps::{EVACUATING, EVENTS, config, wakeup},
 };
 
 #[inline(always)]

@@ -5,7 +5,7 @@ use aya_ebpf::{
     macros::map,
     maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
-use mapleak_common::{Config, GcCostLayout, ProbeId, probe::COUNTER_SLOTS};
+use mapleak_common::{Config, GcCostLayout, ProbeId, maps::Evacuation, probe::COUNTER_SLOTS};
 
 /// Events to user space. User space resizes it at load time (`--ring-size`).
 #[map]
@@ -34,29 +34,6 @@ pub static ASSIGNS: LruPerCpuHashMap<u64, u64> = LruPerCpuHashMap::with_max_entr
 /// Evacuation in progress per classic map (opt-in evacuate probes).
 #[map]
 pub static EVACUATING: LruHashMap<u64, Evacuation> = LruHashMap::with_max_entries(16384, 0);
-
-/// What the evacuate probes saw of one map's current growth.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Evacuation {
-    pub old_buckets: u64,
-    pub first_ns: u64,
-    pub last_ns: u64,
-    pub calls: u64,
-}
-
-impl Evacuation {
-    /// The first `evacuate` call seen for the old array `old_buckets`.
-    #[inline(always)]
-    pub fn starting(old_buckets: u64, now: u64) -> Self {
-        Self {
-            old_buckets,
-            first_ns: now,
-            last_ns: now,
-            calls: 1,
-        }
-    }
-}
 
 /// Hits per probe, counted whether or not an event could be emitted.
 #[map]

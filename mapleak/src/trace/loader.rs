@@ -11,7 +11,7 @@ use aya::{
     },
 };
 use mapleak_common::{
-    ProbeId,
+    ProbeId, maps,
     probe::{COUNTER_LOST, COUNTER_READ_ERRORS},
 };
 
@@ -142,7 +142,7 @@ pub fn load(config: &mapleak_common::Config, ring_size: u32) -> Result<Loaded, T
     }
     let ebpf = EbpfLoader::new()
         .override_global("CONFIG", config, true)
-        .map_max_entries("EVENTS", ring_size)
+        .map_max_entries(maps::EVENTS, ring_size)
         .load(EBPF_OBJECT)
         .map_err(|e| TraceError::Load(Box::new(e)))?;
     Ok(Loaded {
@@ -347,7 +347,7 @@ impl Loaded {
 
     /// Assignments counted per map address so far (the assign probes), summed over CPUs.
     pub fn assigns(&self) -> Vec<(u64, u64)> {
-        let Some(map) = self.ebpf.map("ASSIGNS") else {
+        let Some(map) = self.ebpf.map(maps::ASSIGNS) else {
             return Vec::new();
         };
         let Ok(counts) = aya::maps::PerCpuHashMap::<_, u64, u64>::try_from(map) else {
@@ -362,24 +362,22 @@ impl Loaded {
 
     /// Evacuations still open in the kernel: `(map, old array, first, last, calls)`.
     pub fn evacuating(&self) -> Vec<mapleak_common::EvacuatedEvent> {
-        let Some(map) = self.ebpf.map("EVACUATING") else {
+        let Some(map) = self.ebpf.map(maps::EVACUATING) else {
             return Vec::new();
         };
-        let Ok(open) = aya::maps::HashMap::<_, u64, [u64; 4]>::try_from(map) else {
+        let Ok(open) = aya::maps::HashMap::<_, u64, maps::Evacuation>::try_from(map) else {
             return Vec::new();
         };
         open.iter()
             .filter_map(Result::ok)
-            .map(
-                |(map, [old_buckets, first_ns, last_ns, calls])| mapleak_common::EvacuatedEvent {
-                    map,
-                    old_buckets,
-                    first_ns,
-                    last_ns,
-                    calls,
-                    ..Default::default()
-                },
-            )
+            .map(|(map, e)| mapleak_common::EvacuatedEvent {
+                map,
+                old_buckets: e.old_buckets,
+                first_ns: e.first_ns,
+                last_ns: e.last_ns,
+                calls: e.calls,
+                ..Default::default()
+            })
             .collect()
     }
 
@@ -387,7 +385,7 @@ impl Loaded {
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, TraceError> {
         let map = self
             .ebpf
-            .take_map("EVENTS")
+            .take_map(maps::EVENTS)
             .ok_or_else(|| TraceError::Missing("EVENTS map".into()))?;
         RingBuf::try_from(map).map_err(|e| TraceError::KernelFeature {
             feature: "BPF ring buffers",
@@ -411,11 +409,11 @@ impl Loaded {
 
     /// A `COUNTERS` slot (`mapleak_common::probe::COUNTER_*`) summed over CPUs.
     pub fn counter(&self, index: u32) -> u64 {
-        self.sum("COUNTERS", index)
+        self.sum(maps::COUNTERS, index)
     }
 
     pub(super) fn hits(&self, probe: ProbeId) -> u64 {
-        self.sum("HITS", probe as u32)
+        self.sum(maps::HITS, probe as u32)
     }
 
     pub(super) fn ebpf_mut(&mut self) -> &mut Ebpf {
@@ -425,8 +423,8 @@ impl Loaded {
     pub fn counters(&self) -> KernelCounters {
         let uprobes = self.uprobes.iter().map(|u| (u.probe, u.symbol));
         KernelCounters {
-            lost: self.sum("COUNTERS", COUNTER_LOST),
-            read_errors: self.sum("COUNTERS", COUNTER_READ_ERRORS),
+            lost: self.sum(maps::COUNTERS, COUNTER_LOST),
+            read_errors: self.sum(maps::COUNTERS, COUNTER_READ_ERRORS),
             hits: uprobes
                 .chain(self.syscalls.iter().copied())
                 .map(|(probe, symbol)| ProbeHits {

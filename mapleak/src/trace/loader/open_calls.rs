@@ -5,6 +5,8 @@
 
 use aya::maps::{HashMap, Map};
 
+use mapleak_common::maps;
+
 use super::Loaded;
 use crate::catalogue::ProbeGroup;
 
@@ -16,7 +18,10 @@ fn maps_of(group: ProbeGroup) -> &'static [(&'static str, Clear)] {
     match group {
         // `assist.rs`: an assist's state by goroutine (9 words); the goroutine a thread's g0
         // marks for (1 word).
-        ProbeGroup::Assist => &[("ASSISTING", clear::<9>), ("MARKING_FOR", clear::<1>)],
+        ProbeGroup::Assist => &[
+            (maps::ASSISTING, clear::<9>),
+            (maps::MARKING_FOR, clear::<1>),
+        ],
         ProbeGroup::Growth
         | ProbeGroup::Gc
         | ProbeGroup::Create

@@ -59,3 +59,29 @@ fn every_probe_has_its_programs_in_the_object() {
     }
     assert!(missing.is_empty(), "not in the object: {missing:#?}");
 }
+
+#[test]
+fn every_named_map_is_in_the_object() {
+    use mapleak_common::maps;
+    let object = programs();
+    let names = [
+        maps::EVENTS,
+        maps::HITS,
+        maps::COUNTERS,
+        maps::ASSIGNS,
+        maps::EVACUATING,
+        maps::ASSISTING,
+        maps::MARKING_FOR,
+    ];
+    let missing: Vec<&str> = names
+        .into_iter()
+        .filter(|name| !object.maps.contains_key(*name))
+        .collect();
+    assert!(missing.is_empty(), "not in the object: {missing:?}");
+    // The evacuation records user space reads are the kernel's values, byte for byte.
+    let evacuating = &object.maps[maps::EVACUATING];
+    assert_eq!(
+        evacuating.value_size() as usize,
+        std::mem::size_of::<maps::Evacuation>()
+    );
+}

@@ -67,8 +67,8 @@ pub fn differences(pid: u32, exe: &Path) -> Vec<u64> {
     out
 }
 
-/// Every address where `mapleak inspect` plans a default probe in `exe` (post-prologue entries,
-/// and the RETs of `startTheWorldWithSema`).
+/// Every address where `mapleak inspect` plans a default probe in `exe`: post-prologue entries
+/// and RETs, as each probe's placement says.
 pub fn planned_probes(exe: &Path) -> Vec<u64> {
     let out = crate::tracer::run(&["inspect", exe.to_str().unwrap(), "--format", "json"]);
     assert!(
@@ -79,9 +79,15 @@ pub fn planned_probes(exe: &Path) -> Vec<u64> {
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect JSON");
     let mut at = Vec::new();
     for p in plan["probes"].as_array().expect("probes") {
+        if p["default"] != true {
+            continue;
+        }
         let base = p["address"].as_u64().unwrap();
-        at.push(base + p["post_prologue"].as_u64().unwrap());
-        if p["symbol"] == "runtime.startTheWorldWithSema" {
+        let placement = p["placement"].as_str().expect("a placement");
+        if matches!(placement, "entry" | "entry_and_rets") {
+            at.push(base + p["post_prologue"].as_u64().unwrap());
+        }
+        if matches!(placement, "rets" | "entry_and_rets") {
             at.extend(
                 p["ret_offsets"]
                     .as_array()

@@ -50,10 +50,12 @@ pub enum SymbolSource {
     Pclntab,
 }
 
-/// One function of the catalogue, placed.
+/// One function of the catalogue, placed. Serialized with its catalogue row's symbol, group,
+/// placement and whether it is on by default, so that a reader of `inspect --format json` knows
+/// every address a trace will put a breakpoint at.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ProbeSite {
-    #[serde(rename = "symbol", serialize_with = "symbol_of")]
+    #[serde(flatten, serialize_with = "spec_of")]
     pub spec: &'static ProbeSpec,
     pub source: SymbolSource,
     pub address: u64,
@@ -135,8 +137,19 @@ impl ProbeSite {
     }
 }
 
-fn symbol_of<S: serde::Serializer>(spec: &&'static ProbeSpec, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(spec.symbol)
+fn spec_of<S: serde::Serializer>(spec: &&'static ProbeSpec, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap as _;
+    let placement = match spec.placement {
+        Placement::Entry(_) => "entry",
+        Placement::Rets(_) => "rets",
+        Placement::EntryAndRets { .. } => "entry_and_rets",
+    };
+    let mut map = s.serialize_map(Some(4))?;
+    map.serialize_entry("symbol", spec.symbol)?;
+    map.serialize_entry("group", &spec.group)?;
+    map.serialize_entry("placement", placement)?;
+    map.serialize_entry("default", &spec.group.opt_in().is_none())?;
+    map.end()
 }
 
 /// The JSON list a group's sites are in: the names predate the catalogue, and tools read them.

@@ -80,14 +80,14 @@ pub struct ClassicGrowEvent {
     pub key_size: u8,
     pub value_size: u8,
     pub _pad: [u8; 2],
-    pub site: Site,
+    pub site: StackRef,
 }
 
 /// Where a growth came from: a user stack (frame pointers) and the return address the walk
 /// cannot see, because the probe fires before the probed function has pushed its frame.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Site {
+pub struct StackRef {
     /// User space's number for the record's [`Frames`]; negative when it has none. The kernel
     /// leaves it 0.
     pub stack_id: i64,
@@ -97,7 +97,7 @@ pub struct Site {
 /// cost per hit (one read of user memory a frame).
 pub const MAX_FRAMES: usize = 16;
 
-/// The user stack behind a record that has a [`Site`], innermost first: the probed pc, then
+/// The user stack behind a record that has a [`StackRef`], innermost first: the probed pc, then
 /// return addresses by frame pointers.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,7 +171,7 @@ pub struct SwissGrowEvent {
     pub local_depth: u8,
     pub global_depth: u8,
     pub _pad: [u8; 3],
-    pub site: Site,
+    pub site: StackRef,
 }
 
 const _: () = assert!(core::mem::size_of::<SwissGrowEvent>() == 16 + 56 + 16 + 8);
@@ -299,7 +299,7 @@ pub struct CreateEvent {
     /// [`CREATE_MAKEMAP`] or [`CREATE_MAKEMAP_SMALL`].
     pub op: u8,
     pub _pad: [u8; 7],
-    pub site: Site,
+    pub site: StackRef,
 }
 
 const _: () = assert!(core::mem::size_of::<CreateEvent>() == 16 + 16 + 8);
@@ -350,7 +350,7 @@ pub struct AssistEvent {
     /// `gcCPULimiter.enabled` was set at entry: the call returned without paying its debt.
     pub limiter: u8,
     pub _pad: [u8; 7],
-    pub site: Site,
+    pub site: StackRef,
 }
 
 const _: () = assert!(core::mem::size_of::<AssistEvent>() == 16 + 40 + 8 + 8);

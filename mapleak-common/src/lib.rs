@@ -18,6 +18,6 @@ pub use event::{
     AssistEvent, CREATE_MAKEMAP, CREATE_MAKEMAP_SMALL, ClassicGrowEvent, CreateEvent,
     EvacuatedEvent, EventHeader, EventKind, ExecEvent, Frames, GC_COST_CONTROLLER, GC_COST_LIMITER,
     GC_COST_WORK, GcCost, MAX_FRAMES, MEM_MADVISE, MEM_MMAP, MEM_MUNMAP, MemEvent, STW_RETURN,
-    STW_START, STW_STOP, Site, StwEvent, SwissGrowEvent, SwissOp, WithFrames,
+    STW_START, STW_STOP, StackRef, StwEvent, SwissGrowEvent, SwissOp, WithFrames,
 };
 pub use probe::{ProbeId, ProgramKind};

@@ -18,7 +18,7 @@ use mapleak::{
     decode,
 };
 use mapleak_common::{
-    ClassicGrowEvent, EventHeader, EventKind, Frames, MAX_FRAMES, Site, WithFrames,
+    ClassicGrowEvent, EventHeader, EventKind, Frames, MAX_FRAMES, StackRef, WithFrames,
 };
 
 const EVENTS: usize = 10_000_000;
@@ -91,7 +91,7 @@ impl MapLife {
             key_size: 8,
             value_size: 8,
             _pad: [0; 2],
-            site: Site::default(),
+            site: StackRef::default(),
         };
         // A few dozen call sites, as a service has, each a 12-frame stack.
         let mut frames = Frames {

@@ -3,7 +3,7 @@
 
 use mapleak_common::{
     AssistEvent, ClassicGrowEvent, CreateEvent, EvacuatedEvent, EventHeader, EventKind, ExecEvent,
-    MAX_FRAMES, MemEvent, Site, StwEvent, SwissGrowEvent,
+    MAX_FRAMES, MemEvent, StackRef, StwEvent, SwissGrowEvent,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub enum Event {
 
 impl Event {
     /// Where the event happened, for the events that carry a stack.
-    pub fn site_mut(&mut self) -> Option<&mut Site> {
+    pub fn site_mut(&mut self) -> Option<&mut StackRef> {
         match self {
             Event::ClassicGrow(e) => Some(&mut e.site),
             Event::SwissGrow(e) => Some(&mut e.site),

@@ -15,7 +15,7 @@ use mapleak::{
 };
 use mapleak_common::{
     ClassicGrowEvent, EventHeader, EventKind, Frames, MAX_FRAMES, MEM_MADVISE, MEM_MMAP, MemEvent,
-    STW_RETURN, STW_START, STW_STOP, Site, StwEvent, WithFrames,
+    STW_RETURN, STW_START, STW_STOP, StackRef, StwEvent, WithFrames,
 };
 
 struct Counting;
@@ -71,7 +71,7 @@ fn grow(map: u64, b: u8, same_size: bool, ts: u64, stack: u64) -> Vec<u8> {
         noverflow: if same_size { u16::MAX } else { 0 },
         key_size: 8,
         value_size: 8,
-        site: Site::default(),
+        site: StackRef::default(),
         ..Default::default()
     };
     // Every stack distinct: 16 frames that never repeat.

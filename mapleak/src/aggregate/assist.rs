@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use mapleak_common::{AssistEvent, Site};
+use mapleak_common::{AssistEvent, StackRef};
 use rustc_hash::FxHashMap as HashMap;
 
 /// Buckets per doubling of the duration: a bucket spans 2^(1/16) ≈ 4.4 %, so a percentile read
@@ -127,7 +127,7 @@ pub struct AssistTotals {
 
 #[derive(Default)]
 pub struct Assists {
-    by_stack: HashMap<Site, AssistStats>,
+    by_stack: HashMap<StackRef, AssistStats>,
     totals: AssistTotals,
 }
 
@@ -149,7 +149,7 @@ impl Assists {
         self.totals
     }
 
-    pub fn stacks(&self) -> impl Iterator<Item = (&Site, &AssistStats)> {
+    pub fn stacks(&self) -> impl Iterator<Item = (&StackRef, &AssistStats)> {
         self.by_stack.iter()
     }
 }
@@ -165,7 +165,7 @@ mod tests {
             mark_done_ns: mark_done,
             parked_ns: parked,
             limiter: limiter.into(),
-            site: Site { stack_id: stack },
+            site: StackRef { stack_id: stack },
             ..Default::default()
         }
     }

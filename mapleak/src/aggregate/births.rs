@@ -1,7 +1,7 @@
 //! Map creation, from the opt-in creation probe: where each map was made, and how many maps
 //! each stack makes.
 
-use mapleak_common::{CreateEvent, Site};
+use mapleak_common::{CreateEvent, StackRef};
 
 use super::MapState;
 use rustc_hash::FxHashMap as HashMap;
@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap as HashMap;
 /// Where and when the map now at an address was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Birth {
-    pub site: Site,
+    pub site: StackRef,
     pub ts: u64,
 }
 
@@ -26,7 +26,7 @@ pub struct CreateStats {
 
 pub struct Births {
     by_addr: HashMap<u64, Birth>,
-    by_site: HashMap<Site, CreateStats>,
+    by_site: HashMap<StackRef, CreateStats>,
     max_tracked: usize,
 }
 
@@ -70,7 +70,7 @@ impl Births {
         self.by_addr.get(&addr).copied()
     }
 
-    pub fn sites(&self) -> impl Iterator<Item = (&Site, &CreateStats)> {
+    pub fn sites(&self) -> impl Iterator<Item = (&StackRef, &CreateStats)> {
         self.by_site.iter()
     }
 }

@@ -1,6 +1,6 @@
 //! Per-map-instance state, for either map implementation.
 
-use mapleak_common::Site;
+use mapleak_common::StackRef;
 
 use super::{
     births::Birth,
@@ -25,7 +25,7 @@ pub struct MapIdentity {
     /// Classic: buckets hold no pointers (decides the allocator's size class).
     pub noscan: bool,
     /// Where this growth came from.
-    pub site: Site,
+    pub site: StackRef,
     /// The map's hash seed when this growth was read (see [`MapState::is_reused_by`]).
     pub seed: u64,
 }
@@ -54,7 +54,7 @@ pub struct MapState {
     pub bytes: u64,
     pub same_size_bytes: u64,
     /// Where the last growth came from.
-    pub site: Site,
+    pub site: StackRef,
     pub first_ns: u64,
     pub last_ns: u64,
     /// `(timestamp, growth)`, oldest first, at most [`MAX_HISTORY`].

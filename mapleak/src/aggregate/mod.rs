@@ -103,7 +103,7 @@ impl MapRecord {
 
 /// Growth from one stack.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct SiteStats {
+pub struct StackStats {
     pub grow_events: u64,
     pub bytes: u64,
     /// The sum of each growth's bytes squared: how unevenly the bytes fall on the growths (a
@@ -123,9 +123,9 @@ pub struct SiteStats {
     pub finished: Vec<MapRecord>,
 }
 
-impl SiteStats {
+impl StackStats {
     /// Adds another stack's figures (several stacks can end at one source line).
-    pub fn add(&mut self, other: &SiteStats) {
+    pub fn add(&mut self, other: &StackStats) {
         self.grow_events += other.grow_events;
         self.bytes += other.bytes;
         self.bytes_squared += other.bytes_squared;
@@ -165,7 +165,7 @@ pub struct Aggregator {
     finished_records: usize,
     gc: GcTracker,
     /// Growth by the stack it came from (resolved to source lines by the report).
-    sites: HashMap<mapleak_common::Site, SiteStats>,
+    sites: HashMap<mapleak_common::StackRef, StackStats>,
     /// GC cycles and pause total at the previous interval.
     gc_at_interval: (u64, u64),
     memory: memory::AddressSpace,
@@ -220,7 +220,7 @@ impl Aggregator {
         &self.gc
     }
 
-    /// The stacks the probes walked, by [`mapleak_common::Site::stack_id`].
+    /// The stacks the probes walked, by [`mapleak_common::StackRef::stack_id`].
     pub fn stacks(&self) -> &stacks::StackTable {
         &self.stacks
     }
@@ -444,7 +444,7 @@ impl Aggregator {
     }
 
     /// Maps made per creation stack (empty unless the creation probe was on).
-    pub fn creations(&self) -> impl Iterator<Item = (&mapleak_common::Site, &CreateStats)> {
+    pub fn creations(&self) -> impl Iterator<Item = (&mapleak_common::StackRef, &CreateStats)> {
         self.births.sites()
     }
 
@@ -528,7 +528,7 @@ impl Aggregator {
         all
     }
 
-    pub fn sites(&self) -> impl Iterator<Item = (&mapleak_common::Site, &SiteStats)> {
+    pub fn sites(&self) -> impl Iterator<Item = (&mapleak_common::StackRef, &StackStats)> {
         self.sites.iter()
     }
 

@@ -1,5 +1,5 @@
 //! User stacks by number: each distinct stack the probes walked is kept once, and records refer
-//! to it by [`Site::stack_id`](mapleak_common::Site).
+//! to it by [`StackRef::stack_id`](mapleak_common::StackRef).
 
 use rustc_hash::FxHashMap as HashMap;
 

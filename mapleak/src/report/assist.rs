@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use mapleak_common::Site;
+use mapleak_common::StackRef;
 use serde::Serialize;
 
 use super::sites::{Resolutions, SourceSite, StackFrame};
@@ -46,7 +46,7 @@ pub struct AssistRow {
 #[derive(Clone, Debug, Default)]
 pub struct SiteAssists {
     /// The stack that spent the most time here (whose callers a finding names).
-    pub key: Site,
+    pub key: StackRef,
     pub stats: AssistStats,
     /// Marking time of the stacks through map code.
     pub map_work_ns: u64,
@@ -83,7 +83,7 @@ fn through_map_code(frames: &[StackFrame]) -> bool {
 pub fn by_line(
     agg: &Aggregator,
     res: &Resolutions,
-    place: impl Fn(&Site) -> Option<SourceSite>,
+    place: impl Fn(&StackRef) -> Option<SourceSite>,
 ) -> BTreeMap<SourceSite, SiteAssists> {
     let mut out: BTreeMap<SourceSite, SiteAssists> = BTreeMap::new();
     let mut heaviest: BTreeMap<SourceSite, u64> = BTreeMap::new();
@@ -231,7 +231,7 @@ mod tests {
         Event::Assist(AssistEvent {
             duration_ns: ns,
             work_ns: work,
-            site: Site { stack_id: stack },
+            site: StackRef { stack_id: stack },
             ..Default::default()
         })
     }

@@ -116,7 +116,7 @@ mod tests {
         assert_eq!(package_path("main.main"), "main");
         assert_eq!(package_path("net/http.(*Transport).roundTrip"), "net/http");
         assert_eq!(
-            package_path("github.com/gohugoio/hugo/hugolib.(*Site).render"),
+            package_path("github.com/gohugoio/hugo/hugolib.(*StackRef).render"),
             "github.com/gohugoio/hugo/hugolib"
         );
         assert_eq!(package_path("main.fill[go.shape.int]"), "main");

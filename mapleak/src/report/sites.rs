@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use mapleak_common::Site;
+use mapleak_common::StackRef;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::aggregate::{Aggregator, MapState, SiteStats};
+use crate::aggregate::{Aggregator, MapState, StackStats};
 
 /// A line of Go source.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -43,11 +43,11 @@ pub struct ResolvedStack {
 
 /// Every stack the trace captured, symbolized once, and the names of the map types.
 #[derive(Default)]
-pub struct Resolutions(FxHashMap<Site, ResolvedStack>, FxHashMap<u64, String>);
+pub struct Resolutions(FxHashMap<StackRef, ResolvedStack>, FxHashMap<u64, String>);
 
 impl Resolutions {
     /// Resolves the stacks of every growth site, creation site and tracked map.
-    pub fn build(agg: &Aggregator, mut resolve: impl FnMut(&Site) -> ResolvedStack) -> Self {
+    pub fn build(agg: &Aggregator, mut resolve: impl FnMut(&StackRef) -> ResolvedStack) -> Self {
         let mut map = FxHashMap::default();
         let keys = agg
             .sites()
@@ -82,21 +82,21 @@ impl Resolutions {
 
     /// Where a map was grown: the line of the program's own code if there is one, else the
     /// first frame outside the runtime.
-    pub fn grown_at(&self, key: &Site) -> Option<&SourceSite> {
+    pub fn grown_at(&self, key: &StackRef) -> Option<&SourceSite> {
         let r = self.0.get(key)?;
         r.own.as_ref().or(r.site.as_ref())
     }
 
-    pub fn site(&self, key: &Site) -> Option<&SourceSite> {
+    pub fn site(&self, key: &StackRef) -> Option<&SourceSite> {
         self.0.get(key)?.site.as_ref()
     }
 
-    pub fn frames(&self, key: &Site) -> &[StackFrame] {
+    pub fn frames(&self, key: &StackRef) -> &[StackFrame] {
         self.0.get(key).map_or(&[], |r| &r.frames)
     }
 
     /// The line of the program's own code behind `key`, and what it went through to get there.
-    pub fn own(&self, key: &Site) -> Option<(&SourceSite, &[String])> {
+    pub fn own(&self, key: &StackRef) -> Option<(&SourceSite, &[String])> {
         let r = self.0.get(key)?;
         Some((r.own.as_ref()?, &r.via))
     }
@@ -137,7 +137,7 @@ pub fn maps_by_site<'a>(
 
 /// Growth per source line: the figures of every stack that ends there, summed, and the stack
 /// that grew the most bytes there (whose callers a finding names).
-pub type SiteTotals = BTreeMap<SourceSite, (Site, SiteStats)>;
+pub type SiteTotals = BTreeMap<SourceSite, (StackRef, StackStats)>;
 
 pub fn stats_by_site(agg: &Aggregator, res: &Resolutions) -> SiteTotals {
     let mut out = SiteTotals::new();
@@ -146,7 +146,7 @@ pub fn stats_by_site(agg: &Aggregator, res: &Resolutions) -> SiteTotals {
         if let Some(site) = res.site(key) {
             let entry = out
                 .entry(site.clone())
-                .or_insert_with(|| (*key, SiteStats::default()));
+                .or_insert_with(|| (*key, StackStats::default()));
             let most = heaviest.entry(site.clone()).or_default();
             if stats.bytes > *most {
                 *most = stats.bytes;

@@ -160,7 +160,7 @@ pub struct MapRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grown_at: Option<SourceSite>,
     #[serde(skip)]
-    pub(crate) site: mapleak_common::Site,
+    pub(crate) site: mapleak_common::StackRef,
     #[serde(skip)]
     pub(crate) map_type: u64,
     /// How many maps lived at this address before this one during the trace.

@@ -1,6 +1,6 @@
 //! The probes' stacks, symbolized from the target's own `.gopclntab`.
 
-use mapleak_common::Site;
+use mapleak_common::StackRef;
 
 use crate::{
     aggregate::stacks::StackTable,
@@ -20,7 +20,7 @@ pub struct StackResolver<'a> {
 }
 
 impl StackResolver<'_> {
-    pub fn resolve(&mut self, site: &Site) -> ResolvedStack {
+    pub fn resolve(&mut self, site: &StackRef) -> ResolvedStack {
         let Some(symbolizer) = self.symbolizer.as_mut() else {
             return ResolvedStack::default();
         };

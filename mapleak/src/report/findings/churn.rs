@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use mapleak_common::Site;
+use mapleak_common::StackRef;
 
 use super::{
     Evidence, FindingKind, MapChurn,
@@ -21,7 +21,7 @@ const MAP_HEADER_BYTES: u64 = 48;
 #[derive(Default)]
 struct Acc {
     /// The stack with the most maps, for the line to name.
-    key: Option<(Site, u64)>,
+    key: Option<(StackRef, u64)>,
     maps: u64,
     freed: u64,
     grow_events: u64,
@@ -30,7 +30,7 @@ struct Acc {
 }
 
 impl Acc {
-    fn stack(&mut self, key: Site, weight: u64) {
+    fn stack(&mut self, key: StackRef, weight: u64) {
         if self.key.is_none_or(|(_, w)| weight > w) {
             self.key = Some((key, weight));
         }

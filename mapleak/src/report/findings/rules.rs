@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use mapleak_common::Site;
+use mapleak_common::StackRef;
 
 use super::{Evidence, Finding, FindingKind, Saving, SavingOf};
 use crate::{
@@ -97,7 +97,7 @@ pub(super) type Suggest = Box<dyn Fn(&[String]) -> String>;
 /// `key`, before it is placed at the program's own line.
 pub(super) struct Proposal {
     pub kind: FindingKind,
-    pub key: Option<Site>,
+    pub key: Option<StackRef>,
     pub evidence: Evidence,
     pub saving: Saving,
     pub suggest: Suggest,

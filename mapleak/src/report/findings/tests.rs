@@ -1,5 +1,5 @@
 use mapleak_common::{
-    CREATE_MAKEMAP_SMALL, ClassicGrowEvent, CreateEvent, EventHeader, EventKind, Site,
+    CREATE_MAKEMAP_SMALL, ClassicGrowEvent, CreateEvent, EventHeader, EventKind, StackRef,
 };
 
 use super::*;
@@ -25,7 +25,7 @@ fn header(kind: EventKind, ts: u64) -> EventHeader {
 
 fn grow(map: u64, count: u64, b: u8, ts: u64) -> Vec<u8> {
     encode(&ClassicGrowEvent {
-        site: Site { stack_id: 1 },
+        site: StackRef { stack_id: 1 },
         ..crate::aggregate::tests::grow(map, count, b, ts)
     })
 }
@@ -132,7 +132,7 @@ fn a_map_that_grew_a_little_is_left_alone() {
 #[test]
 fn maps_made_at_a_high_rate_are_churn_when_the_creation_probe_counts_them() {
     let mut agg = Aggregator::new(RULES);
-    let site = Site { stack_id: 2 };
+    let site = StackRef { stack_id: 2 };
     // Maps that never grow: each still costs its header (48 B), 1.4 MiB in all.
     for k in 0..30_000u64 {
         agg.record_bytes(&encode(&CreateEvent {
@@ -591,7 +591,7 @@ fn assists(agg: &mut Aggregator, stack: i64, calls: u64, each_ns: u64) {
         agg.record(&crate::decode::Event::Assist(mapleak_common::AssistEvent {
             duration_ns: each_ns,
             work_ns: each_ns / 2,
-            site: Site { stack_id: stack },
+            site: StackRef { stack_id: stack },
             ..Default::default()
         }));
     }

@@ -10,6 +10,9 @@ pub const HITS: &str = "HITS";
 pub const COUNTERS: &str = "COUNTERS";
 /// Inserts and updates per map address (the `assign` probes; per CPU).
 pub const ASSIGNS: &str = "ASSIGNS";
+/// Probes being detached (1) by `ProbeId` slot: their programs return at once, so that a link
+/// still firing while the kernel drops it costs the target no more than the trap.
+pub const PROBES_OFF: &str = "PROBES_OFF";
 /// Each map's open evacuation (the `evacuate` probes): [`Evacuation`] by map address.
 pub const EVACUATING: &str = "EVACUATING";
 /// Assists in flight by goroutine, and the goroutine each system-stack assist marks for: both

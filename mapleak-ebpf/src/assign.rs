@@ -9,7 +9,9 @@ use crate::{counters::hit, go::GoRegs, maps::ASSIGNS};
 
 #[inline(always)]
 fn count(ctx: &ProbeContext, probe: ProbeId) -> u32 {
-    hit(probe);
+    if !hit(probe) {
+        return 0;
+    }
     // The map is the second argument of every variant, classic and Swiss.
     let map = GoRegs::new(ctx).arg(1);
     match ASSIGNS.get_ptr_mut(&map) {

@@ -56,7 +56,9 @@ fn now() -> u64 {
 }
 
 uprobe_program!(assist_alloc, assist_alloc_m, |ctx| {
-    hit(ProbeId::AssistAlloc);
+    if !hit(ProbeId::AssistAlloc) {
+        return 0;
+    }
     finish(try_assist_alloc(&ctx))
 });
 
@@ -109,7 +111,9 @@ uprobe_program!(
     assist_alloc_ret,
     assist_alloc_ret_m,
     |ctx| {
-        hit(ProbeId::AssistAllocReturn);
+        if !hit(ProbeId::AssistAllocReturn) {
+            return 0;
+        }
         finish(try_assist_alloc_ret(&ctx))
     }
 );
@@ -202,27 +206,37 @@ fn close_for(g: u64, span: Span) -> u32 {
 }
 
 uprobe_program!(assist_mark_done, assist_mark_done_m, |ctx| {
-    hit(ProbeId::AssistMarkDone);
+    if !hit(ProbeId::AssistMarkDone) {
+        return 0;
+    }
     open(&ctx, Span::MarkDone)
 });
 
 uprobe_program!(assist_mark_done_ret, assist_mark_done_ret_m, |ctx| {
-    hit(ProbeId::AssistMarkDoneReturn);
+    if !hit(ProbeId::AssistMarkDoneReturn) {
+        return 0;
+    }
     close(&ctx, Span::MarkDone)
 });
 
 uprobe_program!(assist_park, assist_park_m, |ctx| {
-    hit(ProbeId::AssistPark);
+    if !hit(ProbeId::AssistPark) {
+        return 0;
+    }
     open(&ctx, Span::Park)
 });
 
 uprobe_program!(assist_park_ret, assist_park_ret_m, |ctx| {
-    hit(ProbeId::AssistParkReturn);
+    if !hit(ProbeId::AssistParkReturn) {
+        return 0;
+    }
     close(&ctx, Span::Park)
 });
 
 uprobe_program!(assist_work, assist_work_m, |ctx| {
-    hit(ProbeId::AssistWork);
+    if !hit(ProbeId::AssistWork) {
+        return 0;
+    }
     let regs = GoRegs::new(&ctx);
     let gp = regs.arg(0);
     // Only an assist this group saw begin; the thread's g0 keeps it for the RET.
@@ -233,7 +247,9 @@ uprobe_program!(assist_work, assist_work_m, |ctx| {
 });
 
 uprobe_program!(assist_work_ret, assist_work_ret_m, |ctx| {
-    hit(ProbeId::AssistWorkReturn);
+    if !hit(ProbeId::AssistWorkReturn) {
+        return 0;
+    }
     let g0 = GoRegs::new(&ctx).g();
     // SAFETY: the value is copied out before the entry is removed.
     let Some(gp) = (unsafe { MARKING_FOR.get(&g0) }).copied() else {

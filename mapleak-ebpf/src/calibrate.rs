@@ -11,7 +11,8 @@ use crate::{
 };
 
 uprobe_program!(calibrate, calibrate_m, |ctx| {
-    hit(ProbeId::Calibrate);
+    // Never switched off: tracepoints and the calibration stay attached.
+    let _ = hit(ProbeId::Calibrate);
     let regs = GoRegs::new(&ctx);
     // The growth probes' one read of the map header, here of the caller's stack.
     let words: [u64; HMAP_WORDS] = read_words(regs.sp()).unwrap_or_default();

@@ -13,7 +13,9 @@ use crate::{
 };
 
 uprobe_program!(classic_hash_grow, classic_hash_grow_m, |ctx| {
-    hit(ProbeId::HashGrow);
+    if !hit(ProbeId::HashGrow) {
+        return 0;
+    }
     finish(try_classic_hash_grow(&ctx))
 });
 

@@ -1,6 +1,6 @@
 //! Per-CPU counters: no locks, no atomics; user space sums the CPUs each interval.
 
-use crate::maps::{COUNTERS, HITS};
+use crate::maps::{COUNTERS, HITS, PROBES_OFF};
 use mapleak_common::ProbeId;
 
 #[inline(always)]
@@ -11,9 +11,15 @@ fn bump(array: &aya_ebpf::maps::PerCpuArray<u64>, index: u32) {
     }
 }
 
+/// Counts a hit of `probe`; `false` when user space has switched it off (its link is being
+/// dropped), and the program must return at once.
 #[inline(always)]
-pub fn hit(probe: ProbeId) {
+pub fn hit(probe: ProbeId) -> bool {
+    if PROBES_OFF.get(probe as u32).is_some_and(|off| *off != 0) {
+        return false;
+    }
     bump(&HITS, probe as u32);
+    true
 }
 
 #[inline(always)]

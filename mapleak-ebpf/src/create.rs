@@ -10,7 +10,9 @@ use crate::{
 };
 
 uprobe_program!(create_makemap_ret, create_makemap_ret_m, |ctx| {
-    hit(ProbeId::MakeMapReturn);
+    if !hit(ProbeId::MakeMapReturn) {
+        return 0;
+    }
     finish(emit(&ctx, CREATE_MAKEMAP))
 });
 
@@ -18,7 +20,9 @@ uprobe_program!(
     create_makemap_small_ret,
     create_makemap_small_ret_m,
     |ctx| {
-        hit(ProbeId::MakeMapSmallReturn);
+        if !hit(ProbeId::MakeMapSmallReturn) {
+            return 0;
+        }
         finish(emit(&ctx, CREATE_MAKEMAP_SMALL))
     }
 );

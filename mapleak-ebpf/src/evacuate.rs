@@ -19,7 +19,9 @@ use crate::{
 
 #[inline(always)]
 fn on_evacuate(ctx: &ProbeContext, probe: ProbeId) -> u32 {
-    hit(probe);
+    if !hit(probe) {
+        return 0;
+    }
     finish(track(ctx))
 }
 

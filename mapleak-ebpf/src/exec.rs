@@ -20,7 +20,8 @@ pub fn proc_exec(_ctx: TracePointContext) -> u32 {
     if (pid_tgid >> 32) as u32 != config().target_tgid {
         return 0;
     }
-    hit(ProbeId::Exec);
+    // Never switched off: tracepoints and the calibration stay attached.
+    let _ = hit(ProbeId::Exec);
     let event = ExecEvent {
         header: header_for(EventKind::Exec as u32, pid_tgid as u32),
     };

@@ -16,12 +16,16 @@ use crate::{
 };
 
 uprobe_program!(gc_stop_the_world, gc_stop_the_world_m, |ctx| {
-    hit(ProbeId::StopTheWorld);
+    if !hit(ProbeId::StopTheWorld) {
+        return 0;
+    }
     finish(emit(&ctx, STW_STOP))
 });
 
 uprobe_program!(gc_start_the_world, gc_start_the_world_m, |ctx| {
-    hit(ProbeId::StartTheWorld);
+    if !hit(ProbeId::StartTheWorld) {
+        return 0;
+    }
     finish(emit(&ctx, STW_START))
 });
 
@@ -30,7 +34,9 @@ uprobe_program!(
     gc_start_the_world_ret,
     gc_start_the_world_ret_m,
     |ctx| {
-        hit(ProbeId::StartTheWorldReturn);
+        if !hit(ProbeId::StartTheWorldReturn) {
+            return 0;
+        }
         finish(emit(&ctx, STW_RETURN))
     }
 );

@@ -3,7 +3,7 @@
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     macros::map,
-    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use mapleak_common::{Config, GcCostLayout, ProbeId, maps::Evacuation, probe::COUNTER_SLOTS};
 
@@ -34,6 +34,12 @@ pub static ASSIGNS: LruPerCpuHashMap<u64, u64> = LruPerCpuHashMap::with_max_entr
 /// Evacuation in progress per classic map (opt-in evacuate probes).
 #[map]
 pub static EVACUATING: LruHashMap<u64, Evacuation> = LruHashMap::with_max_entries(16384, 0);
+
+/// Probes user space is detaching (1), by `ProbeId` slot: a link being dropped can fire for a
+/// few more milliseconds, and those hits must neither cost the target a stack walk nor count as
+/// seen outside the window they were not part of.
+#[map]
+pub static PROBES_OFF: Array<u32> = Array::with_max_entries(ProbeId::SLOTS, 0);
 
 /// Hits per probe, counted whether or not an event could be emitted.
 #[map]

@@ -18,7 +18,9 @@ uprobe_program!(
     swiss_grow_to_small,
     swiss_grow_to_small_m,
     |ctx| {
-        hit(ProbeId::SwissGrowToSmall);
+        if !hit(ProbeId::SwissGrowToSmall) {
+            return 0;
+        }
         let regs = GoRegs::new(&ctx);
         finish(emit(
             &regs,
@@ -35,7 +37,9 @@ uprobe_program!(
     swiss_grow_to_table,
     swiss_grow_to_table_m,
     |ctx| {
-        hit(ProbeId::SwissGrowToTable);
+        if !hit(ProbeId::SwissGrowToTable) {
+            return 0;
+        }
         let regs = GoRegs::new(&ctx);
         finish(emit(
             &regs,
@@ -52,7 +56,9 @@ uprobe_program!(
     swiss_rehash,
     swiss_rehash_m,
     |ctx| {
-        hit(ProbeId::SwissRehash);
+        if !hit(ProbeId::SwissRehash) {
+            return 0;
+        }
         let regs = GoRegs::new(&ctx);
         finish(emit(
             &regs,

@@ -326,11 +326,13 @@ fn findings_section(out: &mut String, s: &Summary) {
             super::findings::SavingOf::Memory => "memory",
             super::findings::SavingOf::Latency => "waiting",
         };
-        let share = f.saving.share.map_or(String::new(), |s| match f.saving.of {
-            super::findings::SavingOf::Latency => {
-                format!(", {} of the trace", super::units::percent(s))
-            }
-            _ => format!(", {} of the process's", super::units::percent(s)),
+        let share = f.saving.share.map_or(String::new(), |s| {
+            let whole = match f.saving.of {
+                super::findings::SavingOf::Allocation => "all the process allocated",
+                super::findings::SavingOf::Memory => "what the process holds",
+                super::findings::SavingOf::Latency => "the trace",
+            };
+            format!(", {} of {whole}", super::units::percent(s))
         });
         let saved = f.saving.ns.map_or_else(|| bytes(f.saving.bytes), duration);
         let _ = writeln!(

@@ -240,6 +240,9 @@ impl Loaded {
             if self.uprobes[i].group != group || self.uprobes[i].link.is_some() == on {
                 continue;
             }
+            // Off before the link goes (it fires until the kernel has dropped it), on before
+            // the new link can fire.
+            self.set_off(self.uprobes[i].probe, !on);
             let exe = self.exe.clone();
             let offsets = self.uprobes[i].offsets.clone();
             let link = self.uprobes[i].link.take();
@@ -264,6 +267,17 @@ impl Loaded {
             self.uprobes[i].link = result.map_err(|e| self.attach_error(i, e))?;
         }
         Ok(())
+    }
+
+    /// Switches `probe`'s program to return at once (`off`) or to do its work. A failed write
+    /// leaves it working: the window then counts a few more events, which is no harm.
+    fn set_off(&mut self, probe: ProbeId, off: bool) {
+        let Some(map) = self.ebpf.map_mut(maps::PROBES_OFF) else {
+            return;
+        };
+        if let Ok(mut array) = aya::maps::Array::<_, u32>::try_from(map) {
+            let _ = array.set(probe as u32, &u32::from(off), 0);
+        }
     }
 
     /// Hits of every probe in `group` so far, summed over CPUs.

@@ -72,6 +72,7 @@ fn every_named_map_is_in_the_object() {
         maps::EVACUATING,
         maps::ASSISTING,
         maps::MARKING_FOR,
+        maps::PROBES_OFF,
     ];
     let missing: Vec<&str> = names
         .into_iter()

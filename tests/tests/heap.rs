@@ -419,7 +419,9 @@ fn look_alikes_are_not_found() {
             "1.19",
             "burst",
             &[],
-            Hold::UntilReturned(200 * MIB),
+            // Most of the 256 MiB burst: the runtime's own count of what it returned trails
+            // the resident memory the kernel has taken back.
+            Hold::UntilReturned(240 * MIB),
         );
         let returned = u(run.memory("heap_released_bytes")) - run.printed("heap_released");
         assert!(

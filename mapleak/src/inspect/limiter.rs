@@ -56,14 +56,8 @@ mod tests {
     #[test]
     fn decoded_on_every_installed_go_matches_symtab() {
         use crate::inspect::{GoElf, inspect_bytes, testgo};
-        use object::{Object, ObjectSection};
 
-        let placed = |elf: &GoElf, address: u64| {
-            elf.object()
-                .sections()
-                .find(|s| (s.address()..s.address() + s.size()).contains(&address))
-                .map(|s| (s.name().unwrap_or("?").to_owned(), address - s.address()))
-        };
+        let placed = testgo::placed;
         let mut checked = 0;
         for version in testgo::versions() {
             let Some((full, stripped)) = testgo::full_and_stripped(version) else {

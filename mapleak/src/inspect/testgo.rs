@@ -162,6 +162,16 @@ pub fn full_and_stripped(version: &str) -> Option<(PathBuf, PathBuf)> {
     Some((full, stripped))
 }
 
+/// `address` as (section name, offset in it): how a full and a stripped build of one program
+/// are compared, since their sections may sit at different addresses.
+pub fn placed(elf: &super::GoElf, address: u64) -> Option<(String, u64)> {
+    use object::{Object, ObjectSection};
+    elf.object()
+        .sections()
+        .find(|s| (s.address()..s.address() + s.size()).contains(&address))
+        .map(|s| (s.name().unwrap_or("?").to_owned(), address - s.address()))
+}
+
 /// Like [`fixture`], for another `main.go` (whose `tag` must be its own).
 pub fn program(
     source: &str,

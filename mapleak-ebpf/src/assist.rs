@@ -15,16 +15,16 @@ use mapleak_common::{AssistEvent, EventKind, ProbeId, probe::COUNTER_LOST};
 
 use crate::{
     counters::{finish, hit},
-    go::{GoRegs, StackTop, header, read, submit_with_frames},
+    go::{GoRegs, StackTop, header_at, read, submit_with_frames},
     maps::config,
 };
 
-/// An assist in flight, by goroutine. LRU: a RET missed while the group was detached leaves an
-/// entry that the next assist of that goroutine replaces, or that ages out.
+/// Each goroutine's assist state: open while an assist is in flight, closed (start 0) between
+/// them. LRU: the states of goroutines that have ended age out.
 #[map]
 static ASSISTING: LruHashMap<u64, Assisting> = LruHashMap::with_max_entries(16384, 0);
 
-/// The goroutine whose assist a thread's g0 is marking for, by g0.
+/// The goroutine whose assist a thread's g0 is marking for, by g0; 0 while it marks for none.
 #[map]
 static MARKING_FOR: LruHashMap<u64, u64> = LruHashMap::with_max_entries(4096, 0);
 
@@ -72,19 +72,32 @@ fn try_assist_alloc(ctx: &ProbeContext) -> Result<(), u32> {
         return Ok(());
     }
     let t = now();
-    // An allocation inside an assist (a semaphore's first wait in gcMarkDone allocates) can
-    // assist again on the same goroutine: that call is part of this one, whose state must
-    // survive it. (Not told by the stack pointer: the goroutine's stack may have been moved
-    // since the outer call began, parked, and the nested one can then sit higher.)
-    if let Some(outer) = ASSISTING.get_ptr_mut(&g) {
-        // SAFETY: a pointer from a successful lookup, written only by this goroutine's probes.
-        unsafe {
-            if t.saturating_sub((*outer).start_ns) < NESTED_WITHIN_NS {
-                (*outer).nested += 1;
-                return Ok(());
-            }
+    // A goroutine's state stays in the map between its assists, closed (start 0), and is
+    // reopened in place: an LRU insert at every entry and a removal at every RET had been most of
+    // these probes' cost.
+    let Some(state) = ASSISTING.get_ptr_mut(&g) else {
+        return ASSISTING
+            .insert(&g, &opened(t), 0)
+            .map_err(|_| COUNTER_LOST);
+    };
+    // SAFETY: a pointer from a successful lookup, written only by this goroutine's probes.
+    unsafe {
+        // An allocation inside an assist (a semaphore's first wait in gcMarkDone allocates) can
+        // assist again on the same goroutine: that call is part of this one, whose state must
+        // survive it. (Not told by the stack pointer: the goroutine's stack may have been moved
+        // since the outer call began, parked, and the nested one can then sit higher.)
+        if (*state).start_ns != 0 && t.saturating_sub((*state).start_ns) < NESTED_WITHIN_NS {
+            (*state).nested += 1;
+            return Ok(());
         }
+        *state = opened(t);
     }
+    Ok(())
+}
+
+/// An assist's state as it begins at `t`.
+#[inline(always)]
+fn opened(t: u64) -> Assisting {
     let cfg = config();
     // The limiter is checked before any work: set now, the call returns without paying.
     let limiter = if cfg.limiter_enabled_addr == 0 {
@@ -92,7 +105,7 @@ fn try_assist_alloc(ctx: &ProbeContext) -> Result<(), u32> {
     } else {
         read::<u8>(cfg.limiter_enabled_addr, 0).unwrap_or(0)
     };
-    let state = Assisting {
+    Assisting {
         start_ns: t,
         work_since: 0,
         mark_done_since: 0,
@@ -102,8 +115,7 @@ fn try_assist_alloc(ctx: &ProbeContext) -> Result<(), u32> {
         parked_ns: 0,
         limiter: u64::from(limiter),
         nested: 0,
-    };
-    ASSISTING.insert(&g, &state, 0).map_err(|_| COUNTER_LOST)
+    }
 }
 
 uprobe_program!(
@@ -127,19 +139,25 @@ fn try_assist_alloc_ret(ctx: &ProbeContext) -> Result<(), u32> {
         return Ok(());
     };
     // SAFETY: a pointer from a successful lookup, written only by this goroutine's probes; the
-    // value is copied out before the entry is removed.
+    // value is copied out before the state is closed.
     let state = unsafe {
+        if (*ptr).start_ns == 0 {
+            // Closed: this call was entered before the group was attached.
+            return Ok(());
+        }
         if (*ptr).nested > 0 {
             (*ptr).nested -= 1;
             return Ok(());
         }
-        *ptr
+        let state = *ptr;
+        (*ptr).start_ns = 0;
+        state
     };
-    let _ = ASSISTING.remove(&g);
+    let t = now();
     let event = AssistEvent {
-        header: header(EventKind::Assist as u32),
+        header: header_at(EventKind::Assist as u32, t),
         goroutine: g,
-        duration_ns: now().saturating_sub(state.start_ns),
+        duration_ns: t.saturating_sub(state.start_ns),
         work_ns: state.work_ns,
         mark_done_ns: state.mark_done_ns,
         parked_ns: state.parked_ns,
@@ -158,6 +176,14 @@ enum Span {
     Park,
 }
 
+/// The assist in flight on goroutine `g`, if one is.
+#[inline(always)]
+fn open_assist(g: u64) -> Option<*mut Assisting> {
+    let state = ASSISTING.get_ptr_mut(&g)?;
+    // SAFETY: a pointer from a successful lookup.
+    (unsafe { (*state).start_ns } != 0).then_some(state)
+}
+
 #[inline(always)]
 fn open(ctx: &ProbeContext, span: Span) -> u32 {
     open_for(GoRegs::new(ctx).g(), span)
@@ -165,7 +191,7 @@ fn open(ctx: &ProbeContext, span: Span) -> u32 {
 
 #[inline(always)]
 fn open_for(g: u64, span: Span) -> u32 {
-    if let Some(state) = ASSISTING.get_ptr_mut(&g) {
+    if let Some(state) = open_assist(g) {
         let t = now();
         // SAFETY: a pointer from a successful lookup; only this goroutine's probes write it,
         // and a goroutine runs on one thread at a time.
@@ -187,7 +213,7 @@ fn close(ctx: &ProbeContext, span: Span) -> u32 {
 
 #[inline(always)]
 fn close_for(g: u64, span: Span) -> u32 {
-    if let Some(state) = ASSISTING.get_ptr_mut(&g) {
+    if let Some(state) = open_assist(g) {
         let t = now();
         // SAFETY: as in `open`.
         unsafe {
@@ -239,11 +265,22 @@ uprobe_program!(assist_work, assist_work_m, |ctx| {
     }
     let regs = GoRegs::new(&ctx);
     let gp = regs.arg(0);
-    // Only an assist this group saw begin; the thread's g0 keeps it for the RET.
-    if ASSISTING.get_ptr(&gp).is_some() && MARKING_FOR.insert(&regs.g(), &gp, 0).is_ok() {
-        open_for(gp, Span::Work);
+    // Only an assist this group saw begin; the thread's g0 keeps it for the RET (in place, as
+    // an assist's state: a thread's g0 never changes).
+    if open_assist(gp).is_none() {
+        return 0;
     }
-    0
+    let g0 = regs.g();
+    match MARKING_FOR.get_ptr_mut(&g0) {
+        // SAFETY: a pointer from a successful lookup; only this thread's probes write it.
+        Some(slot) => unsafe { *slot = gp },
+        None => {
+            if MARKING_FOR.insert(&g0, &gp, 0).is_err() {
+                return 0;
+            }
+        }
+    }
+    open_for(gp, Span::Work)
 });
 
 uprobe_program!(assist_work_ret, assist_work_ret_m, |ctx| {
@@ -251,10 +288,14 @@ uprobe_program!(assist_work_ret, assist_work_ret_m, |ctx| {
         return 0;
     }
     let g0 = GoRegs::new(&ctx).g();
-    // SAFETY: the value is copied out before the entry is removed.
-    let Some(gp) = (unsafe { MARKING_FOR.get(&g0) }).copied() else {
+    let Some(slot) = MARKING_FOR.get_ptr_mut(&g0) else {
         return 0;
     };
-    let _ = MARKING_FOR.remove(&g0);
+    // SAFETY: a pointer from a successful lookup; only this thread's probes write it. 0 is no
+    // goroutine: the slot is closed.
+    let gp = unsafe { core::mem::replace(&mut *slot, 0) };
+    if gp == 0 {
+        return 0;
+    }
     close_for(gp, Span::Work)
 });

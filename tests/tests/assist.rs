@@ -1,7 +1,9 @@
 //! Mark assists by call site against the runtime's own accounting: a fixture with a large
 //! pointer-rich live heap and two goroutines filling maps while the GC marks, which reads
 //! `/cpu/classes/gc/mark/assist:cpu-seconds` itself (Go 1.20+), on every Go of the matrix; and
-//! its twin with the GC off, which must show no assist at all.
+//! its twin with the GC off, which must show no assist at all; and the calls the GC CPU limiter
+//! cuts short, against the runtime's own record of when it turned on
+//! (`/gc/limiter/last-enabled:gc-cycle`, Go 1.20+).
 
 use mapleak_tests::{
     Fixture, GoBuild, Report, Tracer, build, gctrace,
@@ -55,10 +57,19 @@ fn stdout_value(lines: &[String], key: &str) -> Option<u64> {
 
 /// The fixture traced with `env` (and gctrace on), and its standard output and error.
 fn trace(config: &GoConfig, env: &[(&str, &str)]) -> (Report, Vec<String>, String) {
+    trace_with(config, env, &[LIVE_MB, FILLS, ENTRIES])
+}
+
+/// [`trace`], with the fixture's arguments.
+fn trace_with(
+    config: &GoConfig,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (Report, Vec<String>, String) {
     let exe = fixture(config);
     let mut env = env.to_vec();
     env.push(("GODEBUG", "gctrace=1"));
-    let fixture = Fixture::start(&exe, &[LIVE_MB, FILLS, ENTRIES], &env);
+    let fixture = Fixture::start(&exe, args, &env);
     let tracer = Tracer::attach(fixture.pid(), &[]);
     let out = fixture.go_and_collect();
     (tracer.finish(), out.stdout, out.stderr)
@@ -113,6 +124,12 @@ fn check(config: &GoConfig) {
     assert!(share > 0.95, "map growth share {share}: {top}");
 
     against_the_runtime(config, &report, &stdout, &stderr);
+    // Without a memory limit the limiter seldom turns on; when it never did in the process's
+    // life (the runtime says so), no call was cut short and no cycle ran under it.
+    if stdout_value(&stdout, "limiter_last ") == Some(0) {
+        assert_eq!(limiter_calls(&report), 0, "{rows:?}");
+        assert_eq!(limited_cycles(&report), Vec::<u64>::new());
+    }
 
     let found = gc_assist_findings(&report);
     assert_eq!(found.len(), 1, "{}", report.summary["findings"]);
@@ -219,6 +236,64 @@ fn check_gc_off(config: &GoConfig) {
     );
 }
 
+fn limiter_calls(report: &Report) -> u64 {
+    report.summary["assists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| n(r, "limiter_calls"))
+        .sum()
+}
+
+/// The cycles the report says the limiter was on in.
+fn limited_cycles(report: &Report) -> Vec<u64> {
+    report.summary["gc"]["per_cycle"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["limiter"] == true)
+        .map(|c| n(c, "cycle"))
+        .collect()
+}
+
+/// A memory limit a quarter of the live heap: the GC runs back to back and, once it has taken
+/// over half the CPU for long enough, the limiter turns on and cuts the assists short. The
+/// fixture fills maps until the runtime records the limiter turning on during its work, then
+/// a few more.
+const LIMIT: &str = "16MiB";
+const FILLS_UNDER_LIMITER: &str = "2";
+const ENTRIES_UNDER_LIMITER: &str = "100000";
+
+fn check_limiter(config: &GoConfig) {
+    let (report, stdout, _) = trace_with(
+        config,
+        &[("GOMEMLIMIT", LIMIT)],
+        &[
+            LIVE_MB,
+            FILLS_UNDER_LIMITER,
+            ENTRIES_UNDER_LIMITER,
+            "until-limiter",
+        ],
+    );
+    let first = stdout_value(&stdout, "cycles_before ").expect("cycles_before") + 1;
+    let last = stdout_value(&stdout, "limiter_last ").expect("limiter_last");
+    assert!(
+        last >= first,
+        "the runtime says the limiter last turned on in cycle {last}, before the work began (cycle {first})"
+    );
+    let calls = limiter_calls(&report);
+    let cycles = limited_cycles(&report);
+    eprintln!(
+        "go {}: limiter last on in cycle {last}; {calls} calls cut short; limited cycles {cycles:?}",
+        config.go
+    );
+    assert!(calls > 0, "{}", report.summary["assists"]);
+    assert!(
+        cycles.iter().any(|&c| c >= first),
+        "no cycle of the work ({first}…) is said to have run under the limiter: {cycles:?}"
+    );
+}
+
 fn name(config: &GoConfig) -> String {
     format!(
         "go {}{}",
@@ -243,6 +318,17 @@ fn no_assists_with_the_gc_off_on_every_go() {
     let mut failures = mapleak_tests::Failures::new("assists, GC off");
     for config in MATRIX.iter() {
         failures.check(&name(config), || check_gc_off(config));
+    }
+    failures.assert_none();
+}
+
+#[test]
+fn calls_the_limiter_cuts_short_are_counted_on_every_go_that_records_it() {
+    mapleak_tests::require_root();
+    let mut failures = mapleak_tests::Failures::new("assists under the GC CPU limiter");
+    // Go 1.19 has no /gc/limiter metric: nothing independent says when the limiter was on.
+    for config in MATRIX.iter().filter(|c| !c.go.starts_with("1.19")) {
+        failures.check(&name(config), || check_limiter(config));
     }
     failures.assert_none();
 }

@@ -292,6 +292,17 @@ fn check_limiter(config: &GoConfig) {
         cycles.iter().any(|&c| c >= first),
         "no cycle of the work ({first}…) is said to have run under the limiter: {cycles:?}"
     );
+    // The runtime records the cycle in progress when the limiter turns on (numgc + 1); when
+    // that cycle completed while traced, it is said to have run under the limiter. (It often
+    // has not: the limiter turns on after the last forced collection.)
+    let completed = report.summary["gc"]["per_cycle"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| n(c, "cycle") == last && !c["limiter"].is_null());
+    if let Some(cycle) = completed {
+        assert_eq!(cycle["limiter"], true, "{cycle}");
+    }
 }
 
 fn name(config: &GoConfig) -> String {

@@ -97,7 +97,7 @@ fn check(config: &GoConfig) {
         .first()
         .unwrap_or_else(|| panic!("no assists: {}", report.summary));
     // The filling goroutines pay, at the line that allocates.
-    assert_eq!(top["function"], "main.churn", "{top}");
+    assert_eq!(top["function"], "main.fill", "{top}");
     assert!(
         top["file"]
             .as_str()
@@ -117,7 +117,7 @@ fn check(config: &GoConfig) {
     // only maps.
     assert!(
         rows.iter()
-            .all(|r| r["function"] == "main.churn" || r["function"] == "(unknown)"),
+            .all(|r| r["function"] == "main.fill" || r["function"] == "(unknown)"),
         "{rows:?}"
     );
     let share = top["map_growth_share"].as_f64().expect("a map share");
@@ -217,7 +217,7 @@ fn check_gc_off(config: &GoConfig) {
     let (report, stdout, stderr) = trace(config, &[("GOGC", "off")]);
     let rows = report.summary["assists"].as_array().unwrap();
     assert!(
-        rows.iter().all(|r| r["function"] != "main.churn"),
+        rows.iter().all(|r| r["function"] != "main.fill"),
         "{rows:?}"
     );
     assert!(gc_assist_findings(&report).is_empty());

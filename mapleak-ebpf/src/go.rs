@@ -156,11 +156,12 @@ struct Window {
 }
 
 impl Window {
-    /// The word at `addr`, reading a new window from there when it lies outside this one.
+    /// The two words at `addr` (a frame: saved RBP, return address), reading a new window
+    /// from there when they lie outside this one.
     #[inline(always)]
     fn word_pair(&mut self, addr: u64) -> Option<(u64, u64)> {
         let off = addr.wrapping_sub(self.base);
-        if off % 8 != 0 || off / 8 + 1 >= self.len {
+        if !off.is_multiple_of(8) || off / 8 + 1 >= self.len {
             self.load(addr);
         }
         let i = (addr.wrapping_sub(self.base) / 8) as usize;

@@ -10,12 +10,9 @@ use serde::Serialize;
 use super::sites::{Resolutions, SourceSite, StackFrame};
 use crate::aggregate::{Aggregator, assist::AssistStats};
 
-/// Mark assists made by goroutines allocating at one line.
-#[derive(Clone, Debug, Serialize)]
-pub struct AssistRow {
-    pub function: String,
-    pub file: String,
-    pub line: u32,
+/// What a set of assists cost the goroutines that made them.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AssistTimes {
     /// Assists that ran (stole credit, marked, or were parked).
     pub count: u64,
     /// Wall time from `gcAssistAlloc`'s entry to its return, summed, and per call (P50 and P99
@@ -34,6 +31,32 @@ pub struct AssistRow {
     pub parked_ns: u64,
     /// Calls that returned at once because the GC CPU limiter was on (not in the times).
     pub limiter_calls: u64,
+}
+
+impl From<&AssistStats> for AssistTimes {
+    fn from(s: &AssistStats) -> Self {
+        Self {
+            count: s.calls,
+            total_ns: s.total_ns,
+            p50_ns: s.durations.quantile(0.5),
+            p99_ns: s.durations.quantile(0.99),
+            max_ns: s.durations.max(),
+            work_ns: s.work_ns,
+            in_mark_termination_ns: s.mark_done_ns,
+            parked_ns: s.parked_ns,
+            limiter_calls: s.limiter_calls,
+        }
+    }
+}
+
+/// Mark assists made by goroutines allocating at one line.
+#[derive(Clone, Debug, Serialize)]
+pub struct AssistRow {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    #[serde(flatten)]
+    pub times: AssistTimes,
     /// The share of the time these assists marked that paid for allocations made by the map
     /// implementation: assist work is proportional to
     /// the bytes allocated, so this is map growth's share of the line's allocation while the GC
@@ -126,21 +149,14 @@ pub fn rows(agg: &Aggregator, res: &Resolutions) -> Vec<AssistRow> {
         function: site.function,
         file: site.file,
         line: site.line,
-        count: a.stats.calls,
-        total_ns: a.stats.total_ns,
-        p50_ns: a.stats.durations.quantile(0.5),
-        p99_ns: a.stats.durations.quantile(0.99),
-        max_ns: a.stats.durations.max(),
-        work_ns: a.stats.work_ns,
-        in_mark_termination_ns: a.stats.mark_done_ns,
-        parked_ns: a.stats.parked_ns,
-        limiter_calls: a.stats.limiter_calls,
+        times: AssistTimes::from(&a.stats),
     })
     .collect();
     rows.sort_by(|a, b| {
-        b.total_ns
-            .cmp(&a.total_ns)
-            .then(b.count.cmp(&a.count))
+        b.times
+            .total_ns
+            .cmp(&a.times.total_ns)
+            .then(b.times.count.cmp(&a.times.count))
             .then((&a.file, a.line).cmp(&(&b.file, b.line)))
     });
     rows
@@ -149,14 +165,7 @@ pub fn rows(agg: &Aggregator, res: &Resolutions) -> Vec<AssistRow> {
 /// Every assist of the trace, wherever it came from: what the LATENCY section sums up.
 #[derive(Clone, Debug, Default)]
 pub struct AssistOverall {
-    pub count: u64,
-    pub total_ns: u64,
-    pub p99_ns: u64,
-    pub max_ns: u64,
-    pub work_ns: u64,
-    pub in_mark_termination_ns: u64,
-    pub parked_ns: u64,
-    pub limiter_calls: u64,
+    pub times: AssistTimes,
     /// The assist group was attached only part of the time: the figures are what it saw.
     pub sampled: bool,
 }
@@ -167,14 +176,7 @@ pub fn overall(agg: &Aggregator, sampled: bool) -> AssistOverall {
         all.add(s);
     }
     AssistOverall {
-        count: all.calls,
-        total_ns: all.total_ns,
-        p99_ns: all.durations.quantile(0.99),
-        max_ns: all.durations.max(),
-        work_ns: all.work_ns,
-        in_mark_termination_ns: all.mark_done_ns,
-        parked_ns: all.parked_ns,
-        limiter_calls: all.limiter_calls,
+        times: AssistTimes::from(&all),
         sampled,
     }
 }
@@ -255,7 +257,7 @@ mod tests {
         let rows = rows(&agg, &res);
         let places: Vec<(&str, u32, u64, u64)> = rows
             .iter()
-            .map(|r| (r.function.as_str(), r.line, r.count, r.total_ns))
+            .map(|r| (r.function.as_str(), r.line, r.times.count, r.times.total_ns))
             .collect();
         assert_eq!(
             places,
@@ -266,18 +268,18 @@ mod tests {
             ]
         );
         let add = &rows[1];
-        assert_eq!(add.work_ns, 3_600_000);
-        assert_eq!(add.max_ns, 3_000_000);
+        assert_eq!(add.times.work_ns, 3_600_000);
+        assert_eq!(add.times.max_ns, 3_000_000);
         // 3.0 of its 3.6 ms of marking paid for a map's growth.
         let share = add.map_growth_share.unwrap();
         assert!((share - 3.0 / 3.6).abs() < 1e-9, "{share}");
         assert_eq!(rows[0].map_growth_share, Some(0.0));
         assert_eq!(rows[2].map_growth_share, None);
         // The list adds up to the aggregate's totals.
-        let total: u64 = rows.iter().map(|r| r.total_ns).sum();
+        let total: u64 = rows.iter().map(|r| r.times.total_ns).sum();
         assert_eq!(total, agg.assists().totals().total_ns);
         let all = overall(&agg, false);
-        assert_eq!((all.count, all.max_ns), (5, 9_000_000));
+        assert_eq!((all.times.count, all.times.max_ns), (5, 9_000_000));
     }
 
     #[test]

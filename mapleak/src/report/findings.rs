@@ -11,6 +11,7 @@ mod retained;
 mod rules;
 mod sizing;
 
+use crate::report::assist::AssistTimes;
 use serde::Serialize;
 
 pub use memory::UnreleasedMemory;
@@ -227,19 +228,11 @@ pub struct SameSizeGrowth {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct GcAssist {
-    /// Assists the line's goroutines made, the wall time they waited in them and per call.
-    pub count: u64,
-    pub total_ns: u64,
-    pub p50_ns: u64,
-    pub p99_ns: u64,
-    pub max_ns: u64,
-    /// Of `total_ns`: marking (the runtime's assist time), running mark termination, and
-    /// parked waiting for credit.
-    pub work_ns: u64,
-    pub in_mark_termination_ns: u64,
-    pub parked_ns: u64,
-    /// Calls cut short by the GC CPU limiter (not in the times).
-    pub limiter_calls: u64,
+    /// Assists the line's goroutines made, the wall time they waited in them and per call; of
+    /// it, marking (the runtime's assist time), running mark termination, and parked waiting
+    /// for credit; and the calls the GC CPU limiter cut short (not in the times).
+    #[serde(flatten)]
+    pub times: AssistTimes,
     /// `total_ns` over the trace's duration.
     pub share_of_trace: f64,
     /// The share of the line's allocation during mark that was map growth, from the assists'

@@ -69,8 +69,9 @@ fn map_share_sentence<'a>(
 
 /// "goroutines at `pkg.F` f.go:88 and 2 more spent 340 ms in assists (P99 18 ms, max 41 ms)".
 fn assists(s: &Summary) -> Option<String> {
-    let all = s.assist_overall.as_ref()?;
-    let seen = if all.sampled {
+    let overall = s.assist_overall.as_ref()?;
+    let all = &overall.times;
+    let seen = if overall.sampled {
         " (seen while the assist probes were attached)"
     } else {
         ""

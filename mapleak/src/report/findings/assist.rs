@@ -8,7 +8,7 @@ use super::{
     rules::{Inputs, Proposal},
 };
 use crate::report::{
-    assist::by_line,
+    assist::{AssistTimes, by_line},
     units::{duration, percent},
 };
 
@@ -48,15 +48,7 @@ pub(super) fn gc_assist(i: &Inputs) -> Vec<Proposal> {
         }
         let share_of_trace = s.total_ns as f64 / i.duration_ns.max(1) as f64;
         let evidence = GcAssist {
-            count: s.calls,
-            total_ns: s.total_ns,
-            p50_ns: s.durations.quantile(0.5),
-            p99_ns: s.durations.quantile(0.99),
-            max_ns: s.durations.max(),
-            work_ns: s.work_ns,
-            in_mark_termination_ns: s.mark_done_ns,
-            parked_ns: s.parked_ns,
-            limiter_calls: s.limiter_calls,
+            times: AssistTimes::from(s),
             share_of_trace,
             map_growth_share: a.map_growth_share(),
         };
@@ -79,7 +71,8 @@ pub(super) fn gc_assist(i: &Inputs) -> Vec<Proposal> {
     out
 }
 
-fn suggestion(e: &GcAssist, via: &[String]) -> String {
+fn suggestion(evidence: &GcAssist, via: &[String]) -> String {
+    let e = &evidence.times;
     let through = match via {
         [] => String::new(),
         [first, ..] => format!(" (they allocate inside {first}, called from here)"),
@@ -95,7 +88,7 @@ fn suggestion(e: &GcAssist, via: &[String]) -> String {
         split.push(format!("{} parked", duration(e.parked_ns)));
     }
     let split = format!("; of it {}", split.join(", "));
-    let what = match e.map_growth_share {
+    let what = match evidence.map_growth_share {
         Some(share) if share >= 0.5 => format!(
             "{} of what these assists paid for was map growth: pre-size the maps made here (the map findings at this line say how), so they are allocated once",
             percent(share)

@@ -624,7 +624,12 @@ fn goroutines_losing_time_to_assists_are_a_finding_ranked_before_bytes() {
         panic!("{:?}", found[0].evidence);
     };
     assert_eq!(
-        (e.count, e.total_ns, e.work_ns, e.max_ns),
+        (
+            e.times.count,
+            e.times.total_ns,
+            e.times.work_ns,
+            e.times.max_ns
+        ),
         (40, 40_000_000, 20_000_000, 1_000_000)
     );
     assert!((e.share_of_trace - 0.08).abs() < 1e-9);

@@ -3,10 +3,10 @@
 //! symbols; `runtime.gcController`, the third, is found by [`super::gccontroller`].
 //!
 //! Without `.symtab`: `work` from its `tSweepTerm` clock, which the GC's own code stores beside
-//! the other clocks ([`gcdata::sweep_term_address`]), less the field's offset; the limiter as the
-//! receiver the GC passes to `gcCPULimiterState` methods (`LEAQ runtime.gcCPULimiter(SB), AX`,
-//! the other arguments set, then the call). Where neither works the figures are absent, with a
-//! note: never guessed.
+//! the other clocks ([`gcdata::sweep_term_address`]), less the field's offset; the limiter by
+//! [`super::limiter::address`], one of whose decodings is here: the receiver the GC passes to
+//! `gcCPULimiterState` methods (`LEAQ runtime.gcCPULimiter(SB), AX`, the other arguments set,
+//! then the call). Where neither works the figures are absent, with a note: never guessed.
 
 use mapleak_common::GcCostLayout;
 
@@ -14,7 +14,6 @@ use super::{
     GoElf, GoVersion, gccontroller, gcdata,
     offsets::{self, GcControllerFields, GcCostFields},
     pclntab::Pclntab,
-    symbols,
 };
 
 pub const WORK: &str = "runtime.work";
@@ -45,12 +44,6 @@ pub fn work_address(elf: &GoElf, code: Option<GcCode>, t_sweep_term: Option<u64>
     })
 }
 
-/// Link-time address of `runtime.gcCPULimiter`: `.symtab`'s, else decoded from the GC's code.
-pub fn limiter_address(elf: &GoElf) -> Option<u64> {
-    elf.data_symbol(LIMITER)
-        .or_else(|| decoded_limiter(elf, &symbols::pclntab(elf).ok()?))
-}
-
 /// The receiver the `runtime.gc*` functions most often pass to a `gcCPULimiterState` method.
 pub fn decoded_limiter(elf: &GoElf, table: &Pclntab) -> Option<u64> {
     let is_method = |target: u64| {
@@ -76,10 +69,10 @@ pub fn plan(
     code: Option<GcCode>,
     controller: &GcControllerFields,
     fields: &GcCostFields,
+    limiter_address: Option<u64>,
 ) -> GcCostPlan {
     let mut notes = Vec::new();
     let work_address = work_address(elf, code, fields.work_t_sweep_term);
-    let limiter_address = limiter_address(elf);
     let layout = match offsets::gc_cost_layout(controller, fields) {
         Ok(layout) => Some(layout),
         Err(field) => {
@@ -96,7 +89,7 @@ pub fn plan(
     }
     if layout.is_some() && work_address.is_some() && limiter_address.is_none() {
         notes.push(format!(
-            "whether the GC CPU limiter was on is not known: {LIMITER} was found neither in .symtab nor in the code of the runtime.gc* functions"
+            "whether the GC CPU limiter was on is not known: {LIMITER} was found neither in .symtab nor in the code of the runtime.gc* functions and runtime.gcAssistAlloc"
         ));
     }
     GcCostPlan {

@@ -1,16 +1,57 @@
-//! Locating `runtime.gcCPULimiter.enabled` without data symbols, so that the assist probes of a
-//! stripped binary tell the calls the GC CPU limiter cut short from the others.
+//! Locating `runtime.gcCPULimiter` without data symbols: the assist probes read its `enabled`
+//! flag, to tell the calls the GC CPU limiter cut short from the others, and the GC cost probe
+//! reads it at the end of each cycle.
 //!
-//! `gcAssistAlloc` asks `gcCPULimiter.limiting()` (inlined: an atomic load of the `enabled`
-//! byte) before any other global it reads as a byte: its first `MOV r8, byte [rip+disp]` loads
-//! it, on every release from go1.19 to go1.27 (the test checks it against `.symtab`).
+//! In a stripped binary it is decoded from the code two ways, each checked against `.symtab`
+//! on every release from go1.19 to go1.27:
+//! - `gcAssistAlloc` asks `gcCPULimiter.limiting()` (inlined: an atomic load of the `enabled`
+//!   byte) before any other global it reads as a byte: its first `MOV r8, byte [rip+disp]`;
+//! - the `runtime.gc*` functions pass it as the receiver of `gcCPULimiterState` methods
+//!   ([`gccost::decoded_limiter`]).
+//!
+//! Where both find it they must agree, or neither is believed.
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind};
+
+use super::{GoElf, gccost, symbols};
 
 /// `gcCPULimiterState.enabled`: an `atomic.Bool` at the same offset from go1.19 to go1.27.
 pub const ENABLED_OFFSET: u64 = 4;
 
 pub const SYMBOL: &str = "runtime.gcCPULimiter";
+
+/// Link-time address of `runtime.gcCPULimiter`: `.symtab`'s, else decoded (see the module
+/// comment), given the code of `gcAssistAlloc` and its address where it was found. A
+/// disagreement between the two decodings is said in `notes`.
+pub fn address(
+    elf: &GoElf,
+    assist_alloc: Option<(&[u8], u64)>,
+    notes: &mut Vec<String>,
+) -> Option<u64> {
+    if let Some(symbol) = elf.data_symbol(SYMBOL) {
+        return Some(symbol);
+    }
+    let from_assist = assist_alloc
+        .and_then(|(code, at)| enabled_address(code, at))
+        .and_then(|enabled| enabled.checked_sub(ENABLED_OFFSET));
+    let from_methods = symbols::pclntab(elf)
+        .ok()
+        .and_then(|table| gccost::decoded_limiter(elf, &table));
+    agreed(from_assist, from_methods).unwrap_or_else(|(a, b)| {
+        notes.push(format!(
+            "whether the GC CPU limiter is on is not known: {SYMBOL} decodes to {a:#x} from runtime.gcAssistAlloc but to {b:#x} from the runtime.gc* functions"
+        ));
+        None
+    })
+}
+
+/// One address where both decodings found the same, or only one found any; both otherwise.
+fn agreed(a: Option<u64>, b: Option<u64>) -> Result<Option<u64>, (u64, u64)> {
+    match (a, b) {
+        (Some(a), Some(b)) if a != b => Err((a, b)),
+        (a, b) => Ok(a.or(b)),
+    }
+}
 
 /// Link-time address of `gcCPULimiter.enabled`, from the code of `runtime.gcAssistAlloc`.
 pub fn enabled_address(code: &[u8], address: u64) -> Option<u64> {
@@ -37,6 +78,15 @@ pub fn enabled_address(code: &[u8], address: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_decodings_are_believed_only_where_they_agree() {
+        assert_eq!(agreed(Some(8), Some(8)), Ok(Some(8)));
+        assert_eq!(agreed(Some(8), None), Ok(Some(8)));
+        assert_eq!(agreed(None, Some(9)), Ok(Some(9)));
+        assert_eq!(agreed(None, None), Ok(None));
+        assert_eq!(agreed(Some(8), Some(9)), Err((8, 9)));
+    }
 
     #[test]
     fn the_first_byte_load_is_the_flag() {

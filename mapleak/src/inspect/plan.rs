@@ -245,6 +245,12 @@ pub fn inspect_bytes_as(
         let f = lookup(&found, name)?;
         Some((elf.code(f.address, f.size)?, f.address))
     });
+    let limiter_address = limiter::address(
+        &elf,
+        lookup(&found, GC_ASSIST_ALLOC)
+            .and_then(|f| Some((elf.code(f.address, f.size)?, f.address))),
+        &mut notes,
+    );
     let gc_cost = gccost::plan(
         &elf,
         &version,
@@ -255,6 +261,7 @@ pub fn inspect_bytes_as(
             .and_then(|c| c.try_into().ok()),
         &gc_controller,
         &gc_cost_fields,
+        limiter_address,
     );
     notes.extend(gc_cost.notes.iter().cloned());
     if numgc_address.is_none() {
@@ -262,7 +269,7 @@ pub fn inspect_bytes_as(
             "GC cycles are not numbered: memstats.numgc was not found in {GC_MARK_TERMINATION}"
         ));
     }
-    let limiter_enabled_address = limiter_enabled(&elf, &found, &probes, &mut notes);
+    let limiter_enabled_address = limiter_enabled(limiter_address, &probes, &mut notes);
     let gc_controller_address = gccontroller::address(&elf);
     if gc_controller_address.is_none() {
         notes.push(format!(
@@ -417,27 +424,19 @@ fn old_gc_data(
     (pause_start, gcphase)
 }
 
-/// Where the assist probes read whether the GC CPU limiter is on, when they are planned: from
-/// `.symtab`, else from the code of `gcAssistAlloc`, which reads it first.
+/// Where the assist probes read whether the GC CPU limiter is on, when they are planned.
 fn limiter_enabled(
-    elf: &GoElf,
-    found: &Found,
+    limiter_address: Option<u64>,
     probes: &[ProbeSite],
     notes: &mut Vec<String>,
 ) -> Option<u64> {
     if !probes.iter().any(|p| p.group() == ProbeGroup::Assist) {
         return None;
     }
-    let found = elf
-        .data_symbol(limiter::SYMBOL)
-        .map(|a| a + limiter::ENABLED_OFFSET)
-        .or_else(|| {
-            let f = lookup(found, GC_ASSIST_ALLOC)?;
-            limiter::enabled_address(elf.code(f.address, f.size)?, f.address)
-        });
+    let found = limiter_address.map(|a| a + limiter::ENABLED_OFFSET);
     if found.is_none() {
         notes.push(format!(
-            "assists cut short by the GC CPU limiter are not told apart: {} was found neither in .symtab nor in {GC_ASSIST_ALLOC}",
+            "assists cut short by the GC CPU limiter are not told apart: {} was found neither in .symtab nor in the code of {GC_ASSIST_ALLOC} and the runtime.gc* functions",
             limiter::SYMBOL
         ));
     }

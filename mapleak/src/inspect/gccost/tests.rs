@@ -1,16 +1,5 @@
-use object::{Object, ObjectSection};
-
 use super::*;
-use crate::inspect::{inspect_bytes, testgo};
-
-/// Where `address` is as (section, offset in it): a stripped build's sections move against the
-/// full build's (see the `gccontroller` tests), their contents do not.
-fn placed(elf: &GoElf, address: u64) -> Option<(String, u64)> {
-    elf.object()
-        .sections()
-        .find(|s| (s.address()..s.address() + s.size()).contains(&address))
-        .map(|s| (s.name().unwrap_or("?").to_owned(), address - s.address()))
-}
+use crate::inspect::{inspect_bytes, symbols, testgo, testgo::placed};
 
 fn code<'a>(elf: &GoElf<'a>, table: &Pclntab, name: &str) -> (&'a [u8], u64) {
     let (_, f) = table.functions(&[name]).into_iter().next().expect(name);

@@ -142,6 +142,11 @@ fn check(config: &GoConfig) {
         f["evidence"]["map_growth_share"].as_f64() > Some(0.95),
         "{f}"
     );
+    // Without a memory limit, GOGC sets every heap goal, and the advice is about GOGC.
+    let set_by = &report.summary["gc"]["heap_goal_set_by"];
+    assert_eq!((n(set_by, "memory_limit"), n(set_by, "live_heap")), (0, 0));
+    let advice = f["suggestion"].as_str().unwrap();
+    assert!(advice.contains("a higher GOGC"), "{advice}");
 }
 
 /// The assists' marking time (the runtime's own window, gcAssistAlloc1) against the runtime's
@@ -303,6 +308,24 @@ fn check_limiter(config: &GoConfig) {
     if let Some(cycle) = completed {
         assert_eq!(cycle["limiter"], true, "{cycle}");
     }
+    // A limit under what is already live leaves the runtime no goal but the live heap itself
+    // (memoryLimitHeapGoal never goes below heapMarked): every reading says so, the limiter
+    // cycles are the cycles said to be limited, and the advice is to raise the limit, not GOGC.
+    let gc = &report.summary["gc"];
+    let set_by = &gc["heap_goal_set_by"];
+    assert_eq!(
+        (n(set_by, "gogc"), n(set_by, "memory_limit")),
+        (0, 0),
+        "{gc}"
+    );
+    assert_eq!(n(gc, "limiter_cycles"), cycles.len() as u64);
+    let found = gc_assist_findings(&report);
+    let f = found.first().expect("a gc_assist finding");
+    let advice = f["suggestion"].as_str().unwrap();
+    assert!(
+        advice.contains("GOMEMLIMIT 16.0 MiB is ") && advice.contains("raise the limit"),
+        "{advice}"
+    );
 }
 
 fn name(config: &GoConfig) -> String {

@@ -41,6 +41,18 @@ pub struct RuntimeHeap {
     pub mapped_ready: u64,
 }
 
+/// What sets the heap goal: how far the heap may grow before the next cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoalSetBy {
+    /// GOGC: the live heap plus GOGC percent of it (and of stacks and globals).
+    Gogc,
+    /// GOMEMLIMIT, below what GOGC would allow.
+    MemoryLimit,
+    /// GOMEMLIMIT leaves nothing above the live heap: the goal is the live heap itself.
+    LiveHeap,
+}
+
 /// Why a reading was not believed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Implausible {
@@ -172,25 +184,31 @@ impl RuntimeHeap {
         Ok(())
     }
 
-    /// `gcControllerState.heapGoal()` as the runtime computes it, for `go_minor`; `None` when
-    /// the heap has no goal (GOGC off and no GOMEMLIMIT).
-    pub fn heap_goal(&self, go_minor: u32) -> Option<u64> {
+    /// `gcControllerState.heapGoal()` as the runtime computes it, for `go_minor`, and which
+    /// setting sets it; `None` when the heap has no goal (GOGC off and no GOMEMLIMIT).
+    pub fn goal(&self, go_minor: u32) -> Option<(u64, GoalSetBy)> {
         if self.gc_percent < 0 && self.memory_limit == NO_LIMIT {
             return None;
         }
-        let mut goal = self.gc_percent_heap_goal;
+        let goal = self.gc_percent_heap_goal;
         let limited = self.memory_limit_heap_goal(go_minor);
         if limited < goal {
-            goal = limited;
-        } else {
-            goal = goal.max(self.sweep_dist_min_trigger);
-            // The runtime keeps a 64 KiB runway past the point a cycle started.
-            const MIN_RUNWAY: u64 = 64 << 10;
-            if self.triggered != NONE {
-                goal = goal.max(self.triggered.saturating_add(MIN_RUNWAY));
-            }
+            // The runtime never sets the goal below the live heap: a limit that leaves no room
+            // above it makes the GC run back to back.
+            let by = if limited <= self.heap_marked {
+                GoalSetBy::LiveHeap
+            } else {
+                GoalSetBy::MemoryLimit
+            };
+            return Some((limited, by));
         }
-        Some(goal)
+        let mut goal = goal.max(self.sweep_dist_min_trigger);
+        // The runtime keeps a 64 KiB runway past the point a cycle started.
+        const MIN_RUNWAY: u64 = 64 << 10;
+        if self.triggered != NONE {
+            goal = goal.max(self.triggered.saturating_add(MIN_RUNWAY));
+        }
+        Some((goal, GoalSetBy::Gogc))
     }
 
     /// `memoryLimitHeapGoal()`: the limit less what is not heap, less a headroom (a fixed 1 MiB
@@ -307,20 +325,20 @@ mod tests {
     #[test]
     fn the_goal_is_the_runtimes() {
         let h = after_burst();
-        assert_eq!(h.heap_goal(21), Some(4 * MIB));
+        assert_eq!(h.goal(21), Some((4 * MIB, GoalSetBy::Gogc)));
         // Mid-cycle, the goal stays 64 KiB past where the cycle started.
         let mid = RuntimeHeap {
             triggered: 4 * MIB,
             ..h
         };
-        assert_eq!(mid.heap_goal(21), Some(4 * MIB + (64 << 10)));
+        assert_eq!(mid.goal(21), Some((4 * MIB + (64 << 10), GoalSetBy::Gogc)));
         // GOGC off and no limit: no goal; with a limit, the limit's.
         let off = RuntimeHeap {
             gc_percent: -1,
             gc_percent_heap_goal: NONE,
             ..h
         };
-        assert_eq!(off.heap_goal(21), None);
+        assert_eq!(off.goal(21), None);
         let limited = RuntimeHeap {
             memory_limit: 1 << 30,
             ..off
@@ -328,14 +346,31 @@ mod tests {
         // Not heap: 262 MiB ready, less 256 MiB free, less 300 KiB of objects.
         let non_heap = 262 * MIB - 256 * MIB - (300 << 10);
         let g = (1 << 30) - non_heap;
-        assert_eq!(limited.heap_goal(21), Some(g - g / 100 * 3));
-        assert_eq!(limited.heap_goal(19), Some(g - MIB));
+        assert_eq!(
+            limited.goal(21),
+            Some((g - g / 100 * 3, GoalSetBy::MemoryLimit))
+        );
+        assert_eq!(limited.goal(19), Some((g - MIB, GoalSetBy::MemoryLimit)));
         // A limit below what is not heap: the goal is the marked heap.
         let tight = RuntimeHeap {
             memory_limit: 4 * MIB as i64,
             ..off
         };
-        assert_eq!(tight.heap_goal(21), Some(h.heap_marked));
+        assert_eq!(tight.goal(21), Some((h.heap_marked, GoalSetBy::LiveHeap)));
+        // With GOGC on, the limit sets the goal only when it is the lower.
+        let both = RuntimeHeap {
+            memory_limit: 1 << 30,
+            ..h
+        };
+        assert_eq!(both.goal(21), Some((4 * MIB, GoalSetBy::Gogc)));
+        let below = RuntimeHeap {
+            gc_percent_heap_goal: 2 << 30,
+            ..both
+        };
+        assert_eq!(
+            below.goal(21),
+            Some((g - g / 100 * 3, GoalSetBy::MemoryLimit))
+        );
     }
 
     #[test]

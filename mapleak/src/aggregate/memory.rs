@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use mapleak_common::{MEM_MADVISE, MEM_MMAP, MEM_MUNMAP, MemEvent};
 
-use super::heap::RuntimeHeap;
+use super::heap::{GoalSetBy, RuntimeHeap};
 
 /// `PROT_NONE`, and the advice values the Go runtime uses to return memory.
 const PROT_NONE: u32 = 0;
@@ -61,9 +61,31 @@ pub struct HeapSample {
     /// CLOCK_MONOTONIC, as the events' timestamps.
     pub ts_ns: u64,
     pub heap: RuntimeHeap,
-    /// `heapGoal()` recomputed; `None` when the heap has no goal (GOGC off, no limit).
-    pub goal: Option<u64>,
+    /// `heapGoal()` recomputed, and what set it; `None` when the heap has no goal (GOGC off,
+    /// no limit).
+    pub goal: Option<(u64, GoalSetBy)>,
     pub resident: Option<Resident>,
+}
+
+impl HeapSample {
+    pub fn goal_bytes(&self) -> Option<u64> {
+        self.goal.map(|(bytes, _)| bytes)
+    }
+}
+
+/// How many readings of the runtime's accounting found the heap goal set by each setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GoalReadings {
+    pub gogc: u64,
+    pub memory_limit: u64,
+    /// GOMEMLIMIT left nothing above the live heap.
+    pub live_heap: u64,
+}
+
+impl GoalReadings {
+    pub fn total(&self) -> u64 {
+        self.gogc + self.memory_limit + self.live_heap
+    }
 }
 
 #[derive(Default)]
@@ -80,6 +102,7 @@ pub struct AddressSpace {
     heap_samples: VecDeque<HeapSample>,
     /// The highest heap goal read during the trace.
     peak_goal: Option<u64>,
+    goal_readings: GoalReadings,
     /// Readings of the runtime's accounting that failed or were not believed.
     heap_read_errors: u64,
     overflowed: bool,
@@ -166,8 +189,14 @@ impl AddressSpace {
     /// A believed reading of the runtime's accounting.
     pub fn sample_heap(&mut self, sample: HeapSample) {
         self.heap_marked = Some(sample.heap.heap_marked);
-        if sample.goal.is_some() {
-            self.peak_goal = self.peak_goal.max(sample.goal);
+        if let Some((goal, by)) = sample.goal {
+            self.peak_goal = self.peak_goal.max(Some(goal));
+            let n = match by {
+                GoalSetBy::Gogc => &mut self.goal_readings.gogc,
+                GoalSetBy::MemoryLimit => &mut self.goal_readings.memory_limit,
+                GoalSetBy::LiveHeap => &mut self.goal_readings.live_heap,
+            };
+            *n += 1;
         }
         if self.heap_samples.len() == MAX_HEAP_SAMPLES {
             self.heap_samples.pop_front();
@@ -197,6 +226,11 @@ impl AddressSpace {
     /// The highest heap goal read during the trace.
     pub fn peak_goal(&self) -> Option<u64> {
         self.peak_goal
+    }
+
+    /// What set the heap goal, over every believed reading of the trace.
+    pub fn goal_readings(&self) -> GoalReadings {
+        self.goal_readings
     }
 
     pub fn heap_marked(&self) -> Option<u64> {

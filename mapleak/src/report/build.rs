@@ -102,11 +102,11 @@ pub fn build(g: Gathered) -> Report {
         profile
     });
     let cost = gc_cost(&summary, &g);
-    let newest_heap = agg
-        .memory()
-        .heap()
-        .map(|h| (h.ts_ns, h.heap.gc_percent, h.heap.limit()));
-    summary.gc.set_cost(agg.gc(), &cost, newest_heap);
+    summary.gc.set_cost(
+        &cost,
+        super::room::settings(agg),
+        super::room::Room::new(agg),
+    );
     if let (_, refused @ 1.., Some(why)) = agg.gc().cost_reads() {
         summary.notes.push(format!(
             "{refused} GC cycle cost reading(s) not believed, the first for {}",

@@ -2,7 +2,10 @@
 
 use serde::Serialize;
 
-use super::gccost::GcCost;
+use super::{
+    gccost::GcCost,
+    room::{Room, Settings},
+};
 use crate::aggregate::{
     GcTracker,
     gc::{Cycle, reason_name},
@@ -48,6 +51,8 @@ pub struct GcSummary {
     pub map_gc_cycles: Option<f64>,
     /// Cycle costs read but not believed.
     pub cost_refused: u64,
+    #[serde(flatten)]
+    pub room: Room,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -131,23 +136,12 @@ impl GcSummary {
         }
     }
 
-    /// The GC's cost over the trace, and the settings in effect at its end (`newest_heap`: the
-    /// last reading of the runtime's accounting, its time and GOGC and GOMEMLIMIT).
-    pub fn set_cost(
-        &mut self,
-        gc: &GcTracker,
-        cost: &GcCost,
-        newest_heap: Option<(u64, i32, Option<u64>)>,
-    ) {
-        let last_cycle = gc
-            .last_cost()
-            .map(|c| (c.ts_ns, c.gc_percent, c.memory_limit));
-        let newest = match (last_cycle, newest_heap) {
-            (Some(c), Some(h)) => Some(if h.0 >= c.0 { h } else { c }),
-            (c, h) => c.or(h),
-        };
-        self.gogc = newest.map(|n| n.1);
-        self.gomemlimit_bytes = newest.and_then(|n| n.2);
+    /// The GC's cost over the trace, the settings in effect at its end, and what set the heap
+    /// goal.
+    pub fn set_cost(&mut self, cost: &GcCost, settings: Option<Settings>, room: Room) {
+        self.gogc = settings.map(|s| s.gogc);
+        self.gomemlimit_bytes = settings.and_then(|s| s.limit);
+        self.room = room;
         self.cpu_fraction = cost.cpu_fraction;
         self.map_alloc_share = cost.map_alloc_share;
         self.map_alloc_estimated = cost.map_estimated;

@@ -2,9 +2,10 @@
 //! the text report, in at most two lines.
 
 use super::{
+    assist::AssistTimes,
     findings::FindingKind,
     summary::Summary,
-    units::{duration, percent},
+    units::{count, duration, percent},
 };
 
 /// The section, or `None` when there is nothing to say (no assist probes, no GC sentence).
@@ -70,26 +71,43 @@ fn map_share_sentence<'a>(
 /// "goroutines at `pkg.F` f.go:88 and 2 more spent 340 ms in assists (P99 18 ms, max 41 ms)".
 fn assists(s: &Summary) -> Option<String> {
     let overall = s.assist_overall.as_ref()?;
-    let all = &overall.times;
-    let seen = if overall.sampled {
+    let top = s
+        .assists
+        .first()
+        .map(|top| (top.function.as_str(), top.file.as_str(), top.line));
+    Some(assists_sentence(
+        &overall.times,
+        overall.sampled,
+        top,
+        s.assists.len().saturating_sub(1),
+    ))
+}
+
+/// The assists clause from the overall times, the site that paid most and how many others did.
+fn assists_sentence(
+    all: &AssistTimes,
+    sampled: bool,
+    top: Option<(&str, &str, u32)>,
+    more: usize,
+) -> String {
+    let seen = if sampled {
         " (seen while the assist probes were attached)"
     } else {
         ""
     };
-    let Some(top) = s.assists.first().filter(|_| all.count > 0) else {
-        let limited = if all.limiter_calls > 0 {
-            format!(
-                " ({} calls were cut short by the GC CPU limiter, which paid nothing)",
-                all.limiter_calls
-            )
-        } else {
-            String::new()
-        };
-        return Some(format!(
-            "no goroutine waited in a GC mark assist{seen}{limited}"
-        ));
+    // A call that finds the limiter on means the GC wanted more than half the CPU: worth
+    // saying beside the assists too, since it is the cue that the memory limit is too tight.
+    let limited = match all.limiter_calls {
+        0 => String::new(),
+        n => format!(
+            "; {} more calls found the GC CPU limiter on (the GC wanted over half the CPU) and paid nothing",
+            count(n)
+        ),
     };
-    let more = match s.assists.len() - 1 {
+    let Some((function, file, line)) = top.filter(|_| all.count > 0) else {
+        return format!("no goroutine waited in a GC mark assist{seen}{limited}");
+    };
+    let more = match more {
         0 => String::new(),
         n => format!(" and {n} more"),
     };
@@ -103,17 +121,15 @@ fn assists(s: &Summary) -> Option<String> {
     if all.parked_ns > 0 {
         parts.push(format!("{} parked", duration(all.parked_ns)));
     }
-    let of_it = format!("; of it {}", parts.join(", "));
-    Some(format!(
-        "goroutines at `{}` {}:{}{more} spent {} in {} GC mark assists{seen} (P99 {}, max {}{of_it})",
-        top.function,
-        short_file(&top.file),
-        top.line,
+    format!(
+        "goroutines at `{function}` {}:{line}{more} spent {} in {} GC mark assists{seen} (P99 {}, max {}; of it {}){limited}",
+        short_file(file),
         duration(all.total_ns),
-        all.count,
+        count(all.count),
         duration(all.p99_ns),
         duration(all.max_ns),
-    ))
+        parts.join(", "),
+    )
 }
 
 /// The file's name without its directories, as the summary line has room for.
@@ -139,5 +155,37 @@ mod tests {
             Some("Map growth is 25% of all allocation.")
         );
         assert_eq!(map_share_sentence(0.05, fixes.into_iter()), None);
+    }
+
+    #[test]
+    fn the_limiter_is_named_with_or_without_paying_assists() {
+        let mut all = AssistTimes {
+            count: 3,
+            total_ns: 3_000_000,
+            p50_ns: 1_000_000,
+            p99_ns: 1_500_000,
+            max_ns: 1_500_000,
+            work_ns: 2_000_000,
+            limiter_calls: 1400,
+            ..AssistTimes::default()
+        };
+        let top = Some(("main.fill", "/src/app/main.go", 54));
+        assert_eq!(
+            assists_sentence(&all, false, top, 2),
+            "goroutines at `main.fill` main.go:54 and 2 more spent 3.00 ms in 3 GC mark assists \
+             (P99 1.50 ms, max 1.50 ms; of it 2.00 ms marking); 1 400 more calls found the GC CPU \
+             limiter on (the GC wanted over half the CPU) and paid nothing"
+        );
+        all.count = 0;
+        assert_eq!(
+            assists_sentence(&all, true, None, 0),
+            "no goroutine waited in a GC mark assist (seen while the assist probes were attached); \
+             1 400 more calls found the GC CPU limiter on (the GC wanted over half the CPU) and paid nothing"
+        );
+        all.limiter_calls = 0;
+        assert_eq!(
+            assists_sentence(&all, false, None, 0),
+            "no goroutine waited in a GC mark assist"
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod latency;
 pub mod owner;
 pub mod pprof;
 pub mod profile;
+pub mod room;
 pub mod sampling;
 pub mod sink;
 pub mod sites;

@@ -371,7 +371,7 @@ impl MemorySummary {
             heap_free_bytes: heap.map(|h| h.heap.heap_free),
             heap_released_bytes: heap.map(|h| h.heap.heap_released),
             runtime_ready_bytes: heap.map(|h| h.heap.mapped_ready),
-            heap_goal_bytes: heap.and_then(|h| h.goal),
+            heap_goal_bytes: heap.and_then(crate::aggregate::memory::HeapSample::goal_bytes),
             // Before the first cycle ends there is none; with GOGC=off and no limit it is the
             // "no limit" goal, in the exabytes.
             last_heap_goal_bytes: heap

@@ -216,6 +216,11 @@ fn gc_cost_line(out: &mut String, g: &super::gc::GcSummary) {
         None => "?".to_owned(),
     };
     let limit = g.gomemlimit_bytes.map_or("unset".to_owned(), bytes);
+    let room = g
+        .room
+        .summary()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
     let maps = match (g.map_alloc_share, g.map_gc_cycles) {
         (Some(share), Some(cycles)) => format!(
             "; map growth is {}{} of allocation, about {cycles:.1} of the cycles",
@@ -231,7 +236,7 @@ fn gc_cost_line(out: &mut String, g: &super::gc::GcSummary) {
     };
     let _ = writeln!(
         out,
-        "gc cost: {} of CPU over {} cycles (assist {}, background {}, pause {}; idle {}); GOGC {gogc}, GOMEMLIMIT {limit}{maps}",
+        "gc cost: {} of CPU over {} cycles (assist {}, background {}, pause {}; idle {}); GOGC {gogc}, GOMEMLIMIT {limit}{room}{maps}",
         super::units::percent(fraction),
         count(g.cost_cycles),
         duration(g.assist_cpu_ns),
@@ -330,7 +335,9 @@ fn findings_section(out: &mut String, s: &Summary) {
             let whole = match f.saving.of {
                 super::findings::SavingOf::Allocation => "all the process allocated",
                 super::findings::SavingOf::Memory => "what the process holds",
-                super::findings::SavingOf::Latency => "the trace",
+                super::findings::SavingOf::Latency => {
+                    "the trace's duration, summed over goroutines"
+                }
             };
             format!(", {} of {whole}", super::units::percent(s))
         });

@@ -101,7 +101,7 @@ impl LiveReader {
                 Some(Ok(heap)) => agg.memory_mut().sample_heap(HeapSample {
                     ts_ns,
                     heap,
-                    goal: heap.heap_goal(gc.go_minor),
+                    goal: heap.goal(gc.go_minor),
                     resident,
                 }),
                 // A runtime not started yet has nothing to read, and a process that exited or

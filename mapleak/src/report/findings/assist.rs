@@ -40,6 +40,8 @@ pub(super) fn gc_assist(i: &Inputs) -> Vec<Proposal> {
             .map(|(own, _)| own.clone())
             .or_else(|| i.res.site(k).cloned())
     });
+    // One room for every line: the settings are the process's.
+    let room = crate::report::room::Room::new(i.agg).advice();
     let mut out = Vec::new();
     for (_, a) in lines {
         let s = &a.stats;
@@ -53,7 +55,8 @@ pub(super) fn gc_assist(i: &Inputs) -> Vec<Proposal> {
             map_growth_share: a.map_growth_share(),
         };
         let e = evidence.clone();
-        let suggest = move |via: &[String]| suggestion(&e, via);
+        let room = room.clone();
+        let suggest = move |via: &[String]| suggestion(&e, via, &room);
         out.push(Proposal {
             kind: FindingKind::GcAssist,
             key: Some(a.key),
@@ -71,7 +74,7 @@ pub(super) fn gc_assist(i: &Inputs) -> Vec<Proposal> {
     out
 }
 
-fn suggestion(evidence: &GcAssist, via: &[String]) -> String {
+fn suggestion(evidence: &GcAssist, via: &[String], room: &str) -> String {
     let e = &evidence.times;
     let through = match via {
         [] => String::new(),
@@ -102,7 +105,7 @@ fn suggestion(evidence: &GcAssist, via: &[String]) -> String {
         }
     };
     format!(
-        "goroutines allocating here{through} waited {} in {} GC mark assists (P50 {}, P99 {}, max {}{split}): while the GC marks, every allocation is charged scan work and the goroutine pays it before the allocation returns. {what}; or give the GC more room (a higher GOGC, or a GOMEMLIMIT) so that it marks less often",
+        "goroutines allocating here{through} waited {} in {} GC mark assists (P50 {}, P99 {}, max {}{split}): while the GC marks, every allocation is charged scan work and the goroutine pays it before the allocation returns. {what}; or {room}",
         duration(e.total_ns),
         e.count,
         duration(e.p50_ns),

@@ -124,7 +124,7 @@ fn held_stretch(samples: &[&HeapSample]) -> Option<(usize, u64)> {
     // Back from the last reading while each holds enough beyond the highest goal so far.
     while start > 0 {
         let s = samples[start - 1];
-        let peak = goal.max(s.goal?);
+        let peak = goal.max(s.goal_bytes()?);
         if !Held::of(s, peak).is_some_and(|h| h.worth(s)) {
             break;
         }
@@ -161,7 +161,7 @@ pub fn unreleased_memory(
     }
     let h = &last.heap;
     let r = last.resident?;
-    let goal = last.goal?;
+    let goal = last.goal_bytes()?;
     let other = h.other_runtime();
     let accounted = h.heap_in_use + h.heap_free + other + held.lazy_free;
     let other_anonymous = r.anonymous as i64 - accounted as i64;
@@ -358,7 +358,7 @@ mod tests {
         mem.sample_heap(HeapSample {
             ts_ns,
             heap,
-            goal: heap.heap_goal(21),
+            goal: heap.goal(21),
             resident: Some(resident),
         });
     }

@@ -235,7 +235,7 @@ fn unreleased_memory_comes_from_the_runtimes_accounting_not_rss() {
         agg.memory_mut().sample_heap(HeapSample {
             ts_ns,
             heap,
-            goal: heap.heap_goal(22),
+            goal: heap.goal(22),
             resident: Some(resident),
         });
     }

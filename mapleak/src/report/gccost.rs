@@ -42,8 +42,9 @@ pub struct GcCost {
     /// GOMAXPROCS at the last cycle read.
     pub maxprocs: u32,
     /// The GC's share of the CPU the process could use (`GOMAXPROCS` × the trace's wall time),
-    /// idle marking excluded, as the runtime's `GCCPUFraction` counts it; `None` when no cycle's
-    /// cost could be read (0 when the binary allows it and no cycle ended).
+    /// idle marking excluded, as the runtime's `GCCPUFraction` counts it; cycles that ended
+    /// between those read but were not read themselves count at the mean of those read. `None`
+    /// when no cycle's cost could be read (0 when the binary allows it and no cycle ended).
     pub cpu_fraction: Option<f64>,
     pub map_bytes: u64,
     pub allocated_bytes: Option<u64>,
@@ -77,10 +78,19 @@ impl GcCost {
         let maxprocs = gc.last_cost().map_or(0, |c| c.maxprocs);
         let busy = sum(CycleCost::busy_ns);
         let available = i.duration_ns as f64 * f64::from(maxprocs);
+        // A cycle whose end was not read (the GC probes detached by the governor, a refused
+        // reading) still cost the process: the cycle numbers say how many ended between the
+        // first and the last read, each counted at the mean of those read.
+        let ended = match (costs.first(), costs.last()) {
+            (Some(first), Some(last)) => u64::from(last.cycle.saturating_sub(first.cycle)) + 1,
+            _ => 0,
+        };
+        let missed = ended.saturating_sub(costs.len() as u64);
+        let busy_all = busy as f64 * (1.0 + missed as f64 / costs.len().max(1) as f64);
         let cpu_fraction = if costs.is_empty() {
             i.readable.then_some(0.0)
         } else {
-            (available > 0.0).then(|| busy as f64 / available)
+            (available > 0.0).then(|| busy_all / available)
         };
         let median = |mut v: Vec<u64>| {
             v.sort_unstable();
@@ -226,5 +236,35 @@ pub(crate) mod tests {
         );
         assert_eq!(unreadable.cpu_fraction, None);
         assert_eq!(unreadable.map_alloc_share, None);
+    }
+
+    #[test]
+    fn cycles_that_ended_unread_count_at_the_mean_of_those_read() {
+        use crate::aggregate::gc::tests::{GO127, cost_read, costed_cycle};
+        const MIB: u64 = 1 << 20;
+        let inputs = CostInputs {
+            duration_ns: 1_000_000_000,
+            allocated_bytes: None,
+            map_bytes: 0,
+            map_estimated: false,
+            readable: true,
+        };
+        let mut all = GcTracker::new(GO127);
+        let mut gapped = GcTracker::new(GO127);
+        for (k, numgc) in (4..8).enumerate() {
+            let at = 10_000_000 * (k as u64 + 1);
+            let cost = cost_read(numgc + 1, at as i64, 100 * MIB, 8 * MIB, 4 * MIB);
+            costed_cycle(&mut all, at, numgc, cost);
+            // The GC probes were detached over the two middle cycles.
+            if k == 0 || k == 3 {
+                costed_cycle(&mut gapped, at, numgc, cost);
+            }
+        }
+        let all = GcCost::new(&all, inputs);
+        let gapped = GcCost::new(&gapped, inputs);
+        assert_eq!((all.cycles, gapped.cycles), (4, 2));
+        assert_eq!(gapped.busy_ns() * 2, all.busy_ns());
+        assert!(all.cpu_fraction.unwrap() > 0.0);
+        assert_eq!(gapped.cpu_fraction, all.cpu_fraction);
     }
 }

@@ -2,7 +2,7 @@ use mapleak_common::{EventHeader, EventKind};
 
 use super::*;
 
-const GO127: StwRules = StwRules {
+pub(crate) const GO127: StwRules = StwRules {
     reason_in_stop: true,
     worldstop_in_start: true,
 };
@@ -241,7 +241,13 @@ fn a_mark_termination_of_another_cycle_is_not_this_ones_mark_end() {
 
 /// The words the start-the-world probe reads at the end of cycle `n`, which ran from `at` to
 /// `at + 1 ms` on 2 Ps, having allocated up to `total_alloc`, with `goal` and `marked`.
-fn cost_read(n: u32, at: i64, total_alloc: u64, goal: u64, marked: u64) -> mapleak_common::GcCost {
+pub(crate) fn cost_read(
+    n: u32,
+    at: i64,
+    total_alloc: u64,
+    goal: u64,
+    marked: u64,
+) -> mapleak_common::GcCost {
     use mapleak_common::{GC_COST_CONTROLLER, GC_COST_WORK};
     mapleak_common::GcCost {
         read: GC_COST_WORK | GC_COST_CONTROLLER,
@@ -266,7 +272,7 @@ fn cost_read(n: u32, at: i64, total_alloc: u64, goal: u64, marked: u64) -> maple
 }
 
 /// A cycle ending at `at + 1 ms` whose restart carries its cost.
-fn costed_cycle(t: &mut GcTracker, at: u64, numgc: u32, cost: mapleak_common::GcCost) {
+pub(crate) fn costed_cycle(t: &mut GcTracker, at: u64, numgc: u32, cost: mapleak_common::GcCost) {
     t.on_stw(&stw(STW_STOP, at, [2, 0, 0], numgc, 0));
     restart(t, at + 30_000, [0, 2, at + 10_000], at + 50_000, numgc);
     t.on_stw(&stw(STW_STOP, at + 900_000, [1, 0, 0], numgc, 0));

@@ -162,22 +162,48 @@ pub fn rows(agg: &Aggregator, res: &Resolutions) -> Vec<AssistRow> {
     rows
 }
 
+/// Where a stack's assists are counted for the program's user: the program's own line where
+/// the stack has one, so that one place holds all the stacks that reach it; else its call site.
+pub fn own_line(res: &Resolutions, key: &StackRef) -> Option<SourceSite> {
+    res.own(key)
+        .map(|(own, _)| own.clone())
+        .or_else(|| res.site(key).cloned())
+}
+
 /// Every assist of the trace, wherever it came from: what the LATENCY section sums up.
 #[derive(Clone, Debug, Default)]
 pub struct AssistOverall {
     pub times: AssistTimes,
     /// The assist group was attached only part of the time: the figures are what it saw.
     pub sampled: bool,
+    /// The line (the program's own where the stacks have one) whose goroutines waited longest
+    /// in assists that paid, and how many other lines had such assists.
+    pub top: Option<SourceSite>,
+    pub other_lines: usize,
 }
 
-pub fn overall(agg: &Aggregator, sampled: bool) -> AssistOverall {
+pub fn overall(agg: &Aggregator, res: &Resolutions, sampled: bool) -> AssistOverall {
     let mut all = AssistStats::default();
     for (_, s) in agg.assists().stacks() {
         all.add(s);
     }
+    let paying: Vec<(SourceSite, SiteAssists)> = by_line(agg, res, |k| own_line(res, k))
+        .into_iter()
+        .filter(|(_, a)| a.stats.calls > 0)
+        .collect();
+    let top = paying
+        .iter()
+        .max_by(|a, b| {
+            (a.1.stats.total_ns, a.1.stats.calls)
+                .cmp(&(b.1.stats.total_ns, b.1.stats.calls))
+                .then((&b.0.file, b.0.line).cmp(&(&a.0.file, a.0.line)))
+        })
+        .map(|(site, _)| site.clone());
     AssistOverall {
         times: AssistTimes::from(&all),
         sampled,
+        top,
+        other_lines: paying.len().saturating_sub(1),
     }
 }
 
@@ -210,18 +236,22 @@ mod tests {
         }
     }
 
-    /// Stacks 1 and 2 end at main.add line 10, 2 through a map's growth; 3 at main.log line
-    /// 20; 4 has no frame outside the runtime.
+    /// Stacks 1 and 2 end at main.add line 10, 2 through a map's growth; 3 at
+    /// bytes.growSlice, called from main.log line 20; 4 has no frame outside the runtime.
     fn resolutions(agg: &Aggregator) -> Resolutions {
         Resolutions::build(agg, |s| {
             let (site, runtime) = match s.stack_id {
                 1 => (Some(line("main.add", 10)), "runtime.makeslice"),
                 2 => (Some(line("main.add", 10)), "runtime.hashGrow"),
-                3 => (Some(line("main.log", 20)), "runtime.newobject"),
+                3 => (Some(line("bytes.growSlice", 267)), "runtime.newobject"),
                 _ => (None, "runtime.malg"),
             };
+            let own = match s.stack_id {
+                3 => Some(line("main.log", 20)),
+                _ => site.clone(),
+            };
             ResolvedStack {
-                own: site.clone(),
+                own,
                 site,
                 via: Vec::new(),
                 frames: vec![frame("runtime.gcAssistAlloc"), frame(runtime)],
@@ -262,7 +292,7 @@ mod tests {
         assert_eq!(
             places,
             [
-                ("main.log", 20, 1, 9_000_000),
+                ("bytes.growSlice", 267, 1, 9_000_000),
                 ("main.add", 10, 3, 6_000_000),
                 ("(unknown)", 0, 1, 5_000)
             ]
@@ -278,8 +308,12 @@ mod tests {
         // The list adds up to the aggregate's totals.
         let total: u64 = rows.iter().map(|r| r.times.total_ns).sum();
         assert_eq!(total, agg.assists().totals().total_ns);
-        let all = overall(&agg, false);
+        let all = overall(&agg, &res, false);
         assert_eq!((all.times.count, all.times.max_ns), (5, 9_000_000));
+        // The LATENCY line names the program's own line, not the library's, and the other
+        // own line; the stack with no frame outside the runtime has no line to name.
+        assert_eq!(all.top, Some(line("main.log", 20)));
+        assert_eq!(all.other_lines, 1);
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub fn build(g: Gathered) -> Report {
     summary.sites = sites::sites(agg, &res, g.top);
     summary.assists = assist::rows(agg, &res);
     if let Some(s) = summary.sampling.group(ProbeGroup::Assist) {
-        summary.assist_overall = Some(assist::overall(agg, s.sampled));
+        summary.assist_overall = Some(assist::overall(agg, &res, s.sampled));
     }
     let profile = g.profile.then(|| {
         let mut profile = GrowthProfile::build(agg, &res);

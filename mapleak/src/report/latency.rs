@@ -71,15 +71,15 @@ fn map_share_sentence<'a>(
 /// "goroutines at `pkg.F` f.go:88 and 2 more spent 340 ms in assists (P99 18 ms, max 41 ms)".
 fn assists(s: &Summary) -> Option<String> {
     let overall = s.assist_overall.as_ref()?;
-    let top = s
-        .assists
-        .first()
+    let top = overall
+        .top
+        .as_ref()
         .map(|top| (top.function.as_str(), top.file.as_str(), top.line));
     Some(assists_sentence(
         &overall.times,
         overall.sampled,
         top,
-        s.assists.len().saturating_sub(1),
+        overall.other_lines,
     ))
 }
 

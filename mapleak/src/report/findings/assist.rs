@@ -8,7 +8,7 @@ use super::{
     rules::{Inputs, Proposal},
 };
 use crate::report::{
-    assist::{AssistTimes, by_line},
+    assist::{AssistTimes, by_line, own_line},
     units::{duration, percent},
 };
 
@@ -31,15 +31,9 @@ pub(super) fn gc_assist(i: &Inputs) -> Vec<Proposal> {
     let Some(attached) = i.assist_share else {
         return Vec::new();
     };
-    // By the program's own line where the stack has one, so that one finding holds all the
-    // stacks that reach it; a stack without one stays at its call site and is counted as
-    // outside the program by the rules.
-    let lines = by_line(i.agg, i.res, |k| {
-        i.res
-            .own(k)
-            .map(|(own, _)| own.clone())
-            .or_else(|| i.res.site(k).cloned())
-    });
+    // A stack without an own line stays at its call site and is counted as outside the
+    // program by the rules.
+    let lines = by_line(i.agg, i.res, |k| own_line(i.res, k));
     // One room for every line: the settings are the process's.
     let room = crate::report::room::Room::new(i.agg).advice();
     let mut out = Vec::new();

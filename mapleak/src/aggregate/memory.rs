@@ -84,7 +84,12 @@ pub struct GoalReadings {
 
 impl GoalReadings {
     pub fn total(&self) -> u64 {
-        self.gogc + self.memory_limit + self.live_heap
+        self.gogc + self.by_limit()
+    }
+
+    /// Readings whose goal GOMEMLIMIT set, with room above the live heap or without.
+    pub fn by_limit(&self) -> u64 {
+        self.memory_limit + self.live_heap
     }
 }
 

@@ -102,11 +102,7 @@ pub fn build(g: Gathered) -> Report {
         profile
     });
     let cost = gc_cost(&summary, &g);
-    summary.gc.set_cost(
-        &cost,
-        super::room::settings(agg),
-        super::room::Room::new(agg),
-    );
+    summary.gc.set_cost(&cost, super::room::Room::new(agg));
     if let (_, refused @ 1.., Some(why)) = agg.gc().cost_reads() {
         summary.notes.push(format!(
             "{refused} GC cycle cost reading(s) not believed, the first for {}",
@@ -185,6 +181,7 @@ fn add_findings(summary: &mut Summary, g: &Gathered, res: &Resolutions, cost: &G
         create_scale: scale(ProbeGroup::Create),
         allocated_bytes: g.allocated_bytes,
         gc: (cost.cycles > 0).then_some(cost),
+        room: summary.gc.room,
     });
     summary.findings = found.findings;
     if found.outside > 0 {

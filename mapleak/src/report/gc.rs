@@ -2,10 +2,7 @@
 
 use serde::Serialize;
 
-use super::{
-    gccost::GcCost,
-    room::{Room, Settings},
-};
+use super::{gccost::GcCost, room::Room};
 use crate::aggregate::{
     GcTracker,
     gc::{Cycle, reason_name},
@@ -138,9 +135,9 @@ impl GcSummary {
 
     /// The GC's cost over the trace, the settings in effect at its end, and what set the heap
     /// goal.
-    pub fn set_cost(&mut self, cost: &GcCost, settings: Option<Settings>, room: Room) {
-        self.gogc = settings.map(|s| s.gogc);
-        self.gomemlimit_bytes = settings.and_then(|s| s.limit);
+    pub fn set_cost(&mut self, cost: &GcCost, room: Room) {
+        self.gogc = room.settings.map(|s| s.gogc);
+        self.gomemlimit_bytes = room.settings.and_then(|s| s.limit);
         self.room = room;
         self.cpu_fraction = cost.cpu_fraction;
         self.map_alloc_share = cost.map_alloc_share;

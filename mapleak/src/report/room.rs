@@ -16,7 +16,7 @@ pub struct Settings {
 
 /// The settings in effect at the end of the trace: the newest of the last cycle's reading and
 /// the last reading of the runtime's accounting.
-pub fn settings(agg: &Aggregator) -> Option<Settings> {
+fn settings(agg: &Aggregator) -> Option<Settings> {
     let last_cycle = agg
         .gc()
         .last_cost()
@@ -41,8 +41,9 @@ pub struct Room {
     pub limiter_cycles: u64,
     #[serde(skip)]
     limiter_read: u64,
+    /// GOGC and GOMEMLIMIT at the end of the trace.
     #[serde(skip)]
-    settings: Option<Settings>,
+    pub settings: Option<Settings>,
     /// The live heap at the last reading.
     #[serde(skip)]
     live_bytes: Option<u64>,
@@ -79,7 +80,7 @@ impl Room {
 
     fn bound(&self) -> Bound {
         let r = &self.heap_goal_set_by;
-        let by_limit = r.memory_limit + r.live_heap;
+        let by_limit = r.by_limit();
         match self.settings {
             Some(Settings {
                 limit: Some(limit), ..
@@ -105,10 +106,13 @@ impl Room {
                 } else {
                     "barely above"
                 };
+                let limiter = self
+                    .limiter_phrase()
+                    .map(|l| format!(", and {l}"))
+                    .unwrap_or_default();
                 format!(
-                    "give the GC room: GOMEMLIMIT {} is {relation}{live}{}, so the GC marks almost back to back; raise the limit well above the live heap (a higher GOGC does not help while the limit sets the goal)",
+                    "give the GC room: GOMEMLIMIT {} is {relation}{live}{limiter}, so the GC marks almost back to back; raise the limit well above the live heap (a higher GOGC does not help while the limit sets the goal)",
                     bytes(limit),
-                    self.limiter_clause()
                 )
             }
             Bound::Limit {
@@ -117,7 +121,7 @@ impl Room {
             } => format!(
                 "give the GC more room: GOMEMLIMIT {} set the heap goal at {} of {} readings, below what GOGC allows; raise the limit, so that it marks less often",
                 bytes(limit),
-                count(self.heap_goal_set_by.memory_limit + self.heap_goal_set_by.live_heap),
+                count(self.heap_goal_set_by.by_limit()),
                 count(self.heap_goal_set_by.total()),
             ),
             Bound::Gogc(p) => format!(
@@ -133,7 +137,7 @@ impl Room {
     /// For the GC cost line: what set the goal, when the memory limit had a part in it.
     pub fn summary(&self) -> Option<String> {
         let r = &self.heap_goal_set_by;
-        let by_limit = r.memory_limit + r.live_heap;
+        let by_limit = r.by_limit();
         let mut parts = Vec::new();
         if by_limit > 0 {
             let at_live = match r.live_heap {
@@ -146,25 +150,18 @@ impl Room {
                 count(r.total())
             ));
         }
-        if self.limiter_cycles > 0 {
-            parts.push(
-                self.limiter_clause()
-                    .trim_start_matches(", and ")
-                    .to_owned(),
-            );
-        }
+        parts.extend(self.limiter_phrase());
         (!parts.is_empty()).then(|| parts.join("; "))
     }
 
-    fn limiter_clause(&self) -> String {
-        match self.limiter_cycles {
-            0 => String::new(),
-            n => format!(
-                ", and the GC CPU limiter capped the GC in {} of {} cycles",
-                count(n),
+    fn limiter_phrase(&self) -> Option<String> {
+        (self.limiter_cycles > 0).then(|| {
+            format!(
+                "the GC CPU limiter capped the GC in {} of {} cycles",
+                count(self.limiter_cycles),
                 count(self.limiter_read)
-            ),
-        }
+            )
+        })
     }
 }
 

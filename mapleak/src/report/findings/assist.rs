@@ -35,7 +35,7 @@ pub(super) fn gc_assist(i: &Inputs) -> Vec<Proposal> {
     // program by the rules.
     let lines = by_line(i.agg, i.res, |k| own_line(i.res, k));
     // One room for every line: the settings are the process's.
-    let room = crate::report::room::Room::new(i.agg).advice();
+    let room = i.room.advice();
     let mut out = Vec::new();
     for (_, a) in lines {
         let s = &a.stats;

@@ -43,6 +43,8 @@ pub struct Inputs<'a> {
     pub allocated_bytes: Option<u64>,
     /// What the GC cost over the trace, when its cycles' cost was read.
     pub gc: Option<&'a crate::report::gccost::GcCost>,
+    /// What set the heap goal, for the advice on giving the GC more room.
+    pub room: crate::report::room::Room,
 }
 
 impl Inputs<'_> {

@@ -78,6 +78,7 @@ fn inputs<'a>(
         assist_share: None,
         allocated_bytes: None,
         gc: None,
+        room: crate::report::room::Room::default(),
     }
 }
 
